@@ -1,0 +1,3 @@
+from fleuve.cli import main
+
+main()

@@ -1,0 +1,410 @@
+"""The `fleuve` command."""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+from rich.console import Console
+from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from fleuve import __version__
+from fleuve.config import parse_assignments
+from fleuve.errors import FleuveError
+from fleuve.project import ADMIN_PASSWORD_FILE, Project, init_project
+
+console = Console()
+err_console = Console(stderr=True)
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _fail(exc: FleuveError) -> None:
+    err_console.print(f"[bold red]Error:[/] {exc.message}", highlight=False)
+    if exc.fix:
+        err_console.print(f"[bold]Fix:[/] {exc.fix}", highlight=False)
+    sys.exit(1)
+
+
+def handles_errors(fn: F) -> F:
+    """Turn FleuveErrors into a two-line message and exit status 1, never a stack trace."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except FleuveError as exc:
+            _fail(exc)
+
+    return wrapper  # type: ignore[return-value]
+
+
+class Context:
+    """Options shared by every subcommand."""
+
+    def __init__(self, project_dir: Path | None, overrides: dict[str, Any]) -> None:
+        self.project_dir = project_dir
+        self.overrides = overrides
+        self._project: Project | None = None
+
+    def project(self, check: bool = True) -> Project:
+        """The opened project (settings validated, metadata checked)."""
+        if self._project is None:
+            self._project = Project.open(self.project_dir, self.overrides)
+            if check:
+                self._project.check()
+        return self._project
+
+
+pass_ctx = click.make_pass_decorator(Context)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="fleuve")
+@click.option(
+    "-p",
+    "--project",
+    "project_dir",
+    type=click.Path(path_type=Path),
+    help="Project folder (default: the nearest folder with fleuve.yml, or $FLEUVE_PROJECT).",
+)
+@click.option(
+    "--set",
+    "assignments",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Override a setting, e.g. --set server.http_port=9100 (repeatable).",
+)
+@click.pass_context
+@handles_errors
+def cli(ctx: click.Context, project_dir: Path | None, assignments: tuple[str, ...]) -> None:
+    """Fleuve: a lakehouse data platform in one package.
+
+    Sources → ingestion → bronze/silver/gold lake → dbt → SQL engine → REST, Flight and dashboards.
+    """
+    ctx.obj = Context(project_dir, parse_assignments(assignments))
+
+
+# -- project ---------------------------------------------------------------------------
+
+
+@cli.command()
+@click.argument("directory", type=click.Path(path_type=Path), default=".")
+@click.option("--name", help="Project name (default: the folder's name).")
+@pass_ctx
+@handles_errors
+def init(ctx: Context, directory: Path, name: str | None) -> None:
+    """Create a project in DIRECTORY: fleuve.yml, dbt project, lake, metadata, admin user.
+
+    Running it again on an existing project changes nothing.
+    """
+    report = init_project(directory, name, ctx.overrides)
+    _print_init(report)
+
+
+def _print_init(report: Any) -> None:
+    if report.created:
+        console.print(f"Project ready in [bold]{report.project_dir}[/]")
+        for path in report.created:
+            console.print(f"  created {path.relative_to(report.project_dir)}")
+    else:
+        console.print(
+            f"Project in [bold]{report.project_dir}[/] is already complete; nothing changed."
+        )
+    if report.admin_password:
+        console.print(
+            f"\nAdmin user: [bold]admin[/]  password: [bold]{report.admin_password}[/]\n"
+            f"(shown once; also in {report.project_dir / '.fleuve' / ADMIN_PASSWORD_FILE} until you change it)"
+        )
+
+
+@cli.group()
+def db() -> None:
+    """The platform's metadata database."""
+
+
+@db.command("upgrade")
+@pass_ctx
+@handles_errors
+def db_upgrade(ctx: Context) -> None:
+    """Apply pending migrations to the metadata database, keeping its data."""
+    project = ctx.project(check=False)
+    before, _ = project.db.revisions()
+    after = project.db.upgrade()
+    if set(after) == before:
+        console.print(f"Metadata database already current ({', '.join(after)}).")
+    else:
+        console.print(f"Metadata database upgraded to {', '.join(after)}.")
+
+
+@db.command("current")
+@pass_ctx
+@handles_errors
+def db_current(ctx: Context) -> None:
+    """Show the metadata database's revision and the latest one."""
+    current, heads = ctx.project(check=False).db.revisions()
+    console.print(
+        f"current: {', '.join(sorted(current)) or '(empty)'}\nlatest:  {', '.join(sorted(heads))}"
+    )
+
+
+@cli.group()
+def config() -> None:
+    """Inspect the configuration."""
+
+
+@config.command("show")
+@pass_ctx
+@handles_errors
+def config_show(ctx: Context) -> None:
+    """Print the effective settings (file < environment < flags), secrets masked."""
+    settings = ctx.project(check=False).settings
+    console.print_json(settings.model_dump_json(exclude={"project_dir"}))
+
+
+# -- lake ------------------------------------------------------------------------------
+
+
+@cli.group()
+def lake() -> None:
+    """The lake: tables, snapshots and time travel."""
+
+
+@lake.command("tables")
+@click.argument("schema", required=False)
+@pass_ctx
+@handles_errors
+def lake_tables(ctx: Context, schema: str | None) -> None:
+    """List the lake's tables, optionally of one SCHEMA (bronze, silver, gold, logs)."""
+    project = ctx.project()
+    table = Table("schema", "table", "rows")
+    con = project.lake.connect()
+    for sch, name in project.lake.tables(schema):
+        rows = con.execute(f'SELECT count(*) FROM "{sch}"."{name}"').fetchone()[0]
+        table.add_row(sch, name, f"{rows:,}")
+    console.print(table)
+
+
+@lake.command("snapshots")
+@click.option("--limit", default=20, show_default=True, help="How many recent snapshots.")
+@pass_ctx
+@handles_errors
+def lake_snapshots(ctx: Context, limit: int) -> None:
+    """List the lake's recent snapshots (versions usable for time travel)."""
+    table = Table("version", "time", "changes")
+    for snap in ctx.project().lake.snapshots()[-limit:]:
+        table.add_row(
+            str(snap.snapshot_id),
+            snap.time.isoformat(timespec="seconds"),
+            json.dumps(snap.changes, ensure_ascii=False)[:100],
+        )
+    console.print(table)
+
+
+@lake.command("at")
+@click.argument("table")
+@click.argument("version", type=int)
+@click.option("--limit", default=10, show_default=True)
+@pass_ctx
+@handles_errors
+def lake_at(ctx: Context, table: str, version: int, limit: int) -> None:
+    """Show TABLE (schema.table) as it was at snapshot VERSION."""
+    rows = ctx.project().lake.read_at(table, version)
+    console.print(f"{table} at version {version}: {rows.num_rows:,} rows")
+    console.print(rows.slice(0, limit).to_pandas().to_string() if rows.num_rows else "(empty)")
+
+
+# -- pipeline --------------------------------------------------------------------------
+
+
+@cli.command()
+@pass_ctx
+@handles_errors
+def run(ctx: Context) -> None:
+    """Run the daily batch: ingest → bronze → dbt layers with tests → reflections → warm-up."""
+    from fleuve.demo import demo_sources
+
+    project = ctx.project()
+    with demo_sources(project.settings):
+        _run_pipeline(project)
+
+
+def _run_pipeline(project: Project) -> None:
+    from fleuve.pipeline import STEPS, StepOutcome, run_pipeline
+
+    with Progress(
+        SpinnerColumn(),
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+    ) as progress:
+        task = progress.add_task("starting", total=len(STEPS))
+
+        def on_step(outcome: StepOutcome) -> None:
+            if outcome.status == "running":
+                progress.update(task, description=outcome.title)
+            else:
+                progress.advance(task)
+                mark = "[green]✓[/]" if outcome.status == "succeeded" else "[red]✗[/]"
+                progress.console.print(
+                    f"{mark} {outcome.title:<28} {outcome.seconds:6.2f}s  {outcome.summary}",
+                    highlight=False,
+                )
+
+        report = run_pipeline(project, on_step=on_step)
+    if report.error:
+        table = Table("step", "status", "seconds", title=f"Pipeline run {report.run_id} failed")
+        for st in report.steps:
+            table.add_row(st.name, st.status, f"{st.seconds:.2f}" if st.status != "skipped" else "")
+        console.print(table)
+        raise report.error
+    console.print(f"[bold green]Pipeline run {report.run_id} succeeded[/] in {report.seconds:.1f}s")
+
+
+@cli.command()
+@click.argument("connection")
+@pass_ctx
+@handles_errors
+def sync(ctx: Context, connection: str) -> None:
+    """Sync one CONNECTION's streams into bronze."""
+    from fleuve.demo import demo_sources
+    from fleuve.ingest import sync_connection
+
+    project = ctx.project()
+    with demo_sources(project.settings):
+        result = sync_connection(
+            project.settings,
+            project.lake,
+            project.db,
+            connection,
+            on_stream=lambda s, n: console.print(f"  {s}: {n:,} rows"),
+        )
+    if result.status != "succeeded":
+        raise FleuveError(f"sync of '{connection}' failed (job {result.job_id}): {result.error}")
+    console.print(f"Job {result.job_id}: {result.records:,} records synced.")
+
+
+@cli.command()
+@click.option("--limit", default=20, show_default=True)
+@pass_ctx
+@handles_errors
+def jobs(ctx: Context, limit: int) -> None:
+    """List recent jobs (syncs, dbt runs, refreshes)."""
+    from sqlalchemy import select
+
+    from fleuve.metadata import Job
+
+    table = Table("id", "type", "config", "status", "created", "records")
+    with ctx.project().db.session() as s:
+        for job in s.scalars(select(Job).order_by(Job.id.desc()).limit(limit)):
+            records = sum(a.records_synced for a in job.attempts)
+            table.add_row(
+                str(job.id),
+                job.config_type,
+                job.config_id,
+                job.status,
+                job.created_at.isoformat(timespec="seconds"),
+                f"{records:,}",
+            )
+    console.print(table)
+
+
+# -- serving and demo ------------------------------------------------------------------
+
+
+@cli.command()
+@click.option("--host", help="Interface to bind (default: server.host).")
+@click.option("--port", type=int, help="HTTP port (default: server.http_port, 9047).")
+@pass_ctx
+@handles_errors
+def serve(ctx: Context, host: str | None, port: int | None) -> None:
+    """Serve the REST API until stopped (Ctrl-C)."""
+    from fleuve.demo import demo_sources
+    from fleuve.serve.server import serve as run_server
+
+    project = ctx.project()
+    with demo_sources(project.settings):
+        _print_where(project, host, port)
+        run_server(project, host=host, port=port)
+
+
+def _print_where(project: Project, host: str | None, port: int | None) -> None:
+    server = project.settings.server
+    scheme = "https" if server.tls_cert else "http"
+    url = f"{scheme}://{host or server.host}:{port or server.http_port}"
+    console.print(f"\nFleuve {__version__} serving [bold]{project.settings.project_dir}[/]")
+    console.print(f"  REST API   {url}/api/v3  (OpenAPI at {url}/docs)")
+    console.print(f"  Health     {url}/health")
+    secret = project.settings.state_dir / ADMIN_PASSWORD_FILE
+    if secret.exists():
+        console.print(f"  Log in     user [bold]admin[/], password in {secret}")
+    console.print("Stop with Ctrl-C.")
+
+
+@cli.command()
+@click.argument("directory", type=click.Path(path_type=Path), default="fleuve-demo")
+@click.option(
+    "--scale",
+    type=click.IntRange(1_000, 10_000_000),
+    default=100_000,
+    show_default=True,
+    help="Number of orders to generate (up to 10M).",
+)
+@click.option(
+    "--serve/--no-serve",
+    "serve_after",
+    default=True,
+    show_default=True,
+    help="Serve the APIs once the pipeline has run.",
+)
+@click.option(
+    "--api-port",
+    type=int,
+    default=9088,
+    show_default=True,
+    help="Loopback port of the demo's catalog API.",
+)
+@pass_ctx
+@handles_errors
+def demo(ctx: Context, directory: Path, scale: int, serve_after: bool, api_port: int) -> None:
+    """Build the embedded showcase in DIRECTORY, run the whole pipeline on it, then serve.
+
+    Generates an e-commerce shop (customers, products, orders, order lines, web events; names in
+    French, Arabic, Chinese and Japanese) into a SQLite database, CSV drops and a JSON REST API.
+    """
+    from fleuve.demo import demo_sources, prepare
+
+    started = time.monotonic()
+    directory = directory.expanduser().resolve()
+    data = prepare(directory, scale, api_port)
+    console.print(
+        f"Generated the shop in {data.seconds:.1f}s: {data.sizes.customers:,} customers, "
+        f"{data.sizes.products:,} products, {data.sizes.orders:,} orders, "
+        f"{data.sizes.web_events:,} web events"
+    )
+    report = init_project(directory, "fleuve-demo", ctx.overrides)
+    if report.admin_password:
+        _print_init(report)
+    project = Project.open(directory, ctx.overrides)
+    with demo_sources(project.settings):
+        _run_pipeline(project)
+        console.print(f"Demo ready in {time.monotonic() - started:.1f}s.")
+        if serve_after:
+            from fleuve.serve.server import serve as run_server
+
+            _print_where(project, None, None)
+            run_server(project)
+
+
+def main() -> None:
+    """Entry point of the `fleuve` command."""
+    cli(prog_name="fleuve")

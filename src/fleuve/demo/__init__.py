@@ -1,0 +1,131 @@
+"""The embedded showcase: a shop's sources on this machine, the whole pipeline, then serving."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+import yaml
+
+from fleuve.config import CONFIG_FILE, Settings
+from fleuve.demo.api import CatalogAPI
+from fleuve.demo.generate import DemoData, generate
+
+SOURCES = "sources"
+
+
+def connections(api_url: str, api_key: str) -> list[dict]:
+    """The demo's three connections: the shop's database, its catalog API, its event drops."""
+    return [
+        {
+            "name": "shop_db",
+            "source": {"type": "sqlite", "path": f"{SOURCES}/shop.sqlite"},
+            "streams": [
+                {
+                    "name": "raw_customers",
+                    "table": "customers",
+                    "sync_mode": "incremental",
+                    "destination_sync_mode": "append_dedup",
+                    "cursor_field": "updated_at",
+                    "primary_key": ["customer_id"],
+                },
+                {
+                    "name": "raw_orders",
+                    "table": "orders",
+                    "sync_mode": "incremental",
+                    "destination_sync_mode": "append_dedup",
+                    "cursor_field": "updated_at",
+                    "primary_key": ["order_id"],
+                },
+                {
+                    "name": "raw_order_lines",
+                    "table": "order_lines",
+                    "sync_mode": "full_refresh",
+                    "destination_sync_mode": "overwrite",
+                    "primary_key": ["order_line_id"],
+                },
+            ],
+        },
+        {
+            "name": "catalog_api",
+            "source": {"type": "rest", "url": api_url, "api_key": api_key, "records_path": "data"},
+            "streams": [
+                {
+                    "name": "raw_products",
+                    "path": "/v1/products",
+                    "sync_mode": "full_refresh",
+                    "destination_sync_mode": "overwrite",
+                    "primary_key": ["product_id"],
+                },
+            ],
+        },
+        {
+            "name": "web_drops",
+            "source": {"type": "files", "path": f"{SOURCES}/drops", "format": "csv"},
+            "streams": [
+                {
+                    "name": "raw_web_events",
+                    "path": "web_events/*.csv",
+                    "sync_mode": "full_refresh",
+                    "destination_sync_mode": "overwrite",
+                    "primary_key": ["event_id"],
+                },
+            ],
+        },
+    ]
+
+
+def prepare(project_dir: Path, orders: int, api_port: int = 9088) -> DemoData:
+    """Generate the sources and write the demo's fleuve.yml (keeping its lake settings)."""
+    project_dir.mkdir(parents=True, exist_ok=True)
+    data = generate(project_dir / SOURCES, orders)
+    config_file = project_dir / CONFIG_FILE
+    current = (
+        yaml.safe_load(config_file.read_text(encoding="utf-8")) if config_file.exists() else None
+    )
+    config = current or {"name": "fleuve-demo"}
+    api_key = (config.get("demo") or {}).get("api_key") or secrets.token_urlsafe(16)
+    config["demo"] = {
+        "catalog": f"{SOURCES}/catalog.json",
+        "api_host": "127.0.0.1",
+        "api_port": api_port,
+        "api_key": api_key,
+    }
+    config["connections"] = connections(f"http://127.0.0.1:{api_port}", api_key)
+    header = (
+        "# The Fleuve demo project, written by `fleuve demo`.\n"
+        "# The demo's catalog API runs on loopback while `fleuve demo|run|serve` runs.\n"
+    )
+    config_file.write_text(
+        header + yaml.safe_dump(config, sort_keys=False, allow_unicode=True), encoding="utf-8"
+    )
+    return data
+
+
+@contextmanager
+def demo_sources(settings: Settings) -> Iterator[str | None]:
+    """Run the demo's catalog API for the duration, when the project is a demo project."""
+    demo = settings.demo
+    if demo is None:
+        yield None
+        return
+    url = f"http://{demo.api_host}:{demo.api_port}"
+    try:
+        httpx.get(f"{url}/health", timeout=1).raise_for_status()
+        yield url  # another Fleuve process already serves it
+        return
+    except httpx.HTTPError:
+        pass
+    api = CatalogAPI(
+        settings.path(demo.catalog), demo.api_key.get_secret_value(), demo.api_host, demo.api_port
+    ).start()
+    try:
+        yield api.url
+    finally:
+        api.stop()
+
+
+__all__ = ["DemoData", "demo_sources", "prepare"]

@@ -1,0 +1,6 @@
+"""The platform's metadata database: models, sessions and migrations."""
+
+from fleuve.metadata.database import Database
+from fleuve.metadata.models import Attempt, Base, Job, PipelineRun, PipelineStep, Token, User
+
+__all__ = ["Attempt", "Base", "Database", "Job", "PipelineRun", "PipelineStep", "Token", "User"]

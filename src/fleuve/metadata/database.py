@@ -1,0 +1,102 @@
+"""Sessions on the metadata database and its Alembic migrations."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import create_engine, event
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Session, sessionmaker
+
+from fleuve.config import Settings, redact_dsn
+from fleuve.errors import MetadataError
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+class Database:
+    """The metadata database of one project."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.url = settings.metadata_url
+        if self.url.startswith("sqlite:///"):
+            Path(self.url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+            self.engine: Engine = create_engine(self.url, connect_args={"timeout": 30})
+            event.listen(self.engine, "connect", _sqlite_pragmas)
+        else:
+            self.engine = create_engine(
+                self.url, pool_pre_ping=True, connect_args={"connect_timeout": 5}
+            )
+        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+
+    def __repr__(self) -> str:
+        return f"Database({redact_dsn(self.url)!r})"
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        """A session committed on success and rolled back on error."""
+        with self._sessions() as s:
+            try:
+                yield s
+                s.commit()
+            except BaseException:
+                s.rollback()
+                raise
+
+    def _alembic(self) -> Config:
+        cfg = Config()
+        cfg.set_main_option("script_location", str(MIGRATIONS))
+        cfg.set_main_option("sqlalchemy.url", self.url.replace("%", "%%"))
+        return cfg
+
+    def revisions(self) -> tuple[set[str], set[str]]:
+        """(current revisions of the database, head revisions of this Fleuve)."""
+        heads = set(ScriptDirectory.from_config(self._alembic()).get_heads())
+        try:
+            with self.engine.connect() as conn:
+                current = set(MigrationContext.configure(conn).get_current_heads())
+        except OperationalError as exc:
+            raise MetadataError(
+                f"cannot open the metadata database {redact_dsn(self.url)}: {exc.orig}",
+                "check metadata.url in fleuve.yml and that its server is running",
+            ) from None
+        return current, heads
+
+    def upgrade(self) -> list[str]:
+        """Apply every pending migration, keeping existing data; returns the new heads."""
+        with self.engine.begin() as conn:
+            cfg = self._alembic()
+            cfg.attributes["connection"] = conn
+            command.upgrade(cfg, "heads")
+        return sorted(self.revisions()[0])
+
+    def check(self) -> None:
+        """Raise a MetadataError naming the fix when the database is not at the latest revision."""
+        current, heads = self.revisions()
+        if current != heads:
+            state = "empty" if not current else f"at {', '.join(sorted(current))}"
+            raise MetadataError(
+                f"the metadata database {redact_dsn(self.url)} is {state}; this Fleuve expects "
+                f"{', '.join(sorted(heads))}",
+                "run `fleuve db upgrade` (it keeps existing data)",
+            )
+
+    def dispose(self) -> None:
+        """Close pooled connections."""
+        self.engine.dispose()
+
+
+def _sqlite_pragmas(dbapi_conn, _record) -> None:  # type: ignore[no-untyped-def]
+    """WAL lets readers proceed while a writer commits; the busy timeout waits out writers."""
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA busy_timeout=30000")
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.close()

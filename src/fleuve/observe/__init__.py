@@ -1,0 +1,1 @@
+"""Observability: structured logs, metrics, search and alerts across every layer."""

@@ -1,0 +1,112 @@
+"""A Fleuve project on disk: its settings, its lake and its metadata database."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+from fleuve.config import CONFIG_FILE, STATE_DIR, Settings, load_settings
+from fleuve.lake import Lake
+from fleuve.metadata import Database
+from fleuve.observe import logs
+
+TEMPLATE = Path(__file__).parent / "templates" / CONFIG_FILE
+ADMIN_PASSWORD_FILE = "initial-admin-password"
+
+
+@dataclass
+class InitReport:
+    """What `fleuve init` created (nothing, the second time)."""
+
+    project_dir: Path
+    created: list[Path] = field(default_factory=list)
+    admin_password: str | None = None
+
+
+class Project:
+    """Settings plus lazily opened lake and metadata database."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        logs.setup(settings.state_dir / "logs")
+
+    @classmethod
+    def open(
+        cls, project_dir: Path | str | None = None, overrides: dict[str, Any] | None = None
+    ) -> Project:
+        """Load and validate the project's settings."""
+        return cls(load_settings(project_dir, overrides))
+
+    @cached_property
+    def lake(self) -> Lake:
+        """The project's lake (attached on first use)."""
+        return Lake(self.settings, create=False)
+
+    @cached_property
+    def db(self) -> Database:
+        """The project's metadata database."""
+        return Database(self.settings)
+
+    def check(self) -> None:
+        """Fail with a clear message unless the metadata database is current."""
+        self.db.check()
+
+    def close(self) -> None:
+        """Release the lake and database connections."""
+        if "lake" in self.__dict__:
+            self.lake.close()
+        if "db" in self.__dict__:
+            self.db.dispose()
+
+
+def init_project(
+    project_dir: Path, name: str | None = None, overrides: dict[str, Any] | None = None
+) -> InitReport:
+    """Create (or complete) a project: fleuve.yml, folders, dbt project, lake, metadata, admin."""
+    from fleuve.security.auth import ensure_admin
+    from fleuve.transform import scaffold
+
+    project_dir = project_dir.expanduser().resolve()
+    report = InitReport(project_dir)
+    project_dir.mkdir(parents=True, exist_ok=True)
+    config = project_dir / CONFIG_FILE
+    if not config.exists():
+        text = TEMPLATE.read_text(encoding="utf-8").replace("{name}", name or project_dir.name)
+        config.write_text(text, encoding="utf-8")
+        report.created.append(config)
+    settings = load_settings(project_dir, overrides)
+    for folder in (settings.state_dir, settings.state_dir / "logs"):
+        if not folder.exists():
+            folder.mkdir(parents=True)
+            report.created.append(folder)
+    if not settings.lake.on_s3:
+        data = Path(settings.lake_data_path)
+        if not data.exists():
+            data.mkdir(parents=True)
+            report.created.append(data)
+    gitignore = settings.state_dir / ".gitignore"
+    if not gitignore.exists():
+        gitignore.write_text("*\n", encoding="utf-8")
+    report.created.extend(scaffold(settings))
+    project = Project(settings)
+    try:
+        db = project.db
+        db.upgrade()
+        lake = Lake(settings, create=True)
+        with lake:
+            lake.bootstrap()
+        password = ensure_admin(db, os.environ.get("FLEUVE_ADMIN_PASSWORD"))
+        if password:
+            report.admin_password = password
+            secret = settings.state_dir / ADMIN_PASSWORD_FILE
+            secret.write_text(password + "\n", encoding="utf-8")
+            secret.chmod(0o600)
+    finally:
+        project.close()
+    return report
+
+
+__all__ = ["ADMIN_PASSWORD_FILE", "STATE_DIR", "InitReport", "Project", "init_project"]

@@ -1,0 +1,1 @@
+"""Security: users, passwords and tokens (auth); grants live with the engine."""

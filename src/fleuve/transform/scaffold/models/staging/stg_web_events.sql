@@ -1,0 +1,13 @@
+-- Clean and standardize web events dropped as CSV files.
+SELECT
+    event_id,
+    session_id,
+    customer_id,
+    LOWER(event_type) AS event_type,
+    page_url,
+    product_id,
+    CAST(occurred_at AS TIMESTAMP) AS occurred_at,
+    device,
+    country_code
+FROM {{ source('bronze', 'raw_web_events') }}
+WHERE event_id IS NOT NULL
