@@ -16,7 +16,7 @@ from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeEl
 from rich.table import Table
 
 from fleuve import __version__
-from fleuve.config import parse_assignments
+from fleuve.config import CONFIG_FILE, find_project, parse_assignments
 from fleuve.errors import FleuveError
 from fleuve.project import ADMIN_PASSWORD_FILE, Project, init_project
 
@@ -56,7 +56,13 @@ class Context:
     def project(self, check: bool = True) -> Project:
         """The opened project (settings validated, metadata checked)."""
         if self._project is None:
-            self._project = Project.open(self.project_dir, self.overrides)
+            folder = self.project_dir or find_project()
+            if not (Path(folder) / CONFIG_FILE).exists():
+                raise FleuveError(
+                    f"no Fleuve project in {Path(folder).resolve()} (no {CONFIG_FILE} here or above)",
+                    "run `fleuve init` to create one, or pass --project DIR",
+                )
+            self._project = Project.open(folder, self.overrides)
             if check:
                 self._project.check()
         return self._project

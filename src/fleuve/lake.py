@@ -166,11 +166,13 @@ class Lake:
         con = connect_duckdb()
         timeout = max(1, int(lake.connect_timeout_seconds))
         con.execute(f"SET http_timeout = {timeout}")
-        con.execute("SET http_retries = 1")
         con.execute(f"SET ducklake_max_retry_count = {lake.commit_retries}")
         if lake.on_s3:
             self._create_s3_secret(con)
+            # One try within the timeout: an unreachable bucket fails fast instead of retrying.
+            con.execute("SET http_retries = 0")
             self._check_bucket(con)
+            con.execute("SET http_retries = 3")
         options = [f"DATA_PATH {quote_literal(self.settings.lake_data_path)}"]
         if lake.catalog_schema:
             options.append(f"METADATA_SCHEMA {quote_literal(lake.catalog_schema)}")
@@ -221,7 +223,7 @@ class Lake:
 
     def _unavailable(self, exc: BaseException, elapsed: float) -> LakeUnavailable:
         dsn = redact_dsn(self.settings.lake_catalog)
-        text = redact_dsn(str(exc).splitlines()[0])
+        text = redact_dsn(_one_line(exc))
         if "does not exist" in text and "database" in text:
             fix = "create the database (e.g. `createdb <name>`) or fix lake.catalog"
         elif (
@@ -263,7 +265,7 @@ class Lake:
         try:
             con.execute(f"SELECT count(*) FROM glob({quote_literal(path + '*')})").fetchone()
         except duckdb.Error as exc:
-            text = str(exc).splitlines()[0]
+            text = _one_line(exc)
             lowered = text.lower()
             if (
                 "403" in text
@@ -430,6 +432,18 @@ class Lake:
             yield cur
         finally:
             cur.close()
+
+
+def _one_line(exc: BaseException) -> str:
+    """An error's text on one line, without DuckDB's caret excerpt of the query."""
+    lines = [ln.strip() for ln in str(exc).splitlines()]
+    kept = []
+    for line in lines:
+        if line.startswith("LINE "):
+            break
+        if line:
+            kept.append(line)
+    return " ".join(kept)
 
 
 def _rollback(con: duckdb.DuckDBPyConnection) -> None:

@@ -1,7 +1,5 @@
 """The HTTP application: health, login, and the lake's snapshots and time travel."""
 
-from __future__ import annotations
-
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, HTTPException, Query, Request
