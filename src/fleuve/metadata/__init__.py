@@ -2,5 +2,16 @@
 
 from fleuve.metadata.database import Database
 from fleuve.metadata.models import Attempt, Base, Job, PipelineRun, PipelineStep, Token, User
+from fleuve.metadata.serve import AuditEvent
 
-__all__ = ["Attempt", "Base", "Database", "Job", "PipelineRun", "PipelineStep", "Token", "User"]
+__all__ = [
+    "Attempt",
+    "AuditEvent",
+    "Base",
+    "Database",
+    "Job",
+    "PipelineRun",
+    "PipelineStep",
+    "Token",
+    "User",
+]

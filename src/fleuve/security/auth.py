@@ -3,21 +3,32 @@
 from __future__ import annotations
 
 import hashlib
+import re
 import secrets
 from datetime import timedelta
 
 from argon2 import PasswordHasher
 from argon2.exceptions import VerificationError
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from fleuve.errors import FleuveError
 from fleuve.metadata import Database, Token, User
 from fleuve.metadata.models import utcnow
+from fleuve.security import audit
 
 LOGIN_TTL = timedelta(hours=30)  # Dremio's default session length
+# Failed logins of one user within this window slow every further attempt down.
+FAILURE_WINDOW = timedelta(minutes=15)
+FREE_FAILURES = 3
+MAX_DELAY_SECONDS = 8.0
+_USERNAME = re.compile(r"^[A-Za-z0-9_.@-]{1,128}$")
 _hasher = PasswordHasher()
 # Verifying against this keeps unknown user names as slow as wrong passwords.
 _DUMMY_HASH = _hasher.hash("fleuve-timing-equalizer")
+
+
+class AuthError(FleuveError):
+    """A user or token does not exist, or the change asked for is not allowed."""
 
 
 def hash_password(password: str) -> str:
@@ -30,30 +41,118 @@ def digest(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def create_user(db: Database, username: str, password: str, roles: list[str] | None = None) -> User:
-    """Add a user; a FleuveError if the name is taken."""
+def _check_password(password: str) -> None:
+    if len(password) < 8:
+        raise AuthError("the password is shorter than 8 characters", "choose a longer password")
+
+
+def create_user(
+    db: Database,
+    username: str,
+    password: str,
+    roles: list[str] | None = None,
+    *,
+    actor: str | None = None,
+) -> User:
+    """Add a user; an AuthError if the name is taken or invalid."""
+    if not _USERNAME.match(username):
+        raise AuthError(
+            f"invalid user name {username!r}",
+            "use 1-128 letters, digits, '_', '.', '@' or '-'",
+        )
+    _check_password(password)
     with db.session() as s:
         if s.scalar(select(User).where(User.username == username)):
-            raise FleuveError(
+            raise AuthError(
                 f"user '{username}' already exists",
                 "pick another name or use `fleuve users passwd`",
             )
         user = User(username=username, password_hash=hash_password(password), roles=roles or [])
         s.add(user)
+    audit.record(db, "user", "create", username=actor, target=username, roles=user.roles)
     return user
 
 
-def authenticate(db: Database, username: str, password: str) -> User | None:
-    """The enabled user whose password matches, else None."""
+def get_user(db: Database, username: str) -> User:
+    """The user called `username`; an AuthError naming the fix if there is none."""
     with db.session() as s:
         user = s.scalar(select(User).where(User.username == username))
-        try:
-            _hasher.verify(user.password_hash if user else _DUMMY_HASH, password)
-        except VerificationError:
-            return None
-        if user is None or user.disabled:
-            return None
-        return user
+    if user is None:
+        raise AuthError(f"no user named '{username}'", "list users with `fleuve users list`")
+    return user
+
+
+def list_users(db: Database) -> list[User]:
+    """Every user, by name."""
+    with db.session() as s:
+        return list(s.scalars(select(User).order_by(User.username)))
+
+
+def set_password(db: Database, username: str, password: str, *, actor: str | None = None) -> None:
+    """Change a password and end the user's login sessions (personal tokens stay valid)."""
+    _check_password(password)
+    user = get_user(db, username)
+    with db.session() as s:
+        s.execute(
+            update(User).where(User.id == user.id).values(password_hash=hash_password(password))
+        )
+        s.execute(
+            update(Token)
+            .where(Token.user_id == user.id, Token.kind == "login")
+            .values(revoked=True)
+        )
+    audit.record(db, "user", "passwd", username=actor, target=username)
+
+
+def set_roles(db: Database, username: str, roles: list[str], *, actor: str | None = None) -> User:
+    """Replace the user's roles."""
+    user = get_user(db, username)
+    roles = sorted(dict.fromkeys(r.strip() for r in roles if r.strip()))
+    with db.session() as s:
+        s.execute(update(User).where(User.id == user.id).values(roles=roles))
+    audit.record(db, "user", "roles", username=actor, target=username, roles=roles)
+    user.roles = roles
+    return user
+
+
+def set_disabled(
+    db: Database, username: str, disabled: bool = True, *, actor: str | None = None
+) -> None:
+    """Disable (or re-enable) a user; a disabled user's tokens stop working at once."""
+    user = get_user(db, username)
+    with db.session() as s:
+        s.execute(update(User).where(User.id == user.id).values(disabled=disabled))
+    audit.record(db, "user", "disable" if disabled else "enable", username=actor, target=username)
+
+
+def login_delay(db: Database, username: str) -> float:
+    """Seconds to wait before answering a login for `username`: grows with recent failures."""
+    failures = audit.recent_failures(db, username, FAILURE_WINDOW)
+    if failures < FREE_FAILURES:
+        return 0.0
+    return min(MAX_DELAY_SECONDS, 0.5 * 2 ** (failures - FREE_FAILURES))
+
+
+def authenticate(
+    db: Database, username: str, password: str, *, client: str | None = None, via: str = "rest"
+) -> User | None:
+    """The enabled user whose password matches, else None; the attempt is audited."""
+    with db.session() as s:
+        user = s.scalar(select(User).where(User.username == username))
+    try:
+        _hasher.verify(user.password_hash if user else _DUMMY_HASH, password)
+        ok = user is not None and not user.disabled
+    except VerificationError:
+        ok = False
+    audit.record(
+        db,
+        "login",
+        via,
+        username=username[:128],
+        outcome="ok" if ok else "failed",
+        client=client,
+    )
+    return user if ok else None
 
 
 def issue_token(
@@ -78,6 +177,55 @@ def issue_token(
     return token, row
 
 
+def create_personal_token(
+    db: Database, username: str, name: str, days: int | None = 90, *, actor: str | None = None
+) -> tuple[str, Token]:
+    """A personal access token for scripts and tools; shown once, stored as a digest."""
+    user = get_user(db, username)
+    token, row = issue_token(
+        db, user, kind="pat", ttl=timedelta(days=days) if days else None, name=name
+    )
+    audit.record(db, "token", "create", username=actor or username, target=username, name=name)
+    return token, row
+
+
+def list_tokens(db: Database, username: str) -> list[Token]:
+    """The user's unrevoked, unexpired tokens (their digests, never the tokens)."""
+    user = get_user(db, username)
+    now = utcnow()
+    with db.session() as s:
+        rows = s.scalars(
+            select(Token)
+            .where(Token.user_id == user.id, Token.revoked.is_(False))
+            .order_by(Token.id)
+        )
+        return [t for t in rows if t.expires_at is None or t.expires_at > now]
+
+
+def revoke_token(db: Database, token: str) -> bool:
+    """Revoke the token given in clear (a logout); False if it was unknown."""
+    with db.session() as s:
+        result = s.execute(update(Token).where(Token.digest == digest(token)).values(revoked=True))
+        return bool(result.rowcount)
+
+
+def revoke_token_id(
+    db: Database, username: str, token_id: int, *, actor: str | None = None
+) -> None:
+    """Revoke one of the user's tokens by its id; an AuthError if it is not theirs."""
+    user = get_user(db, username)
+    with db.session() as s:
+        result = s.execute(
+            update(Token).where(Token.id == token_id, Token.user_id == user.id).values(revoked=True)
+        )
+    if not result.rowcount:
+        raise AuthError(
+            f"user '{username}' has no token {token_id}",
+            f"list them with `fleuve users tokens {username}`",
+        )
+    audit.record(db, "token", "revoke", username=actor or username, target=username, id=token_id)
+
+
 def user_for_token(db: Database, token: str) -> User | None:
     """The user a valid (known, unexpired, unrevoked) token belongs to."""
     with db.session() as s:
@@ -94,5 +242,5 @@ def ensure_admin(db: Database, password: str | None = None) -> str | None:
         if s.scalar(select(User.id).limit(1)) is not None:
             return None
     password = password or secrets.token_urlsafe(12)
-    create_user(db, "admin", password, roles=["admin"])
+    create_user(db, "admin", password, roles=["admin"], actor="fleuve init")
     return password

@@ -1,0 +1,235 @@
+"""Queries for every protocol: run through the engine, audited, cancelled on shutdown."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import pyarrow as pa
+
+from fleuve.engine import Engine
+from fleuve.engine.core import FINAL_STATES
+from fleuve.project import Project
+from fleuve.security.audit import AuditWriter, objects_read
+
+log = logging.getLogger("fleuve.serve")
+
+# How often the audit watcher looks at asynchronous (REST) jobs.
+WATCH_INTERVAL = 0.2
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who runs a query, from where, through which protocol."""
+
+    username: str
+    client: str | None = None
+    protocol: str = "rest"
+
+
+@dataclass
+class Stream:
+    """A running query's schema and its record batches, read once."""
+
+    job_id: str
+    schema: pa.Schema
+    batches: Iterator[pa.RecordBatch]
+    rows: int = 0
+
+    def close(self) -> None:
+        """Stop the query if it is still producing rows."""
+        close = getattr(self.batches, "close", None)
+        if close is not None:
+            close()
+
+
+@dataclass
+class _Watched:
+    caller: Caller
+    sql: str
+    started: float = field(default_factory=time.monotonic)
+
+
+class Queries:
+    """The one door to the engine for REST, Flight and Flight SQL."""
+
+    def __init__(self, project: Project, engine: Engine | None = None) -> None:
+        self.project = project
+        self.engine = engine or Engine(project)
+        self.audit = AuditWriter(project.db)
+        self._lock = threading.Lock()
+        self._running: dict[str, Stream] = {}
+        self._watched: dict[str, _Watched] = {}
+        self._stopping = threading.Event()
+        self._watcher = threading.Thread(target=self._watch, name="fleuve-jobs", daemon=True)
+        self._watcher.start()
+
+    @property
+    def stopping(self) -> bool:
+        """True once shutdown began: no new query starts."""
+        return self._stopping.is_set()
+
+    def schemas(self) -> set[str]:
+        """The lake's schema names (for validating a default schema)."""
+        rows = self.project.lake.query(
+            "SELECT schema_name FROM duckdb_schemas() WHERE database_name = 'lake'"
+        )
+        return set(rows.column(0).to_pylist())
+
+    def stream(
+        self,
+        sql: str,
+        caller: Caller,
+        *,
+        default_schema: str | None = None,
+        batch_rows: int = 65_536,
+    ) -> Stream:
+        """Start `sql` now; its batches flow as the engine produces them, audited at the end."""
+        self._refuse_when_stopping()
+        started = time.monotonic()
+        try:
+            result = self.engine.execute(
+                sql, user=caller.username, default_schema=default_schema, batch_rows=batch_rows
+            )
+        except Exception as exc:
+            self._audit(caller, sql, None, started, outcome="failed", error=_first_line(exc))
+            raise
+        stream = Stream(result.job_id, result.schema, iter(()))
+        stream.batches = self._follow(stream, result.batches, caller, sql, started)
+        with self._lock:
+            self._running[result.job_id] = stream
+        return stream
+
+    def _follow(
+        self,
+        stream: Stream,
+        batches: Iterator[pa.RecordBatch],
+        caller: Caller,
+        sql: str,
+        started: float,
+    ) -> Iterator[pa.RecordBatch]:
+        outcome, error = "ok", None
+        try:
+            for batch in batches:
+                if self._stopping.is_set():
+                    outcome, error = "cancelled", "the server is shutting down"
+                    break
+                stream.rows += batch.num_rows
+                yield batch
+        except GeneratorExit:
+            outcome, error = "cancelled", "the client stopped reading"
+            raise
+        except Exception as exc:
+            outcome, error = "failed", _first_line(exc)
+            raise
+        finally:
+            close = getattr(batches, "close", None)
+            if close is not None:
+                close()
+            with self._lock:
+                self._running.pop(stream.job_id, None)
+            self._audit(
+                caller, sql, stream.job_id, started, outcome=outcome, error=error, rows=stream.rows
+            )
+
+    def submit(self, sql: str, caller: Caller, context: list[str] | None = None) -> str:
+        """Start `sql` as an asynchronous job (the REST flow); audited when it ends."""
+        self._refuse_when_stopping()
+        job_id = self.engine.submit(sql, user=caller.username, context=context)
+        with self._lock:
+            self._watched[job_id] = _Watched(caller, sql)
+        return job_id
+
+    def _watch(self) -> None:
+        while not self._stopping.wait(WATCH_INTERVAL):
+            self._audit_finished_jobs()
+
+    def _audit_finished_jobs(self) -> None:
+        with self._lock:
+            watched = list(self._watched.items())
+        for job_id, w in watched:
+            job = self.engine.job(job_id)
+            if job.state not in FINAL_STATES:
+                continue
+            with self._lock:
+                self._watched.pop(job_id, None)
+            outcome = {"COMPLETED": "ok", "CANCELED": "cancelled"}.get(job.state, "failed")
+            self._audit(
+                w.caller,
+                w.sql,
+                job_id,
+                w.started,
+                outcome=outcome,
+                error=job.error,
+                rows=job.row_count,
+            )
+
+    def _audit(
+        self,
+        caller: Caller,
+        sql: str,
+        job_id: str | None,
+        started: float,
+        *,
+        outcome: str,
+        error: str | None = None,
+        rows: int = 0,
+    ) -> None:
+        chosen = []
+        if job_id is not None:
+            try:
+                job = self.engine.job(job_id)
+                chosen = [r for r in job.reflections if r.get("relationship") == "CHOSEN"]
+            except Exception:  # the job may already be forgotten by the engine
+                chosen = []
+        self.audit.submit(
+            "query",
+            caller.protocol,
+            username=caller.username,
+            client=caller.client,
+            outcome=outcome,
+            target=sql[:255],
+            sql=sql,
+            job_id=job_id,
+            objects=objects_read(sql),
+            rows=rows,
+            duration_ms=round((time.monotonic() - started) * 1000, 1),
+            reflections=[r.get("reflectionId") for r in chosen],
+            error=error,
+        )
+
+    def cancel_all(self) -> None:
+        """Refuse new queries and cancel the running ones (shutdown)."""
+        self._stopping.set()
+        with self._lock:
+            job_ids = [*self._running, *self._watched]
+        for job_id in job_ids:
+            try:
+                self.engine.cancel(job_id)
+            except Exception as exc:
+                log.warning("could not cancel job %s: %s", job_id, _first_line(exc))
+
+    def close(self) -> None:
+        """Cancel what runs, audit it, and stop the engine."""
+        self.cancel_all()
+        self._watcher.join(timeout=5)
+        self._audit_finished_jobs()
+        self.engine.close()
+        self.audit.close()
+
+    def _refuse_when_stopping(self) -> None:
+        if self._stopping.is_set():
+            from fleuve.errors import FleuveError
+
+            raise FleuveError("the server is shutting down", "retry once it is back")
+
+
+def _first_line(exc: BaseException) -> str:
+    return (
+        (getattr(exc, "message", None) or str(exc)).splitlines()[0]
+        if str(exc)
+        else type(exc).__name__
+    )
