@@ -102,6 +102,9 @@ class ServerSettings(_Section):
     )
     tls_cert: str | None = Field(None, description="path to a PEM certificate to serve TLS")
     tls_key: str | None = Field(None, description="path to the PEM private key of tls_cert")
+    audit_retention_days: int = Field(
+        90, ge=1, description="days the audit trail keeps logins, queries and changes, e.g. 90"
+    )
 
 
 class TransformSettings(_Section):
