@@ -287,13 +287,12 @@ class Lake:
 
     def bootstrap(self) -> None:
         """Create the layer schemas and set their Parquet options (idempotent)."""
-        con = self.connect()
         existing = {
             r[0]
-            for r in con.execute(
+            for r in self._rows(
                 "SELECT schema_name FROM information_schema.schemata WHERE catalog_name = ?",
                 [CATALOG],
-            ).fetchall()
+            )
         }
         for layer in LAYERS.values():
             if layer.schema not in existing:
@@ -303,13 +302,13 @@ class Lake:
                 )
         current = {
             (r[0], r[1]): r[2]
-            for r in con.execute(
+            for r in self._rows(
                 f"SELECT option_name, scope_entry, value FROM {CATALOG}.options() WHERE scope = 'SCHEMA'"
-            ).fetchall()
+            )
         }
         for layer in LAYERS.values():
             if current.get(("parquet_compression", layer.schema)) != layer.compression:
-                con.execute(
+                self._rows(
                     f"CALL {CATALOG}.set_option('parquet_compression', ?, schema => ?)",
                     [layer.compression, layer.schema],
                 )
@@ -317,8 +316,11 @@ class Lake:
     def partition(self, table: str, expressions: list[str]) -> None:
         """Partition `table` (schema.name) by DuckLake transforms such as `year(order_date)`."""
         if expressions:
-            self.connect().execute(
-                f"ALTER TABLE {table} SET PARTITIONED BY ({', '.join(expressions)})"
+            self.commit(
+                lambda c: c.execute(
+                    f"ALTER TABLE {table} SET PARTITIONED BY ({', '.join(expressions)})"
+                ),
+                what=f"partition {table}",
             )
 
     def partition_for_layer(
@@ -340,41 +342,43 @@ class Lake:
 
     def commit(self, work: Callable[[duckdb.DuckDBPyConnection], T], *, what: str = "commit") -> T:
         """Run `work` in one lake transaction, retrying with bounded backoff on conflicts."""
-        con = self.connect()
+        with self.session() as con:
 
-        def attempt() -> T:
-            con.execute("BEGIN TRANSACTION")
-            try:
-                result = work(con)
-                con.execute("COMMIT")
-            except BaseException:
-                _rollback(con)
-                raise
-            return result
+            def attempt() -> T:
+                con.execute("BEGIN TRANSACTION")
+                try:
+                    result = work(con)
+                    con.execute("COMMIT")
+                except BaseException:
+                    _rollback(con)
+                    raise
+                return result
 
-        return _retry_conflicts(attempt, what=what, retries=self.settings.lake.commit_retries)
+            return _retry_conflicts(attempt, what=what, retries=self.settings.lake.commit_retries)
 
     # -- reads ------------------------------------------------------------------------
 
     def query(self, sql: str, params: list[Any] | None = None) -> pa.Table:
         """Run a read query on the lake and return an Arrow table."""
-        return self.connect().execute(sql, params or []).to_arrow_table()
+        with self.session() as cur:
+            return cur.execute(sql, params or []).to_arrow_table()
+
+    def _rows(self, sql: str, params: list[Any] | None = None) -> list[tuple[Any, ...]]:
+        """Every row of `sql`, fetched and the cursor closed (no read left open on the catalog)."""
+        with self.session() as cur:
+            return cur.execute(sql, params or []).fetchall()
 
     def snapshots(self) -> list[Snapshot]:
         """Every committed snapshot, oldest first."""
-        rows = (
-            self.connect()
-            .execute(
-                f"SELECT snapshot_id, snapshot_time, schema_version, changes, author, commit_message "
-                f"FROM {CATALOG}.snapshots() ORDER BY snapshot_id"
-            )
-            .fetchall()
+        rows = self._rows(
+            f"SELECT snapshot_id, snapshot_time, schema_version, changes, author, commit_message "
+            f"FROM {CATALOG}.snapshots() ORDER BY snapshot_id"
         )
         return [Snapshot(*row) for row in rows]
 
     def current_snapshot(self) -> int:
         """The id of the latest snapshot."""
-        return self.connect().execute(f"FROM {CATALOG}.current_snapshot()").fetchone()[0]
+        return self._rows(f"FROM {CATALOG}.current_snapshot()")[0][0]
 
     def read_at(self, table: str, version: int, sql_columns: str = "*") -> pa.Table:
         """The rows of `table` as they were at snapshot `version` (time travel)."""
@@ -393,7 +397,7 @@ class Lake:
             + (" AND schema_name = ?" if schema else "")
             + " ORDER BY 1, 2"
         )
-        return self.connect().execute(sql, [CATALOG, *([schema] if schema else [])]).fetchall()
+        return self._rows(sql, [CATALOG, *([schema] if schema else [])])
 
     def table_exists(self, table: str) -> bool:
         """True when schema.table exists in the lake."""
@@ -402,15 +406,11 @@ class Lake:
 
     def layer_sizes(self) -> dict[str, int]:
         """Bytes of live Parquet data per layer schema."""
-        rows = (
-            self.connect()
-            .execute(
-                f"SELECT s.schema_name, sum(t.file_size_bytes + t.delete_file_size_bytes) "
-                f"FROM ducklake_table_info('{CATALOG}') t "
-                f"JOIN {self._metadata_table('ducklake_schema')} s "
-                f"ON s.schema_id = t.schema_id AND s.end_snapshot IS NULL GROUP BY 1"
-            )
-            .fetchall()
+        rows = self._rows(
+            f"SELECT s.schema_name, sum(t.file_size_bytes + t.delete_file_size_bytes) "
+            f"FROM ducklake_table_info('{CATALOG}') t "
+            f"JOIN {self._metadata_table('ducklake_schema')} s "
+            f"ON s.schema_id = t.schema_id AND s.end_snapshot IS NULL GROUP BY 1"
         )
         out = dict.fromkeys(LAYERS, 0)
         for schema, size in rows:
