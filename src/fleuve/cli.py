@@ -324,35 +324,325 @@ def jobs(ctx: Context, limit: int) -> None:
     console.print(table)
 
 
+# -- users and audit -------------------------------------------------------------------
+
+
+def _actor() -> str:
+    """Who runs a CLI change, for the audit trail."""
+    import getpass
+
+    return f"cli:{getpass.getuser()}"
+
+
+def _read_password(from_stdin: bool) -> str:
+    if from_stdin:
+        return sys.stdin.readline().rstrip("\n")
+    return click.prompt("Password", hide_input=True, confirmation_prompt=True)
+
+
+@cli.group()
+def users() -> None:
+    """Users, their roles and their tokens."""
+
+
+@users.command("list")
+@pass_ctx
+@handles_errors
+def users_list(ctx: Context) -> None:
+    """List users with their roles."""
+    from fleuve.security import auth
+
+    table = Table("user", "roles", "state", "created")
+    for user in auth.list_users(ctx.project().db):
+        table.add_row(
+            user.username,
+            ", ".join(user.roles) or "-",
+            "disabled" if user.disabled else "enabled",
+            user.created_at.isoformat(timespec="seconds"),
+        )
+    console.print(table)
+
+
+@users.command("add")
+@click.argument("username")
+@click.option("--role", "roles", multiple=True, help="A role to give (repeatable), e.g. analyst.")
+@click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
+@pass_ctx
+@handles_errors
+def users_add(ctx: Context, username: str, roles: tuple[str, ...], password_stdin: bool) -> None:
+    """Add USERNAME (the password is prompted for, never passed as an argument)."""
+    from fleuve.security import auth
+
+    project = ctx.project()
+    auth.create_user(
+        project.db, username, _read_password(password_stdin), list(roles), actor=_actor()
+    )
+    console.print(
+        f"User [bold]{username}[/] added" + (f" with roles {', '.join(roles)}." if roles else ".")
+    )
+
+
+@users.command("passwd")
+@click.argument("username")
+@click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
+@pass_ctx
+@handles_errors
+def users_passwd(ctx: Context, username: str, password_stdin: bool) -> None:
+    """Change USERNAME's password; their login sessions end."""
+    from fleuve.security import auth
+
+    auth.set_password(ctx.project().db, username, _read_password(password_stdin), actor=_actor())
+    console.print(f"Password of [bold]{username}[/] changed; their sessions were ended.")
+
+
+@users.command("roles")
+@click.argument("username")
+@click.argument("roles", nargs=-1)
+@click.option("--add", "added", multiple=True, help="A role to add (repeatable).")
+@click.option("--remove", "removed", multiple=True, help="A role to remove (repeatable).")
+@pass_ctx
+@handles_errors
+def users_roles(
+    ctx: Context,
+    username: str,
+    roles: tuple[str, ...],
+    added: tuple[str, ...],
+    removed: tuple[str, ...],
+) -> None:
+    """Show USERNAME's roles, set them to ROLES, or --add/--remove some."""
+    from fleuve.security import auth
+
+    db = ctx.project().db
+    user = auth.get_user(db, username)
+    if roles or added or removed:
+        wanted = list(roles) if roles else list(user.roles)
+        wanted = [r for r in [*wanted, *added] if r not in removed]
+        user = auth.set_roles(db, username, wanted, actor=_actor())
+    console.print(f"{username}: {', '.join(user.roles) or '(no roles)'}")
+
+
+@users.command("disable")
+@click.argument("username")
+@pass_ctx
+@handles_errors
+def users_disable(ctx: Context, username: str) -> None:
+    """Disable USERNAME: logins fail and their tokens stop working at once."""
+    from fleuve.security import auth
+
+    auth.set_disabled(ctx.project().db, username, True, actor=_actor())
+    console.print(f"User [bold]{username}[/] disabled.")
+
+
+@users.command("enable")
+@click.argument("username")
+@pass_ctx
+@handles_errors
+def users_enable(ctx: Context, username: str) -> None:
+    """Enable a disabled USERNAME again."""
+    from fleuve.security import auth
+
+    auth.set_disabled(ctx.project().db, username, False, actor=_actor())
+    console.print(f"User [bold]{username}[/] enabled.")
+
+
+@users.command("token")
+@click.argument("username")
+@click.option("--name", required=True, help="What the token is for, e.g. superset.")
+@click.option("--days", type=click.IntRange(1), default=90, show_default=True, help="Lifetime.")
+@pass_ctx
+@handles_errors
+def users_token(ctx: Context, username: str, name: str, days: int) -> None:
+    """Create a personal access token for USERNAME (shown once; use it as a Bearer token)."""
+    from fleuve.security import auth
+
+    token, row = auth.create_personal_token(ctx.project().db, username, name, days, actor=_actor())
+    console.print(
+        f"Token {row.id} ({name}) for {username}, valid {days} days:\n{token}", highlight=False
+    )
+
+
+@users.command("tokens")
+@click.argument("username")
+@pass_ctx
+@handles_errors
+def users_tokens(ctx: Context, username: str) -> None:
+    """List USERNAME's live tokens (ids and names; token values are never stored)."""
+    from fleuve.security import auth
+
+    table = Table("id", "kind", "name", "created", "expires")
+    for t in auth.list_tokens(ctx.project().db, username):
+        table.add_row(
+            str(t.id),
+            t.kind,
+            t.name or "-",
+            t.created_at.isoformat(timespec="seconds"),
+            t.expires_at.isoformat(timespec="seconds") if t.expires_at else "never",
+        )
+    console.print(table)
+
+
+@users.command("revoke")
+@click.argument("username")
+@click.argument("token_id", type=int)
+@pass_ctx
+@handles_errors
+def users_revoke(ctx: Context, username: str, token_id: int) -> None:
+    """Revoke token TOKEN_ID of USERNAME."""
+    from fleuve.security import auth
+
+    auth.revoke_token_id(ctx.project().db, username, token_id, actor=_actor())
+    console.print(f"Token {token_id} of {username} revoked.")
+
+
+def _when(text: str | None) -> Any:
+    """A time from '15m', '2h', '7d' (ago) or an ISO 8601 date/time."""
+    from datetime import UTC, datetime, timedelta
+
+    if not text:
+        return None
+    units = {"m": "minutes", "h": "hours", "d": "days"}
+    if text[-1:] in units and text[:-1].isdigit():
+        return datetime.now(UTC) - timedelta(**{units[text[-1]]: int(text[:-1])})
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        raise FleuveError(
+            f"cannot read the time {text!r}", "write e.g. 2h, 7d or 2026-01-31T12:00"
+        ) from None
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+@cli.group(invoke_without_command=True)
+@click.option(
+    "--kind",
+    type=click.Choice(["login", "query", "user", "token", "grant", "connection", "reflection"]),
+)
+@click.option("--user", "username", help="Only this user's events.")
+@click.option("--outcome", type=click.Choice(["ok", "failed", "cancelled", "denied"]))
+@click.option("--since", help="From this time: 15m, 2h, 7d or an ISO date.")
+@click.option("--until", help="Before this time: 15m, 2h, 7d or an ISO date.")
+@click.option("--contains", help="Text in the target (the SQL, the user or connection changed).")
+@click.option("--limit", default=50, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
+@click.pass_context
+@handles_errors
+def audit(
+    click_ctx: click.Context,
+    kind: str | None,
+    username: str | None,
+    outcome: str | None,
+    since: str | None,
+    until: str | None,
+    contains: str | None,
+    limit: int,
+    as_json: bool,
+) -> None:
+    """Show the audit trail: logins, queries and changes to users, grants and connections."""
+    if click_ctx.invoked_subcommand is not None:
+        return
+    from fleuve.security import audit as trail
+
+    ctx: Context = click_ctx.obj
+    filters = trail.Filters(kind, username, outcome, _when(since), _when(until), contains, limit)
+    events = trail.events(ctx.project().db, filters)
+    if as_json:
+        for e in events:
+            click.echo(
+                json.dumps(
+                    {
+                        "id": e.id,
+                        "at": e.at.isoformat(),
+                        "kind": e.kind,
+                        "action": e.action,
+                        "outcome": e.outcome,
+                        "user": e.username,
+                        "client": e.client,
+                        "target": e.target,
+                        "detail": e.detail,
+                    },
+                    ensure_ascii=False,
+                    default=str,
+                )
+            )
+        return
+    table = Table("time", "kind", "action", "outcome", "user", "target", "detail")
+    for e in events:
+        detail = {
+            k: v for k, v in (e.detail or {}).items() if v not in (None, [], "") and k != "sql"
+        }
+        table.add_row(
+            e.at.isoformat(timespec="seconds"),
+            e.kind,
+            e.action,
+            e.outcome,
+            e.username or "-",
+            (e.target or "")[:60],
+            json.dumps(detail, ensure_ascii=False, default=str)[:80],
+        )
+    console.print(table)
+
+
+@audit.command("purge")
+@pass_ctx
+@handles_errors
+def audit_purge(ctx: Context) -> None:
+    """Delete events older than server.audit_retention_days (the server does it daily)."""
+    from fleuve.security import audit as trail
+
+    project = ctx.project()
+    days = project.settings.server.audit_retention_days
+    console.print(f"Removed {trail.purge(project.db, days):,} events older than {days} days.")
+
+
 # -- serving and demo ------------------------------------------------------------------
 
 
 @cli.command()
 @click.option("--host", help="Interface to bind (default: server.host).")
 @click.option("--port", type=int, help="HTTP port (default: server.http_port, 9047).")
+@click.option(
+    "--flight-port", type=int, help="Arrow Flight port (default: server.flight_port, 32010)."
+)
+@click.option(
+    "--compat-ports/--no-compat-ports",
+    default=None,
+    help="Also serve the ingestion API on the seed's port 8001 (default: server.compat_ports).",
+)
 @pass_ctx
 @handles_errors
-def serve(ctx: Context, host: str | None, port: int | None) -> None:
-    """Serve the REST API until stopped (Ctrl-C)."""
+def serve(
+    ctx: Context,
+    host: str | None,
+    port: int | None,
+    flight_port: int | None,
+    compat_ports: bool | None,
+) -> None:
+    """Serve the REST API and Arrow Flight (with Flight SQL) until stopped (Ctrl-C or SIGTERM)."""
     from fleuve.demo import demo_sources
     from fleuve.serve.server import serve as run_server
 
     project = ctx.project()
     with demo_sources(project.settings):
-        _print_where(project, host, port)
-        run_server(project, host=host, port=port)
+        run_server(
+            project,
+            host=host,
+            port=port,
+            flight_port=flight_port,
+            compat_ports=compat_ports,
+            on_ready=lambda where: _print_where(project, where),
+        )
 
 
-def _print_where(project: Project, host: str | None, port: int | None) -> None:
-    server = project.settings.server
-    scheme = "https" if server.tls_cert else "http"
-    url = f"{scheme}://{host or server.host}:{port or server.http_port}"
+def _print_where(project: Project, where: Any) -> None:
     console.print(f"\nFleuve {__version__} serving [bold]{project.settings.project_dir}[/]")
-    console.print(f"  REST API   {url}/api/v3  (OpenAPI at {url}/docs)")
-    console.print(f"  Health     {url}/health")
+    console.print(f"  REST API     {where.http}/api/v3  (OpenAPI at {where.http}/docs)")
+    console.print(f"  Arrow Flight {where.flight}  (Dremio-style commands and Flight SQL)")
+    if where.compat:
+        console.print(f"  Ingestion    {where.compat}/api/v1  (the seed's port)")
+    console.print(f"  Health       {where.http}/health")
     secret = project.settings.state_dir / ADMIN_PASSWORD_FILE
     if secret.exists():
-        console.print(f"  Log in     user [bold]admin[/], password in {secret}")
+        console.print(f"  Log in       user [bold]admin[/], password in {secret}")
     console.print("Stop with Ctrl-C.")
 
 
@@ -407,8 +697,7 @@ def demo(ctx: Context, directory: Path, scale: int, serve_after: bool, api_port:
         if serve_after:
             from fleuve.serve.server import serve as run_server
 
-            _print_where(project, None, None)
-            run_server(project)
+            run_server(project, on_ready=lambda where: _print_where(project, where))
 
 
 def main() -> None:

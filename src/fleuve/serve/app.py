@@ -1,156 +1,118 @@
-"""The HTTP application: health, login, and the lake's snapshots and time travel."""
+"""The HTTP application: Dremio's REST API v3, the ingestion API and Fleuve's own endpoints.
 
-from typing import Annotated, Any
+Authentication is checked in one place, before routing, so that no route can be left open:
+only `GET /health` and `POST /apiv2/login` answer without a token. The OpenAPI pages also
+accept HTTP basic credentials, so that a browser can open them.
+"""
 
-from fastapi import Depends, FastAPI, HTTPException, Query, Request
+from __future__ import annotations
+
+import base64
+import binascii
+import time
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from fleuve import __version__
 from fleuve.errors import FleuveError
-from fleuve.lake import LAYERS, quote_ident
-from fleuve.metadata import PipelineRun, User
+from fleuve.metadata import User
 from fleuve.project import Project
 from fleuve.security import auth
+from fleuve.serve.queries import Queries
+from fleuve.serve.rest import dremio, ingestion, platform
+
+PUBLIC = {("GET", "/health"), ("POST", "/apiv2/login")}
+BROWSABLE = {"/docs", "/openapi.json", "/docs/oauth2-redirect"}
+LOGIN_HINT = (
+    "log in with POST /apiv2/login and send 'Authorization: _dremio<token>' or 'Bearer <token>'"
+)
 
 
-class Login(BaseModel):
-    userName: str
-    password: str
+def _error(status: int, message: str, more: str = "", headers: dict | None = None) -> JSONResponse:
+    return JSONResponse(
+        {"errorMessage": message, "moreInfo": more}, status_code=status, headers=headers
+    )
 
 
-def create_app(project: Project) -> FastAPI:
-    """The FastAPI app serving `project`."""
-    app = FastAPI(title="Fleuve", version=__version__, docs_url="/docs", redoc_url=None)
+def create_app(project: Project, queries: Queries) -> FastAPI:
+    """The FastAPI app serving `project` through `queries`."""
+    app = FastAPI(
+        title="Fleuve",
+        version=__version__,
+        description="Dremio-style REST API v3, the ingestion API and Fleuve's own endpoints.",
+        docs_url="/docs",
+        redoc_url=None,
+    )
     app.state.project = project
+    app.state.queries = queries
 
-    @app.exception_handler(HTTPException)
-    async def http_error(_: Request, exc: HTTPException) -> JSONResponse:
-        return JSONResponse(
-            {"errorMessage": str(exc.detail), "moreInfo": ""},
-            status_code=exc.status_code,
-            headers=getattr(exc, "headers", None),
-        )
-
-    @app.exception_handler(FleuveError)
-    async def fleuve_error(_: Request, exc: FleuveError) -> JSONResponse:
-        return JSONResponse(
-            {"errorMessage": exc.message, "moreInfo": exc.fix or ""}, status_code=400
-        )
-
-    def current_user(request: Request) -> User:
+    @app.middleware("http")
+    async def authenticate(request: Request, call_next):  # type: ignore[no-untyped-def]
+        """Identify the caller from its token before any route runs."""
+        path = request.url.path
+        if (request.method, path) in PUBLIC:
+            return await call_next(request)
         header = request.headers.get("authorization", "")
+        user: User | None = None
         token = None
         if header.startswith("_dremio"):
             token = header.removeprefix("_dremio").strip()
         elif header.lower().startswith("bearer "):
             token = header[7:].strip()
-        user = auth.user_for_token(project.db, token) if token else None
+        if token:
+            user = await run_in_threadpool(auth.user_for_token, project.db, token)
+        elif path in BROWSABLE and header.lower().startswith("basic "):
+            user = await run_in_threadpool(_basic_user, project, header[6:], request)
         if user is None:
-            raise HTTPException(
-                401,
-                "authentication required: log in at POST /apiv2/login",
-                headers={"WWW-Authenticate": "Bearer"},
+            challenge = 'Basic realm="Fleuve"' if path in BROWSABLE else "Bearer"
+            message = (
+                "the token is invalid, expired or revoked" if token else "authentication required"
             )
-        return user
+            return _error(401, message, LOGIN_HINT, {"WWW-Authenticate": challenge})
+        request.state.user = user
+        request.state.token = token
+        return await call_next(request)
 
-    Authed = Annotated[User, Depends(current_user)]
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        more = getattr(exc, "more_info", "")
+        return _error(exc.status_code, str(exc.detail), more, getattr(exc, "headers", None))
 
-    @app.get("/health", include_in_schema=False)
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(_: Request, exc: RequestValidationError) -> JSONResponse:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first.get("loc", ()) if p != "body")
+        return _error(
+            400,
+            f"invalid request: {where}: {first.get('msg')}",
+            "see the OpenAPI description at /docs",
+        )
+
+    @app.exception_handler(FleuveError)
+    async def fleuve_error(_: Request, exc: FleuveError) -> JSONResponse:
+        return _error(400, exc.message, exc.fix or "")
+
+    @app.get("/health", tags=["Health"])
     def health() -> dict[str, str]:
+        """Liveness: answers without authentication."""
         return {"status": "ok", "version": __version__}
 
-    @app.post("/apiv2/login")
-    def login(body: Login) -> dict[str, Any]:
-        user = auth.authenticate(project.db, body.userName, body.password)
-        if user is None:
-            raise HTTPException(401, "invalid user name or password")
-        token, row = auth.issue_token(project.db, user)
-        return {
-            "token": token,
-            "userName": user.username,
-            "expires": int(row.expires_at.timestamp() * 1000),
-            "admin": "admin" in user.roles,
-        }
-
-    @app.get("/api/fleuve/v1/lake/snapshots")
-    def snapshots(_: Authed) -> dict[str, Any]:
-        return {
-            "data": [
-                {
-                    "id": s.snapshot_id,
-                    "time": s.time.isoformat(),
-                    "schemaVersion": s.schema_version,
-                    "changes": s.changes,
-                }
-                for s in project.lake.snapshots()
-            ]
-        }
-
-    @app.get("/api/fleuve/v1/lake/layers")
-    def layers(_: Authed) -> dict[str, Any]:
-        sizes = project.lake.layer_sizes()
-        return {
-            "data": [
-                {
-                    "schema": layer.schema,
-                    "compression": layer.compression,
-                    "partitioning": layer.partitioning,
-                    "bytes": sizes.get(layer.schema, 0),
-                }
-                for layer in LAYERS.values()
-            ]
-        }
-
-    @app.get("/api/fleuve/v1/lake/tables/{schema}/{table}")
-    def table_rows(
-        schema: str,
-        table: str,
-        _: Authed,
-        version: Annotated[int | None, Query(description="snapshot id for time travel")] = None,
-        limit: Annotated[int, Query(ge=1, le=500)] = 100,
-    ) -> dict[str, Any]:
-        if (schema, table) not in set(project.lake.tables(schema)):
-            raise HTTPException(404, f"no table {schema}.{table} in the lake")
-        name = f"{quote_ident(schema)}.{quote_ident(table)}"
-        sql = f"SELECT * FROM {name}" + (
-            f" AT (VERSION => {version})" if version is not None else ""
-        )
-        try:
-            rows = project.lake.query(f"{sql} LIMIT {limit}")
-        except Exception as exc:
-            raise HTTPException(400, str(exc).splitlines()[0]) from None
-        return {
-            "version": version if version is not None else project.lake.current_snapshot(),
-            "rows": rows.to_pylist(),
-        }
-
-    @app.get("/api/fleuve/v1/pipeline/runs")
-    def pipeline_runs(_: Authed, limit: Annotated[int, Query(ge=1, le=100)] = 20) -> dict[str, Any]:
-        from sqlalchemy import select
-
-        with project.db.session() as s:
-            runs = s.scalars(select(PipelineRun).order_by(PipelineRun.id.desc()).limit(limit)).all()
-            return {
-                "data": [
-                    {
-                        "id": r.id,
-                        "status": r.status,
-                        "startedAt": r.started_at.isoformat(),
-                        "endedAt": r.ended_at.isoformat() if r.ended_at else None,
-                        "failedStep": r.failed_step,
-                        "steps": [
-                            {
-                                "name": st.name,
-                                "status": st.status,
-                                "seconds": st.seconds,
-                                "summary": st.summary,
-                            }
-                            for st in r.steps
-                        ],
-                    }
-                    for r in runs
-                ]
-            }
-
+    app.include_router(dremio.router)
+    app.include_router(ingestion.router)
+    app.include_router(platform.router)
     return app
+
+
+def _basic_user(project: Project, encoded: str, request: Request) -> User | None:
+    """The user of HTTP basic credentials (for the OpenAPI pages in a browser)."""
+    try:
+        username, _, password = base64.b64decode(encoded.strip()).decode().partition(":")
+    except (binascii.Error, UnicodeDecodeError):
+        return None
+    time.sleep(auth.login_delay(project.db, username))
+    client = request.client.host if request.client else None
+    return auth.authenticate(project.db, username, password, client=client, via="docs")

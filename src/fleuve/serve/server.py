@@ -1,22 +1,240 @@
-"""`fleuve serve`: run the HTTP application until stopped."""
+"""`fleuve serve`: HTTP (REST) and Arrow Flight in one process, stopped cleanly by a signal."""
 
 from __future__ import annotations
 
+import logging
+import socket
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
+
 import uvicorn
 
+from fleuve.errors import FleuveError
 from fleuve.project import Project
+from fleuve.security import audit
 from fleuve.serve.app import create_app
+from fleuve.serve.flight import FlightService
+from fleuve.serve.queries import Queries
+
+log = logging.getLogger("fleuve.serve")
+
+COMPAT_INGESTION_PORT = 8001  # the seed's ingestion API
+PURGE_EVERY = timedelta(hours=24)
 
 
-def serve(project: Project, *, host: str | None = None, port: int | None = None) -> None:
-    """Serve the project's HTTP API until SIGINT/SIGTERM."""
-    settings = project.settings.server
-    config = uvicorn.Config(
-        create_app(project),
-        host=host or settings.host,
-        port=port or settings.http_port,
-        log_level="warning",
-        ssl_certfile=str(project.settings.path(settings.tls_cert)) if settings.tls_cert else None,
-        ssl_keyfile=str(project.settings.path(settings.tls_key)) if settings.tls_key else None,
+@dataclass(frozen=True)
+class Addresses:
+    """Where a running server listens."""
+
+    http: str
+    flight: str
+    compat: str | None
+
+
+class _Uvicorn(uvicorn.Server):
+    """Uvicorn, telling us as soon as a signal asks it to stop."""
+
+    def __init__(self, config: uvicorn.Config, on_exit: threading.Event) -> None:
+        super().__init__(config)
+        self._on_exit = on_exit
+
+    def handle_exit(self, sig: int, frame: object) -> None:
+        super().handle_exit(sig, frame)  # type: ignore[arg-type]
+        self._on_exit.set()
+
+
+class FleuveServer:
+    """The REST API and Flight (with Flight SQL) over one engine, with one shutdown."""
+
+    def __init__(
+        self,
+        project: Project,
+        *,
+        host: str | None = None,
+        http_port: int | None = None,
+        flight_port: int | None = None,
+        compat_ports: bool | None = None,
+    ) -> None:
+        settings = project.settings.server
+        self.project = project
+        self.host = host or settings.host
+        self.tls = _tls_files(project)
+        self._stop = threading.Event()
+        self.queries = Queries(project)
+        try:
+            http_port = settings.http_port if http_port is None else http_port
+            self._sockets = [_bind(self.host, http_port, "server.http_port")]
+            compat = settings.compat_ports if compat_ports is None else compat_ports
+            if compat:
+                self._sockets.append(_bind(self.host, COMPAT_INGESTION_PORT, "server.compat_ports"))
+            self.flight = self._flight(settings.flight_port if flight_port is None else flight_port)
+        except BaseException:
+            for sock in getattr(self, "_sockets", []):
+                sock.close()
+            self.queries.close()
+            raise
+        config = uvicorn.Config(
+            create_app(project, self.queries),
+            log_level="warning",
+            lifespan="off",
+            timeout_graceful_shutdown=5,
+            ssl_certfile=str(self.tls[0]) if self.tls else None,
+            ssl_keyfile=str(self.tls[1]) if self.tls else None,
+        )
+        self._http = _Uvicorn(config, self._stop)
+        self._threads: list[threading.Thread] = []
+        self._closed = False
+
+    def _flight(self, port: int) -> FlightService:
+        scheme = "grpc+tls" if self.tls else "grpc+tcp"
+        certificates = [(self.tls[0].read_bytes(), self.tls[1].read_bytes())] if self.tls else None
+        try:
+            return FlightService(
+                self.project,
+                self.queries,
+                f"{scheme}://{_url_host(self.host)}:{port}",
+                tls_certificates=certificates,
+            )
+        except Exception as exc:
+            raise FleuveError(
+                f"cannot serve Arrow Flight on {self.host}:{port}: {str(exc).splitlines()[0]}",
+                "stop what uses the port or set server.flight_port (e.g. --set server.flight_port=32011)",
+            ) from None
+
+    @property
+    def addresses(self) -> Addresses:
+        """The URLs clients connect to."""
+        web = "https" if self.tls else "http"
+        grpc = "grpc+tls" if self.tls else "grpc"
+        host = _url_host("127.0.0.1" if self.host in ("0.0.0.0", "::") else self.host)
+        ports = [s.getsockname()[1] for s in self._sockets]
+        return Addresses(
+            http=f"{web}://{host}:{ports[0]}",
+            flight=f"{grpc}://{host}:{self.flight.port}",
+            compat=f"{web}://{host}:{ports[1]}" if len(ports) > 1 else None,
+        )
+
+    def _background(self) -> None:
+        """Serve Flight, purge the audit trail daily, and cancel queries once a stop is asked."""
+        flight = threading.Thread(target=self.flight.serve, name="fleuve-flight", daemon=True)
+        purge = threading.Thread(target=self._purge_daily, name="fleuve-audit-purge", daemon=True)
+        stopper = threading.Thread(target=self._stop_on_signal, name="fleuve-stop", daemon=True)
+        self._threads = [flight, purge, stopper]
+        for thread in self._threads:
+            thread.start()
+
+    def _purge_daily(self) -> None:
+        days = self.project.settings.server.audit_retention_days
+        while True:
+            try:
+                removed = audit.purge(self.project.db, days)
+                if removed:
+                    log.info(
+                        "audit events past retention removed",
+                        extra={"removed": removed, "days": days},
+                    )
+            except Exception:
+                log.exception("could not purge the audit trail")
+            if self._stop.wait(PURGE_EVERY.total_seconds()):
+                return
+
+    def _stop_on_signal(self) -> None:
+        self._stop.wait()
+        self.queries.cancel_all()
+        self.flight.stop()
+
+    def run(self) -> None:
+        """Serve until SIGINT/SIGTERM; in-flight queries are cancelled, then everything closes."""
+        self._background()
+        try:
+            self._http.run(sockets=self._sockets)
+        finally:
+            self.close()
+
+    def start(self) -> None:
+        """Serve from background threads (tests, embedding); `stop()` ends it."""
+        self._background()
+        http = threading.Thread(
+            target=self._http.run,
+            kwargs={"sockets": self._sockets},
+            name="fleuve-http",
+            daemon=True,
+        )
+        http.start()
+        self._threads.append(http)
+        while not self._http.started and http.is_alive():
+            self._stop.wait(0.02)
+
+    def stop(self) -> None:
+        """Stop serving: cancel running queries, close the ports, wait for the threads."""
+        self._http.should_exit = True
+        self._stop.set()
+        self.close()
+
+    def close(self) -> None:
+        """Release everything (idempotent)."""
+        if self._closed:
+            return
+        self._closed = True
+        self._stop.set()
+        self.queries.close()
+        self.flight.stop()
+        for thread in self._threads:
+            if thread is not threading.current_thread():
+                thread.join(timeout=10)
+        for sock in self._sockets:
+            sock.close()
+
+
+def _tls_files(project: Project) -> tuple | None:
+    settings = project.settings
+    cert, key = settings.server.tls_cert, settings.server.tls_key
+    if not cert and not key:
+        return None
+    if not (cert and key):
+        raise FleuveError(
+            "TLS needs both server.tls_cert and server.tls_key",
+            "set both (PEM certificate and its private key) or neither",
+        )
+    files = (settings.path(cert), settings.path(key))
+    for path in files:
+        if not path.is_file():
+            raise FleuveError(
+                f"TLS file {path} does not exist", "fix server.tls_cert / server.tls_key"
+            )
+    return files
+
+
+def _bind(host: str, port: int, setting: str) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    try:
+        return socket.create_server((host, port), family=family, backlog=2048)
+    except OSError as exc:
+        raise FleuveError(
+            f"cannot listen on {host}:{port}: {exc.strerror}",
+            f"stop what uses the port or change {setting}",
+        ) from None
+
+
+def _url_host(host: str) -> str:
+    return f"[{host}]" if ":" in host else host
+
+
+def serve(
+    project: Project,
+    *,
+    host: str | None = None,
+    port: int | None = None,
+    flight_port: int | None = None,
+    compat_ports: bool | None = None,
+    on_ready: Callable[[Addresses], None] | None = None,
+) -> None:
+    """Serve the project's REST API and Flight until SIGINT/SIGTERM."""
+    server = FleuveServer(
+        project, host=host, http_port=port, flight_port=flight_port, compat_ports=compat_ports
     )
-    uvicorn.Server(config).run()
+    if on_ready is not None:
+        on_ready(server.addresses)
+    server.run()

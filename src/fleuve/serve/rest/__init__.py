@@ -1,0 +1,1 @@
+"""REST routers: Dremio API v3, the ingestion API, and Fleuve's own endpoints."""

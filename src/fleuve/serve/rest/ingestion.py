@@ -1,0 +1,140 @@
+"""The seed's ingestion API: trigger a connection's sync and follow its job (Airbyte shapes)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from datetime import datetime
+from typing import Any
+
+from fastapi import APIRouter
+from pydantic import BaseModel, Field
+from sqlalchemy import select
+
+from fleuve.errors import FleuveError
+from fleuve.metadata import Job
+from fleuve.project import Project
+from fleuve.security import audit
+from fleuve.serve.rest.deps import ApiError, Authed, ProjectDep
+
+router = APIRouter(tags=["Ingestion API"])
+
+# How long `connections/sync` waits for the new job to be recorded before answering.
+JOB_WAIT_SECONDS = 10
+
+
+class SyncRequest(BaseModel):
+    """The connection to sync."""
+
+    connectionId: str = Field(description="the connection's name in fleuve.yml")
+
+
+class JobRequest(BaseModel):
+    """The job to look up."""
+
+    id: int | str = Field(description="the job id returned by connections/sync")
+
+
+def _epoch(value: datetime | None) -> int | None:
+    return int(value.timestamp()) if value else None
+
+
+def job_info(job: Job) -> dict[str, Any]:
+    """A job and its attempts as a JobInfoRead."""
+    return {
+        "job": {
+            "id": job.id,
+            "configType": job.config_type,
+            "configId": job.config_id,
+            "createdAt": _epoch(job.created_at),
+            "updatedAt": _epoch(job.updated_at),
+            "status": job.status,
+        },
+        "attempts": [
+            {
+                "attempt": {
+                    "id": a.number,
+                    "status": a.status,
+                    "createdAt": _epoch(a.created_at),
+                    "updatedAt": _epoch(a.updated_at),
+                    "endedAt": _epoch(a.ended_at),
+                    "recordsSynced": a.records_synced,
+                    "bytesSynced": a.bytes_synced,
+                    "failureSummary": a.failure_summary,
+                }
+            }
+            for a in job.attempts
+        ],
+    }
+
+
+def read_job(project: Project, job_id: int) -> dict[str, Any]:
+    """The JobInfoRead of one job; a 404 when there is none."""
+    with project.db.session() as s:
+        job = s.get(Job, job_id)
+        if job is None:
+            raise ApiError(404, f"no job with id {job_id}", "use the id connections/sync returned")
+        return job_info(job)
+
+
+def start_sync(project: Project, name: str) -> int:
+    """Start syncing connection `name` in the background; returns its job id once recorded."""
+    from fleuve.ingest import sync_connection
+
+    project.settings.connection(name)  # an unknown name fails here, naming the known ones
+    with project.db.session() as s:
+        before = s.scalar(select(Job.id).order_by(Job.id.desc()).limit(1)) or 0
+    thread = threading.Thread(
+        target=sync_connection,
+        args=(project.settings, project.lake, project.db, name),
+        name=f"fleuve-sync-{name}",
+        daemon=True,
+    )
+    thread.start()
+    deadline = time.monotonic() + JOB_WAIT_SECONDS
+    while time.monotonic() < deadline:
+        with project.db.session() as s:
+            job_id = s.scalar(
+                select(Job.id)
+                .where(Job.id > before, Job.config_type == "sync", Job.config_id == name)
+                .order_by(Job.id)
+                .limit(1)
+            )
+        if job_id is not None:
+            return job_id
+        time.sleep(0.05)
+    raise FleuveError(f"the sync of '{name}' did not start", "look at `fleuve jobs` and the logs")
+
+
+@router.post("/api/v1/connections/sync")
+def connections_sync(body: SyncRequest, project: ProjectDep, user: Authed) -> dict[str, Any]:
+    """Start a sync of the connection now; answers its job (status `running`)."""
+    try:
+        job_id = start_sync(project, body.connectionId)
+    except FleuveError as exc:
+        raise ApiError(
+            404 if "no connection" in exc.message else 400, exc.message, exc.fix or ""
+        ) from None
+    audit.record(
+        project.db,
+        "connection",
+        "sync",
+        username=user.username,
+        target=body.connectionId,
+        job_id=job_id,
+    )
+    return read_job(project, job_id)
+
+
+@router.post("/api/v1/jobs/get")
+def jobs_get(body: JobRequest, project: ProjectDep, _: Authed) -> dict[str, Any]:
+    """A job with its attempts: status, records and bytes synced, failure summary."""
+    try:
+        job_id = int(body.id)
+    except ValueError:
+        raise ApiError(
+            400,
+            f"job id {body.id!r} is not a number",
+            "pass the numeric id connections/sync returned",
+        ) from None
+    return read_job(project, job_id)

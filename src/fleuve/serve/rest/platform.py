@@ -1,0 +1,280 @@
+"""Fleuve's own REST endpoints: connections, jobs, datasets, the lake, runs, tokens, audit."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Response
+from pydantic import BaseModel, Field
+from sqlalchemy import select
+
+from fleuve.errors import FleuveError
+from fleuve.lake import LAYERS, quote_ident
+from fleuve.metadata import Job, PipelineRun
+from fleuve.security import audit, auth
+from fleuve.serve import catalog
+from fleuve.serve.rest.deps import Admin, ApiError, Authed, CallerDep, ProjectDep, QueriesDep, page
+from fleuve.serve.rest.ingestion import job_info, read_job, start_sync
+from fleuve.serve.rest.types import dumps
+
+router = APIRouter(prefix="/api/fleuve/v1", tags=["Fleuve"])
+
+_SECRET_KEYS = ("password", "secret", "key", "token", "dsn")
+
+
+def _masked(value: Any, key: str = "") -> Any:
+    """A connection's settings with every secret-looking value replaced by '***'."""
+    if isinstance(value, dict):
+        return {k: _masked(v, k) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_masked(v, key) for v in value]
+    if value is not None and any(s in key.lower() for s in _SECRET_KEYS):
+        return "***"
+    return value
+
+
+# -- connections and jobs ----------------------------------------------------------------
+
+
+@router.get("/connections")
+def connections(project: ProjectDep, _: Authed) -> dict[str, Any]:
+    """The connections declared in fleuve.yml, secrets masked."""
+    return page([_masked(c.model_dump(mode="json")) for c in project.settings.connections])
+
+
+@router.get("/connections/{name}")
+def connection(name: str, project: ProjectDep, _: Authed) -> dict[str, Any]:
+    """One connection, secrets masked."""
+    try:
+        conn = project.settings.connection(name)
+    except FleuveError as exc:
+        raise ApiError(404, exc.message, exc.fix or "") from None
+    return _masked(conn.model_dump(mode="json"))
+
+
+@router.post("/connections/{name}/sync")
+def connection_sync(name: str, project: ProjectDep, user: Authed) -> dict[str, Any]:
+    """Start a sync of the connection; answers its job (a JobInfoRead)."""
+    try:
+        job_id = start_sync(project, name)
+    except FleuveError as exc:
+        raise ApiError(
+            404 if "no connection" in exc.message else 400, exc.message, exc.fix or ""
+        ) from None
+    audit.record(
+        project.db, "connection", "sync", username=user.username, target=name, job_id=job_id
+    )
+    return read_job(project, job_id)
+
+
+@router.get("/jobs")
+def jobs(
+    project: ProjectDep,
+    _: Authed,
+    config_type: Annotated[str | None, Query(alias="configType", description="e.g. sync")] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+) -> dict[str, Any]:
+    """Recent jobs (syncs, dbt runs, refreshes), newest first, as JobInfoRead objects."""
+    q = select(Job).order_by(Job.id.desc()).limit(limit)
+    if config_type:
+        q = q.where(Job.config_type == config_type)
+    with project.db.session() as s:
+        return page([job_info(j) for j in s.scalars(q)])
+
+
+@router.get("/jobs/{job_id}")
+def job(job_id: int, project: ProjectDep, _: Authed) -> dict[str, Any]:
+    """One job with its attempts."""
+    return read_job(project, job_id)
+
+
+# -- datasets and the lake ---------------------------------------------------------------
+
+
+@router.get("/datasets")
+def datasets(queries: QueriesDep, caller: CallerDep) -> dict[str, Any]:
+    """The tables and views the caller may query."""
+    return page(
+        [
+            {"path": d.path, "name": f"{d.schema}.{d.name}", "type": d.type}
+            for d in catalog.datasets(queries, caller)
+        ]
+    )
+
+
+@router.get("/lake/snapshots")
+def snapshots(project: ProjectDep, _: Admin) -> dict[str, Any]:
+    """The lake's committed snapshots (versions for time travel)."""
+    return page(
+        [
+            {
+                "id": s.snapshot_id,
+                "time": s.time.isoformat(),
+                "schemaVersion": s.schema_version,
+                "changes": s.changes,
+            }
+            for s in project.lake.snapshots()
+        ]
+    )
+
+
+@router.get("/lake/layers")
+def layers(project: ProjectDep, _: Authed) -> dict[str, Any]:
+    """The layers of the lake with their storage options and sizes."""
+    sizes = project.lake.layer_sizes()
+    return page(
+        [
+            {
+                "schema": layer.schema,
+                "compression": layer.compression,
+                "partitioning": layer.partitioning,
+                "bytes": sizes.get(layer.schema, 0),
+            }
+            for layer in LAYERS.values()
+        ]
+    )
+
+
+@router.get("/lake/tables/{schema}/{table}")
+def table_rows(
+    schema: str,
+    table: str,
+    queries: QueriesDep,
+    caller: CallerDep,
+    version: Annotated[int | None, Query(description="snapshot id for time travel")] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+) -> Response:
+    """Rows of a table, now or as of a snapshot (time travel); grants apply."""
+    name = f"{quote_ident(schema)}.{quote_ident(table)}"
+    at = f" AT (VERSION => {version})" if version is not None else ""
+    try:
+        stream = queries.stream(f"SELECT * FROM {name}{at} LIMIT {limit}", caller)
+        rows = [r for batch in stream.batches for r in batch.to_pylist()]
+    except FleuveError as exc:
+        raise ApiError(400, exc.message, exc.fix or "") from None
+    current = version if version is not None else queries.project.lake.current_snapshot()
+    return Response(dumps({"version": current, "rows": rows}), media_type="application/json")
+
+
+@router.get("/pipeline/runs")
+def pipeline_runs(
+    project: ProjectDep, _: Authed, limit: Annotated[int, Query(ge=1, le=100)] = 20
+) -> dict[str, Any]:
+    """Recent runs of the batch pipeline with their steps."""
+    with project.db.session() as s:
+        runs = s.scalars(select(PipelineRun).order_by(PipelineRun.id.desc()).limit(limit)).all()
+        return page(
+            [
+                {
+                    "id": r.id,
+                    "status": r.status,
+                    "startedAt": r.started_at.isoformat(),
+                    "endedAt": r.ended_at.isoformat() if r.ended_at else None,
+                    "failedStep": r.failed_step,
+                    "steps": [
+                        {
+                            "name": st.name,
+                            "status": st.status,
+                            "seconds": st.seconds,
+                            "summary": st.summary,
+                        }
+                        for st in r.steps
+                    ],
+                }
+                for r in runs
+            ]
+        )
+
+
+# -- tokens, users, audit ----------------------------------------------------------------
+
+
+class TokenRequest(BaseModel):
+    """A personal access token to create."""
+
+    name: str = Field(description="what the token is for, e.g. 'superset'")
+    days: int | None = Field(90, ge=1, description="lifetime in days; null for no expiry")
+
+
+def _token_json(t: Any) -> dict[str, Any]:
+    return {
+        "id": t.id,
+        "kind": t.kind,
+        "name": t.name,
+        "createdAt": t.created_at.isoformat(),
+        "expiresAt": t.expires_at.isoformat() if t.expires_at else None,
+    }
+
+
+@router.get("/tokens")
+def tokens(project: ProjectDep, user: Authed) -> dict[str, Any]:
+    """The caller's live tokens (never their values)."""
+    return page([_token_json(t) for t in auth.list_tokens(project.db, user.username)])
+
+
+@router.post("/tokens")
+def token_create(body: TokenRequest, project: ProjectDep, user: Authed) -> dict[str, Any]:
+    """A new personal access token, shown once; send it as `Authorization: Bearer <token>`."""
+    token, row = auth.create_personal_token(project.db, user.username, body.name, body.days)
+    return {**_token_json(row), "token": token}
+
+
+@router.delete("/tokens/{token_id}", status_code=204)
+def token_revoke(token_id: int, project: ProjectDep, user: Authed) -> Response:
+    """Revoke one of the caller's tokens."""
+    try:
+        auth.revoke_token_id(project.db, user.username, token_id)
+    except FleuveError as exc:
+        raise ApiError(404, exc.message, exc.fix or "") from None
+    return Response(status_code=204)
+
+
+@router.get("/users")
+def users(project: ProjectDep, _: Admin) -> dict[str, Any]:
+    """Every user with roles and state (admins only)."""
+    return page(
+        [
+            {
+                "userName": u.username,
+                "roles": u.roles,
+                "disabled": u.disabled,
+                "createdAt": u.created_at.isoformat(),
+            }
+            for u in auth.list_users(project.db)
+        ]
+    )
+
+
+@router.get("/audit")
+def audit_events(
+    project: ProjectDep,
+    _: Admin,
+    kind: Annotated[
+        str | None, Query(description="login, query, user, token, grant, connection")
+    ] = None,
+    user: Annotated[str | None, Query()] = None,
+    outcome: Annotated[str | None, Query(description="ok, failed, cancelled, denied")] = None,
+    since: Annotated[datetime | None, Query(description="ISO 8601 time")] = None,
+    until: Annotated[datetime | None, Query(description="ISO 8601 time")] = None,
+    contains: Annotated[str | None, Query(description="text in the target (e.g. the SQL)")] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> dict[str, Any]:
+    """The audit trail, newest first (admins only)."""
+    filters = audit.Filters(kind, user, outcome, since, until, contains, limit)
+    return page(
+        [
+            {
+                "id": e.id,
+                "at": e.at.isoformat(),
+                "kind": e.kind,
+                "action": e.action,
+                "outcome": e.outcome,
+                "userName": e.username,
+                "client": e.client,
+                "target": e.target,
+                "detail": e.detail,
+            }
+            for e in audit.events(project.db, filters)
+        ]
+    )
