@@ -92,18 +92,31 @@ def _load_bronze(project: Project) -> str:
 
 def _dbt(command: str, select: str) -> Callable[[Project], str]:
     def step(project: Project) -> str:
-        from fleuve.transform import run_dbt
+        from fleuve.transform import run_transform
 
         args = [command, "--select", select]
         if command == "test":
-            # Only tests whose every parent is in this layer; a test spanning into the next
-            # layer runs with that layer, after its models exist.
-            args += ["--indirect-selection", "cautious"]
-        result = run_dbt(project.settings, args)
+            # Tests whose parents are all in this layer or upstream of it; a test that also reads
+            # the next layer runs with that layer, once its models exist.
+            args += ["--indirect-selection", "buildable"]
+        result = run_transform(
+            project.settings, args, db=project.db, metadata={"pipeline_step": f"{command} {select}"}
+        )
+        if result.failed_tests:
+            # The quality gate: the layers downstream of a failing test are not built.
+            stored = [n.relation for n in result.failed_tests if n.relation]
+            where = f"query {', '.join(stored)} in the lake" if stored else "see the dbt log"
+            raise FleuveError(
+                f"quality gate on {select}: "
+                + "; ".join(n.describe() for n in result.failed)
+                + "; later layers were not built",
+                f"to inspect the failing rows, {where}; fix the data at its source (or the "
+                "test), then run again",
+            )
         if not result.success:
             raise FleuveError(
                 f"dbt {command} --select {select}: {result.summary()}",
-                "inspect the failing models or tests in the dbt project, then run again",
+                "fix the failing models (the dbt log is in .fleuve/logs/dbt/dbt.log), then run again",
             )
         return result.summary()
 

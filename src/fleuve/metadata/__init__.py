@@ -3,12 +3,15 @@
 from fleuve.metadata.database import Database
 from fleuve.metadata.models import Attempt, Base, Job, PipelineRun, PipelineStep, Token, User
 from fleuve.metadata.serve import AuditEvent
+from fleuve.metadata.transform import DbtRunHistory, DbtRunNode
 
 __all__ = [
     "Attempt",
     "AuditEvent",
     "Base",
     "Database",
+    "DbtRunHistory",
+    "DbtRunNode",
     "Job",
     "PipelineRun",
     "PipelineStep",

@@ -14,6 +14,7 @@ from fleuve.lake import CATALOG, duckdb_config
 
 SCAFFOLD = Path(__file__).parent / "scaffold"
 PROFILE = "fleuve"
+SQLITE_BUSY_TIMEOUT_MS = 5000
 
 
 def scaffold(settings: Settings) -> list[Path]:
@@ -39,14 +40,22 @@ def profile(settings: Settings) -> dict[str, Any]:
     options: dict[str, Any] = {"data_path": settings.lake_data_path}
     if lake.catalog_schema:
         options["metadata_schema"] = lake.catalog_schema
+    sqlite = settings.lake_catalog.startswith("sqlite:")
+    if sqlite:
+        # As in Fleuve's own sessions: WAL lets dbt commit while another process (e.g. `fleuve
+        # serve`) reads, and the busy timeout makes writers queue instead of failing at once.
+        options["meta_journal_mode"] = "wal"
+        options["meta_busy_timeout"] = SQLITE_BUSY_TIMEOUT_MS
     output: dict[str, Any] = {
         "type": "duckdb",
         "path": ":memory:",
         # A SQLite catalog takes one writer at a time; concurrent dbt threads would fail
         # their commits with "database is locked", so they are serialized there.
-        "threads": 1 if settings.lake_catalog.startswith("sqlite:") else settings.transform.threads,
+        "threads": 1 if sqlite else settings.transform.threads,
         # Extension options must apply before ATTACH, hence config_options, not settings.
         "config_options": duckdb_config(),
+        # Applied after ATTACH: DuckLake retries a commit that lost a race with another writer.
+        "settings": {"ducklake_max_retry_count": lake.commit_retries},
         "attach": [
             {
                 "path": _ducklake_path(settings),

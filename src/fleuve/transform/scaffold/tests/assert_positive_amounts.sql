@@ -1,4 +1,5 @@
--- The seed's quality check: every order in the marts has a positive amount.
+-- The seed's quality check: every order has a positive amount. It runs with the staging tests,
+-- so a bad amount stops the pipeline before it reaches the intermediate and mart layers.
 SELECT *
-FROM {{ ref('int_customer_orders') }}
+FROM {{ ref('stg_orders') }}
 WHERE amount <= 0

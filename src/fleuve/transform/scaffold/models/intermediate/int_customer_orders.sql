@@ -1,4 +1,12 @@
 -- Join customers and their orders (the seed's int_customer_orders).
+-- Incremental: an order is re-derived when it or its customer landed since the last run.
+{{ config(
+    materialized='incremental',
+    incremental_strategy='merge',
+    unique_key='order_id',
+    on_schema_change='sync_all_columns'
+) }}
+
 WITH customers AS (
     SELECT * FROM {{ ref('stg_customers') }}
 ),
@@ -12,14 +20,20 @@ joined AS (
         c.customer_id,
         c.customer_name,
         c.email,
+        c.state,
+        c.country_code,
         o.order_id,
         o.order_date,
         o.order_day,
         o.amount,
-        o.status
+        o.currency,
+        o.channel,
+        o.status,
+        greatest(c._fleuve_extracted_at, o._fleuve_extracted_at) AS _fleuve_extracted_at
     FROM customers c
     INNER JOIN orders o
         ON c.customer_id = o.customer_id
 )
 
 SELECT * FROM joined
+WHERE {{ landed_since_last_run() }}

@@ -7,7 +7,8 @@ SELECT
     page_url,
     product_id,
     CAST(occurred_at AS TIMESTAMP) AS occurred_at,
-    device,
-    country_code
+    LOWER(device) AS device,
+    UPPER(country_code) AS country_code,
+    _fleuve_extracted_at
 FROM {{ source('bronze', 'raw_web_events') }}
 WHERE event_id IS NOT NULL
