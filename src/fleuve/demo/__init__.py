@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -15,6 +16,7 @@ from fleuve.demo.api import CatalogAPI
 from fleuve.demo.generate import DemoData, generate
 
 SOURCES = "sources"
+DASHBOARDS = "dashboards"
 
 
 def connections(api_url: str, api_key: str) -> list[dict]:
@@ -78,10 +80,20 @@ def connections(api_url: str, api_key: str) -> list[dict]:
     ]
 
 
+def _ship_dashboards(folder: Path) -> None:
+    """Copy the demo's dashboards (the seed's "Analytique Client") unless the user has their own."""
+    folder.mkdir(exist_ok=True)
+    for source in sorted((Path(__file__).parent / DASHBOARDS).glob("*.yml")):
+        target = folder / source.name
+        if not target.exists():
+            shutil.copyfile(source, target)
+
+
 def prepare(project_dir: Path, orders: int, api_port: int = 9088) -> DemoData:
     """Generate the sources and write the demo's fleuve.yml (keeping its lake settings)."""
     project_dir.mkdir(parents=True, exist_ok=True)
     data = generate(project_dir / SOURCES, orders)
+    _ship_dashboards(project_dir / DASHBOARDS)
     config_file = project_dir / CONFIG_FILE
     current = (
         yaml.safe_load(config_file.read_text(encoding="utf-8")) if config_file.exists() else None

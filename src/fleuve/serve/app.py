@@ -22,6 +22,7 @@ from fleuve.errors import FleuveError
 from fleuve.metadata import User
 from fleuve.project import Project
 from fleuve.security import auth
+from fleuve.serve import ui
 from fleuve.serve.queries import Queries
 from fleuve.serve.rest import dremio, ingestion, platform
 
@@ -104,6 +105,7 @@ def create_app(project: Project, queries: Queries) -> FastAPI:
     app.include_router(dremio.router)
     app.include_router(ingestion.router)
     app.include_router(platform.router)
+    ui.install(app)
     return app
 
 

@@ -1,0 +1,463 @@
+"""The JSON endpoints only the web UI needs: dashboards, charts, completion, lineage, downloads.
+
+Everything else the UI shows comes from the platform's REST API (jobs, users, the lake,
+SQL jobs through `/api/v3`). Every query runs through the engine as the signed-in user, so
+grants and reflections apply to charts exactly as to any other client.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
+from pydantic import BaseModel, Field, ValidationError
+
+from fleuve.dashboards import lineage as _dashboards_in_lineage  # noqa: F401 (registers)
+from fleuve.dashboards import store
+from fleuve.dashboards.models import ChartSpec, DashboardSpec
+from fleuve.dashboards.query import chart_query, filter_conditions, options_query
+from fleuve.errors import FleuveError
+from fleuve.metadata import User
+from fleuve.project import Project
+from fleuve.security import audit, auth
+from fleuve.serve.queries import Caller, Queries
+from fleuve.serve.rest.types import dumps, schema_json
+from fleuve.transform.lineage import lineage as lineage_of
+
+router = APIRouter(prefix="/api/fleuve/v1/ui", tags=["Web UI"])
+DOWNLOAD_PAGE = 50_000
+LOG_TAIL_BYTES = 8 * 1024 * 1024  # job logs are looked up in the recent end of the log
+# Column listing for completion: the lake's schemas, read as the user (grants filter it).
+_COLUMNS_SQL = (
+    "SELECT table_schema, table_name, column_name, data_type FROM information_schema.columns "
+    "WHERE table_catalog = 'lake' AND table_schema NOT IN ('information_schema', 'pg_catalog') "
+    "ORDER BY table_schema, table_name, ordinal_position"
+)
+
+
+def job_log_lines(log_file: Path, job_id: str, limit: int) -> list[str]:
+    """The last `limit` lines of the JSON log written for `job_id`, as readable text."""
+    if not log_file.is_file():
+        return []
+    with log_file.open("rb") as f:
+        f.seek(max(0, log_file.stat().st_size - LOG_TAIL_BYTES))
+        tail = f.read().decode("utf-8", errors="replace").splitlines()
+    lines = []
+    for line in tail:
+        try:
+            doc = json.loads(line)
+        except ValueError:
+            continue
+        if str(doc.get("job_id")) == job_id:
+            lines.append(
+                f"{doc.get('timestamp')} {doc.get('level')} {doc.get('service')}: {doc.get('message')}"
+            )
+    return lines[-limit:]
+
+
+def _user(request: Request) -> User:
+    return request.state.user
+
+
+def _admin(user: Annotated[User, Depends(_user)]) -> User:
+    if "admin" not in (user.roles or []):
+        raise HTTPException(403, "this needs the admin role")
+    return user
+
+
+def _queries(request: Request) -> Queries:
+    return request.app.state.queries
+
+
+def _project(request: Request) -> Project:
+    return request.app.state.project
+
+
+def _caller(request: Request, user: Annotated[User, Depends(_user)]) -> Caller:
+    return Caller(user.username, request.client.host if request.client else None, "ui")
+
+
+UserDep = Annotated[User, Depends(_user)]
+AdminDep = Annotated[User, Depends(_admin)]
+QueriesDep = Annotated[Queries, Depends(_queries)]
+ProjectDep = Annotated[Project, Depends(_project)]
+CallerDep = Annotated[Caller, Depends(_caller)]
+
+
+def _json(body: Any, status: int = 200) -> Response:
+    return Response(dumps(body), media_type="application/json", status_code=status)
+
+
+def _bad(exc: ValidationError) -> HTTPException:
+    first = exc.errors()[0]
+    where = ".".join(str(p) for p in first.get("loc", ()))
+    return HTTPException(400, f"invalid spec: {where}: {first.get('msg')}".replace(": :", ":"))
+
+
+def run_query(queries: Queries, caller: Caller, sql: str) -> dict[str, Any]:
+    """Run `sql` for `caller`: its rows, timing and the reflections that served it."""
+    started = time.perf_counter()
+    stream = queries.stream(sql, caller)
+    table = pa.Table.from_batches(list(stream.batches), schema=stream.schema)
+    elapsed = (time.perf_counter() - started) * 1000
+    try:
+        reflections = list(queries.engine.job(stream.job_id).reflections)
+    except FleuveError:  # the engine may already have forgotten a finished job
+        reflections = []
+    chosen = [r for r in reflections if r.get("relationship") == "CHOSEN"]
+    return {
+        "jobId": stream.job_id,
+        "columns": schema_json(table.schema),
+        "rows": [list(r.values()) for r in table.to_pylist()],
+        "rowCount": table.num_rows,
+        "elapsedMs": round(elapsed, 1),
+        "sql": sql,
+        "acceleration": {"accelerated": bool(chosen), "reflections": chosen},
+    }
+
+
+@router.get("/me")
+def me(user: UserDep) -> dict[str, Any]:
+    """Who is signed in."""
+    return {"userName": user.username, "roles": user.roles, "admin": "admin" in user.roles}
+
+
+@router.get("/completion")
+def completion(queries: QueriesDep, caller: CallerDep) -> Response:
+    """Dataset and column names the user may query, for the SQL editor's completion."""
+    result = run_query(queries, caller, _COLUMNS_SQL)
+    datasets: dict[str, list[dict[str, str]]] = {}
+    for schema, table, column, dtype in result["rows"]:
+        datasets.setdefault(f"{schema}.{table}", []).append({"name": column, "type": dtype})
+    return _json({"datasets": datasets})
+
+
+@router.get("/lineage")
+def lineage(project: ProjectDep, _: UserDep) -> dict[str, Any]:
+    """The lineage graph: bronze, the dbt layers, and the dashboards reading the marts."""
+    graph = lineage_of(project.settings, lake=project.lake, columns=False)
+    body = graph.to_dict()
+    body["layers"] = list(graph.layers())
+    return body
+
+
+@router.get("/queries")
+def query_history(
+    project: ProjectDep, user: UserDep, limit: Annotated[int, Query(ge=1, le=500)] = 100
+) -> dict[str, Any]:
+    """Recent queries from the audit trail: the caller's own, or everyone's for an admin."""
+    mine = None if "admin" in user.roles else user.username
+    events = audit.events(project.db, audit.Filters(kind="query", username=mine, limit=limit))
+    return {
+        "data": [
+            {
+                "at": e.at.isoformat(),
+                "action": e.action,
+                "outcome": e.outcome,
+                "userName": e.username,
+                "target": e.target,
+                "detail": e.detail,
+            }
+            for e in events
+        ]
+    }
+
+
+@router.get("/logs")
+def job_logs(
+    project: ProjectDep,
+    _: AdminDep,
+    job_id: Annotated[str, Query(alias="jobId", min_length=1, max_length=64)],
+    limit: Annotated[int, Query(ge=1, le=1000)] = 200,
+) -> dict[str, Any]:
+    """The log lines of one job (admins only), from the end of the project's JSON log."""
+    return {
+        "lines": job_log_lines(project.settings.state_dir / "logs" / "fleuve.log", job_id, limit)
+    }
+
+
+# -- SQL Lab downloads -------------------------------------------------------------------
+
+
+@router.get("/sql/{job_id}/download")
+def download(
+    job_id: str,
+    queries: QueriesDep,
+    user: UserDep,
+    format: Annotated[str, Query(pattern="^(csv|parquet)$")] = "csv",
+) -> Response:
+    """A completed SQL Lab job's whole result as CSV or Parquet."""
+    try:
+        job = queries.engine.job(job_id)
+    except FleuveError:
+        raise HTTPException(404, f"no job {job_id}") from None
+    if job.user != user.username and "admin" not in user.roles:
+        raise HTTPException(404, f"no job {job_id}")
+    if job.state != "COMPLETED":
+        raise HTTPException(400, f"job {job_id} is {job.state}, not COMPLETED")
+    pages = []
+    for offset in range(0, max(job.row_count, 1), DOWNLOAD_PAGE):
+        pages.append(queries.engine.results(job_id, offset, DOWNLOAD_PAGE))
+    table = pa.concat_tables(pages) if pages else pa.table({})
+    sink = io.BytesIO()
+    if format == "csv":
+        pacsv.write_csv(table, sink)
+        media = "text/csv; charset=utf-8"
+    else:
+        pq.write_table(table, sink, compression="zstd")
+        media = "application/vnd.apache.parquet"
+    filename = f"fleuve-{job_id[:8]}.{format}"
+    return Response(
+        sink.getvalue(),
+        media_type=media,
+        headers={"content-disposition": f'attachment; filename="{filename}"'},
+    )
+
+
+# -- charts ------------------------------------------------------------------------------
+
+
+class ChartPreview(BaseModel):
+    """A chart to draw without saving it."""
+
+    chart: dict[str, Any]
+
+
+def _chart(data: dict[str, Any]) -> ChartSpec:
+    try:
+        return ChartSpec.model_validate(data)
+    except ValidationError as exc:
+        raise _bad(exc) from None
+
+
+def _chart_json(row: Any) -> dict[str, Any]:
+    return {
+        "slug": row.slug,
+        "title": row.title,
+        "owner": row.owner,
+        "updatedAt": row.updated_at.isoformat(),
+        "spec": row.spec,
+    }
+
+
+@router.post("/charts/preview")
+def chart_preview(body: ChartPreview, queries: QueriesDep, caller: CallerDep) -> Response:
+    """Rows of an unsaved chart (the chart builder's preview)."""
+    spec = _chart(body.chart)
+    return _json({"chart": spec.model_dump(), **run_query(queries, caller, chart_query(spec))})
+
+
+@router.get("/charts")
+def charts(project: ProjectDep, _: UserDep) -> dict[str, Any]:
+    """Saved charts."""
+    return {"data": [_chart_json(r) for r in store.list_charts(project.db)]}
+
+
+@router.post("/charts")
+def chart_save(body: ChartPreview, project: ProjectDep, user: UserDep) -> dict[str, Any]:
+    """Save (or replace) a chart; its `name` is its slug."""
+    row = store.save_chart(project.db, _chart(body.chart), user.username)
+    return _chart_json(row)
+
+
+@router.get("/charts/{slug}")
+def chart_get(slug: str, project: ProjectDep, _: UserDep) -> dict[str, Any]:
+    """One saved chart's spec."""
+    try:
+        return {"slug": slug, "spec": store.get_chart(project.db, slug).model_dump()}
+    except store.NotFound as exc:
+        raise HTTPException(404, exc.message) from None
+
+
+@router.delete("/charts/{slug}", status_code=204)
+def chart_delete(slug: str, project: ProjectDep, _: UserDep) -> Response:
+    """Delete a saved chart."""
+    try:
+        store.delete_chart(project.db, slug)
+    except store.NotFound as exc:
+        raise HTTPException(404, exc.message) from None
+    return Response(status_code=204)
+
+
+# -- dashboards --------------------------------------------------------------------------
+
+
+class NewDashboard(BaseModel):
+    """A dashboard to create in the UI."""
+
+    slug: str
+    title: str
+    refresh_seconds: int | None = Field(None, ge=10)
+
+
+class ChartData(BaseModel):
+    """The shared filter values chosen on a dashboard."""
+
+    filters: dict[str, Any] = Field(default_factory=dict)
+
+
+def _dashboard(project: Project, slug: str) -> tuple[Any, DashboardSpec]:
+    try:
+        return store.get_dashboard(project.db, slug)
+    except store.NotFound as exc:
+        raise HTTPException(404, exc.message, headers=None) from None
+
+
+def _dashboard_json(row: Any, spec: DashboardSpec | None = None) -> dict[str, Any]:
+    out = {
+        "slug": row.slug,
+        "title": row.title,
+        "origin": row.origin,
+        "sourceFile": row.source_file,
+        "owner": row.owner,
+        "updatedAt": row.updated_at.isoformat(),
+    }
+    if spec is not None:
+        out["spec"] = spec.model_dump()
+    return out
+
+
+@router.get("/dashboards")
+def dashboards(project: ProjectDep, _: UserDep) -> dict[str, Any]:
+    """Every dashboard, from files and from the UI."""
+    return {"data": [_dashboard_json(r) for r in store.list_dashboards(project.db)]}
+
+
+@router.post("/dashboards")
+def dashboard_create(body: NewDashboard, project: ProjectDep, user: UserDep) -> dict[str, Any]:
+    """Create an empty dashboard to add charts to."""
+    try:
+        spec = DashboardSpec(slug=body.slug, title=body.title, refresh_seconds=body.refresh_seconds)
+    except ValidationError as exc:
+        raise _bad(exc) from None
+    if store.dashboard_exists(project.db, spec.slug):
+        raise HTTPException(409, f"a dashboard '{spec.slug}' already exists")
+    return _dashboard_json(store.save_dashboard(project.db, spec, user.username), spec)
+
+
+@router.get("/dashboards/{slug}")
+def dashboard(slug: str, project: ProjectDep, _: UserDep) -> dict[str, Any]:
+    """A dashboard's spec: its filters and charts."""
+    row, spec = _dashboard(project, slug)
+    return _dashboard_json(row, spec)
+
+
+@router.delete("/dashboards/{slug}", status_code=204)
+def dashboard_delete(slug: str, project: ProjectDep, _: UserDep) -> Response:
+    """Delete a dashboard made in the UI."""
+    _dashboard(project, slug)
+    store.delete_dashboard(project.db, slug)
+    return Response(status_code=204)
+
+
+@router.post("/dashboards/{slug}/charts")
+def dashboard_add_chart(
+    slug: str, body: ChartPreview, project: ProjectDep, user: UserDep
+) -> dict[str, Any]:
+    """Add a chart (a copy of its spec) to a dashboard made in the UI."""
+    _, spec = _dashboard(project, slug)
+    chart = _chart(body.chart)
+    charts = [c for c in spec.charts if c.name != chart.name] + [chart]
+    updated = spec.model_copy(update={"charts": charts})
+    return _dashboard_json(store.save_dashboard(project.db, updated, user.username), updated)
+
+
+@router.delete("/dashboards/{slug}/charts/{name}")
+def dashboard_remove_chart(
+    slug: str, name: str, project: ProjectDep, user: UserDep
+) -> dict[str, Any]:
+    """Take a chart off a dashboard made in the UI."""
+    _, spec = _dashboard(project, slug)
+    updated = spec.model_copy(update={"charts": [c for c in spec.charts if c.name != name]})
+    return _dashboard_json(store.save_dashboard(project.db, updated, user.username), updated)
+
+
+@router.post("/dashboards/{slug}/charts/{name}/data")
+def dashboard_chart_data(
+    slug: str,
+    name: str,
+    body: ChartData,
+    project: ProjectDep,
+    queries: QueriesDep,
+    caller: CallerDep,
+) -> Response:
+    """One chart's rows under the chosen filter values, read as the user."""
+    _, spec = _dashboard(project, slug)
+    chart = spec.chart(name)
+    if chart is None:
+        raise HTTPException(404, f"dashboard '{slug}' has no chart '{name}'")
+    sql = chart_query(chart, filter_conditions(spec, chart, body.filters))
+    return _json(run_query(queries, caller, sql))
+
+
+@router.get("/dashboards/{slug}/filters/{name}/options")
+def filter_options(
+    slug: str, name: str, project: ProjectDep, queries: QueriesDep, caller: CallerDep
+) -> dict[str, Any]:
+    """The values a dimension filter offers, read as the user."""
+    _, spec = _dashboard(project, slug)
+    flt = next((f for f in spec.filters if f.name == name), None)
+    if flt is None or flt.type != "values":
+        raise HTTPException(404, f"dashboard '{slug}' has no values filter '{name}'")
+    dataset = flt.options_dataset or next(
+        (c.dataset for c in spec.charts if c.dataset and name not in c.ignore_filters), None
+    )
+    if dataset is None:
+        return {"values": []}
+    result = run_query(queries, caller, options_query(dataset, flt.column))
+    return {"values": [str(r[0]) for r in result["rows"]]}
+
+
+# -- admin -------------------------------------------------------------------------------
+
+
+class NewUser(BaseModel):
+    """A user to create."""
+
+    userName: str
+    password: str
+    roles: list[str] = Field(default_factory=list)
+
+
+class UserChange(BaseModel):
+    """Roles or state to change on a user."""
+
+    roles: list[str] | None = None
+    disabled: bool | None = None
+
+
+@router.post("/admin/users")
+def user_create(body: NewUser, project: ProjectDep, admin: AdminDep) -> dict[str, Any]:
+    """Create a user (admins only)."""
+    user = auth.create_user(
+        project.db, body.userName, body.password, body.roles, actor=admin.username
+    )
+    return {"userName": user.username, "roles": user.roles, "disabled": user.disabled}
+
+
+@router.patch("/admin/users/{name}")
+def user_change(
+    name: str, body: UserChange, project: ProjectDep, admin: AdminDep
+) -> dict[str, Any]:
+    """Change a user's roles or disable them (admins only)."""
+    if body.roles is not None:
+        auth.set_roles(project.db, name, body.roles, actor=admin.username)
+    if body.disabled is not None:
+        if name == admin.username and body.disabled:
+            raise HTTPException(400, "you cannot disable yourself")
+        auth.set_disabled(project.db, name, body.disabled, actor=admin.username)
+    user = auth.get_user(project.db, name)
+    return {"userName": user.username, "roles": user.roles, "disabled": user.disabled}
+
+
+@router.get("/admin/grants")
+def grants(queries: QueriesDep, _: AdminDep) -> dict[str, Any]:
+    """Every grant, as the engine holds them (admins only)."""
+    return {"data": [g.as_json() for g in queries.engine.grants.list()]}
