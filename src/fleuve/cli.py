@@ -278,50 +278,179 @@ def _run_pipeline(project: Project) -> None:
 
 @cli.command()
 @click.argument("connection")
+@click.option("--stream", "streams", multiple=True, help="Sync only this stream (repeatable).")
+@click.option(
+    "--full-refresh", is_flag=True, help="Ignore saved cursors and read every stream in full."
+)
 @pass_ctx
 @handles_errors
-def sync(ctx: Context, connection: str) -> None:
-    """Sync one CONNECTION's streams into bronze."""
+def sync(ctx: Context, connection: str, streams: tuple[str, ...], full_refresh: bool) -> None:
+    """Sync one CONNECTION's streams into bronze, showing rows, MB and rows/s as they go."""
     from fleuve.demo import demo_sources
-    from fleuve.ingest import sync_connection
+    from fleuve.ingest import StreamProgress, sync_connection
 
     project = ctx.project()
-    with demo_sources(project.settings):
+    project.settings.connection(connection)
+    with (
+        demo_sources(project.settings),
+        Progress(
+            SpinnerColumn(),
+            TextColumn("[bold]{task.description:<24}"),
+            BarColumn(),
+            TextColumn(
+                "{task.fields[rows]:>14} rows  {task.fields[mb]:>9} MB  {task.fields[rate]:>12}"
+            ),
+            TimeElapsedColumn(),
+            console=console,
+        ) as progress,
+    ):
+        tasks: dict[str, Any] = {}
+
+        def show(states: list[StreamProgress]) -> None:
+            for st in states:
+                if st.stream not in tasks:
+                    tasks[st.stream] = progress.add_task(
+                        st.stream, total=100, rows="", mb="", rate=""
+                    )
+                elapsed = time.monotonic() - st.started if st.started else 0.0
+                rate = f"{st.rows / elapsed:,.0f} rows/s" if elapsed > 0 and st.rows else ""
+                done = 100 if st.phase in ("committed", "failed") else (st.percent or 0)
+                label = f"{st.stream} ✗" if st.phase == "failed" else st.stream
+                progress.update(
+                    tasks[st.stream],
+                    completed=done,
+                    description=label,
+                    rows=f"{st.rows:,}" if st.rows else "",
+                    mb=f"{st.bytes / 1e6:,.1f}" if st.bytes else "",
+                    rate=rate,
+                )
+
         result = sync_connection(
             project.settings,
             project.lake,
             project.db,
             connection,
-            on_stream=lambda s, n: console.print(f"  {s}: {n:,} rows"),
+            streams=list(streams) or None,
+            full_refresh=full_refresh,
+            on_progress=show,
         )
+    table = Table(
+        "stream", "mode", "committed", "rejected", "MB read", "seconds", "rows/s", "changes"
+    )
+    for name, out in result.streams.items():
+        rate = out.records_committed / out.seconds if out.seconds else 0
+        table.add_row(
+            name,
+            out.mode,
+            f"{out.records_committed:,}",
+            f"{out.records_rejected:,}",
+            f"{out.bytes_read / 1e6:,.1f}",
+            f"{out.seconds:.2f}",
+            f"{rate:,.0f}",
+            "; ".join(out.schema_changes),
+        )
+    console.print(table)
     if result.status != "succeeded":
-        raise FleuveError(f"sync of '{connection}' failed (job {result.job_id}): {result.error}")
-    console.print(f"Job {result.job_id}: {result.records:,} records synced.")
+        raise FleuveError(
+            f"sync of '{connection}' failed (job {result.job_id}, {result.attempts} attempt(s)): "
+            + "; ".join(f"{k}: {v}" for k, v in result.errors.items()),
+            "see `fleuve jobs` for details, fix the cause, then sync again",
+        )
+    console.print(
+        f"Job {result.job_id} succeeded: {result.records:,} records committed"
+        + (f", {result.rejected:,} rejected (see bronze._rejected)" if result.rejected else "")
+        + f" in {result.seconds:.1f}s."
+    )
 
 
 @cli.command()
-@click.option("--limit", default=20, show_default=True)
+@click.option("--limit", default=20, show_default=True, help="How many recent jobs.")
+@click.option("--connection", help="Only the jobs of this connection.")
+@click.option("--json", "as_json", is_flag=True, help="Print JobInfoRead objects as JSON.")
 @pass_ctx
 @handles_errors
-def jobs(ctx: Context, limit: int) -> None:
-    """List recent jobs (syncs, dbt runs, refreshes)."""
-    from sqlalchemy import select
+def jobs(ctx: Context, limit: int, connection: str | None, as_json: bool) -> None:
+    """List recent sync jobs with their attempts, records, duration and failure."""
+    from datetime import UTC, datetime
 
-    from fleuve.metadata import Job
+    from fleuve.ingest import recent_jobs
 
-    table = Table("id", "type", "config", "status", "created", "records")
-    with ctx.project().db.session() as s:
-        for job in s.scalars(select(Job).order_by(Job.id.desc()).limit(limit)):
-            records = sum(a.records_synced for a in job.attempts)
-            table.add_row(
-                str(job.id),
-                job.config_type,
-                job.config_id,
-                job.status,
-                job.created_at.isoformat(timespec="seconds"),
-                f"{records:,}",
-            )
+    infos = recent_jobs(ctx.project().db, limit, connection)
+    if as_json:
+        console.print_json(json.dumps(infos))
+        return
+    table = Table(
+        "job", "connection", "status", "started", "attempts", "records", "MB", "seconds", "failure"
+    )
+    for info in infos:
+        job, attempts = info["job"], [a["attempt"] for a in info["attempts"]]
+        last = attempts[-1] if attempts else {}
+        ended = last.get("endedAt") or job["updatedAt"]
+        failure = ((last.get("failureSummary") or {}).get("failures") or [{}])[0]
+        table.add_row(
+            str(job["id"]),
+            job["configId"],
+            job["status"],
+            datetime.fromtimestamp(job["createdAt"], UTC).strftime("%Y-%m-%d %H:%M:%S"),
+            str(len(attempts)),
+            f"{sum(a['recordsSynced'] for a in attempts):,}",
+            f"{sum(a['bytesSynced'] for a in attempts) / 1e6:,.1f}",
+            str(ended - job["createdAt"]) if ended else "",
+            (failure.get("externalMessage") or "")[:80],
+        )
     console.print(table)
+
+
+@cli.group()
+def source() -> None:
+    """Connections' sources: test them and list what they offer."""
+
+
+@source.command("check")
+@click.argument("connection")
+@pass_ctx
+@handles_errors
+def source_check(ctx: Context, connection: str) -> None:
+    """Reach CONNECTION's source and report what was found, or what is wrong and how to fix it."""
+    from fleuve.demo import demo_sources
+    from fleuve.ingest.discover import check_connection
+
+    project = ctx.project(check=False)
+    with demo_sources(project.settings):
+        message = check_connection(project.settings, project.lake, connection)
+    console.print(f"[green]✓[/] {connection}: {message}")
+
+
+@source.command("discover")
+@click.argument("connection")
+@click.option("--json", "as_json", is_flag=True, help="Print the catalog as JSON.")
+@pass_ctx
+@handles_errors
+def source_discover(ctx: Context, connection: str, as_json: bool) -> None:
+    """List CONNECTION's streams with inferred schemas and the sync modes each supports."""
+    from fleuve.demo import demo_sources
+    from fleuve.ingest.discover import discover_connection
+
+    project = ctx.project(check=False)
+    with demo_sources(project.settings):
+        catalog = discover_connection(project.settings, project.lake, connection)
+    if as_json:
+        console.print_json(json.dumps(catalog, default=str))
+        return
+    for stream in catalog["streams"]:
+        cols = ", ".join(f"{c['name']} {c['type']}" for c in stream["columns"])
+        rows = f", ~{stream['estimated_rows']:,} rows" if stream.get("estimated_rows") else ""
+        console.print(f"[bold]{stream['name']}[/]{rows}", highlight=False)
+        console.print(f"  columns: {cols or '(none found)'}", highlight=False)
+        console.print(f"  primary key: {', '.join(stream['primary_key']) or '-'}", highlight=False)
+        console.print(
+            f"  cursor candidates: {', '.join(stream['cursor_candidates']) or '-'}", highlight=False
+        )
+        console.print(
+            f"  sync modes: {', '.join(stream['sync_modes'])} x "
+            f"{', '.join(catalog['capabilities']['destination_sync_modes'])}",
+            highlight=False,
+        )
 
 
 # -- users and audit -------------------------------------------------------------------

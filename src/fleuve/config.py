@@ -9,7 +9,15 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from fleuve.errors import ConfigError
 
@@ -119,7 +127,10 @@ class TransformSettings(_Section):
 class StreamSettings(_Section):
     """One stream of a connection: a table, query, endpoint or file glob."""
 
-    name: str = Field(..., description="stream name; the bronze table is <connection>_<name>")
+    name: str = Field(..., description="stream name; the bronze table is bronze.<destination>")
+    destination: str | None = Field(
+        None, description="bronze table name, e.g. 'raw_orders' (default: the normalized name)"
+    )
     table: str | None = Field(None, description="source table, e.g. 'public.orders'")
     query: str | None = Field(None, description="a SQL query to extract instead of a table")
     path: str | None = Field(None, description="a file glob or an API path")
@@ -132,7 +143,27 @@ class StreamSettings(_Section):
     cursor_field: str | None = Field(None, description="column that grows, e.g. 'updated_at'")
     primary_key: list[str] = Field(default_factory=list, description="e.g. ['order_id']")
     batch_size: int = Field(100_000, ge=1, description="rows per batch, e.g. 100000")
+    flatten: bool = Field(
+        False, description="true to flatten nested JSON objects into parent_child columns"
+    )
+    max_rejected_ratio: float | None = Field(
+        None, ge=0, le=1, description="overrides the connection's max_rejected_ratio (0-1)"
+    )
     options: dict[str, Any] = Field(default_factory=dict, description="source-specific options")
+
+    @model_validator(mode="after")
+    def _modes_fit(self) -> StreamSettings:
+        if self.sync_mode == "incremental" and self.destination_sync_mode == "overwrite":
+            raise ValueError(
+                f"stream '{self.name}': incremental syncs add to bronze; set "
+                "destination_sync_mode to 'append' or 'append_dedup' (or sync_mode to 'full_refresh')"
+            )
+        if self.destination_sync_mode == "append_dedup" and not self.primary_key:
+            raise ValueError(
+                f"stream '{self.name}': append_dedup keeps one row per key; set primary_key, "
+                "e.g. primary_key: [id]"
+            )
+        return self
 
 
 class ConnectionSettings(_Section):
@@ -145,7 +176,13 @@ class ConnectionSettings(_Section):
     streams: list[StreamSettings] = Field(default_factory=list)
     threads: int = Field(4, ge=1, le=64, description="parallel streams (1-64)")
     max_retries: int = Field(3, ge=0, le=20, description="retries of a failed stream (0-20)")
+    retry_backoff_seconds: float = Field(
+        5.0, ge=0, le=600, description="seconds before the first retry, doubling each time (0-600)"
+    )
     timeout_minutes: float = Field(60, gt=0, description="minutes before a sync is stopped")
+    max_rejected_ratio: float = Field(
+        0.01, ge=0, le=1, description="share of rows that may be rejected before a stream fails (0-1)"
+    )
     schedule: str | None = Field(None, description="e.g. 'every 15 minutes' or 'daily'")
 
     @field_validator("source")
@@ -154,6 +191,21 @@ class ConnectionSettings(_Section):
         if "type" not in value:
             raise ValueError("the source needs a 'type' (postgres, mysql, sqlite, files, rest)")
         return value
+
+    @model_validator(mode="after")
+    def _streams_fit(self) -> ConnectionSettings:
+        seen: set[str] = set()
+        for stream in self.streams:
+            if stream.name in seen:
+                raise ValueError(f"two streams are named '{stream.name}'; give each its own name")
+            seen.add(stream.name)
+            needs_cursor = self.source.get("type") not in ("files", "file", "s3")
+            if stream.sync_mode == "incremental" and needs_cursor and not stream.cursor_field:
+                raise ValueError(
+                    f"stream '{stream.name}': incremental syncs need a cursor_field, "
+                    "e.g. cursor_field: updated_at"
+                )
+        return self
 
 
 class DemoSettings(_Section):

@@ -53,14 +53,27 @@ def connections(api_url: str, api_key: str) -> list[dict]:
         },
         {
             "name": "catalog_api",
-            "source": {"type": "rest", "url": api_url, "api_key": api_key, "records_path": "data"},
+            "source": {
+                "type": "rest",
+                "url": api_url,
+                "auth": {"type": "api_key", "name": "X-API-Key", "value": api_key},
+                "records_path": "data",
+                "pagination": {
+                    "type": "page",
+                    "page_param": "page",
+                    "size_param": "per_page",
+                    "size": 1000,
+                },
+            },
             "streams": [
                 {
                     "name": "raw_products",
                     "path": "/v1/products",
-                    "sync_mode": "full_refresh",
-                    "destination_sync_mode": "overwrite",
+                    "sync_mode": "incremental",
+                    "destination_sync_mode": "append_dedup",
+                    "cursor_field": "updated_at",
                     "primary_key": ["product_id"],
+                    "options": {"cursor_param": "updated_since"},
                 },
             ],
         },
@@ -71,8 +84,8 @@ def connections(api_url: str, api_key: str) -> list[dict]:
                 {
                     "name": "raw_web_events",
                     "path": "web_events/*.csv",
-                    "sync_mode": "full_refresh",
-                    "destination_sync_mode": "overwrite",
+                    "sync_mode": "incremental",
+                    "destination_sync_mode": "append",
                     "primary_key": ["event_id"],
                 },
             ],

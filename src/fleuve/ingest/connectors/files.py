@@ -1,0 +1,302 @@
+"""Files in a local folder or an S3 bucket: CSV/TSV, JSON, JSON Lines and Parquet, by glob."""
+
+from __future__ import annotations
+
+import gzip
+import uuid
+from pathlib import Path
+from typing import ClassVar
+
+import duckdb
+
+from fleuve.config import StreamSettings
+from fleuve.ingest.connectors.base import (
+    Capabilities,
+    Connector,
+    Cursor,
+    Extract,
+    ExtractContext,
+    StreamInfo,
+    cursor_candidates,
+    stream_types,
+)
+from fleuve.ingest.errors import IngestError, SourceUnavailable
+from fleuve.lake import quote_ident, quote_literal
+from fleuve.observe.logs import scrub
+
+SOURCE_FILE = "_fleuve_source_file"
+FORMATS = ("csv", "tsv", "json", "jsonl", "parquet")
+_EXTENSIONS = {
+    "csv": "csv",
+    "tsv": "tsv",
+    "txt": "csv",
+    "json": "json",
+    "jsonl": "jsonl",
+    "ndjson": "jsonl",
+    "parquet": "parquet",
+    "pq": "parquet",
+}
+_SNIFF_BYTES = 1 << 16
+
+
+class FilesConnector(Connector):
+    """Reads every file a stream's glob matches; on incremental syncs only new or changed ones."""
+
+    type = "files"
+    capabilities: ClassVar[Capabilities] = Capabilities(incremental_by="new or changed files")
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self.secret = f"fleuve_files_{uuid.uuid4().hex[:10]}"
+
+    @property
+    def on_s3(self) -> bool:
+        """True when the files live in an S3 bucket."""
+        return str(self.source.get("path", "")).startswith("s3://")
+
+    def base(self) -> str:
+        """The folder or bucket prefix, without a trailing slash."""
+        if "path" not in self.source:
+            raise IngestError(
+                f"connection '{self.conn.name}': the files source needs a path",
+                "set source.path to a folder (e.g. sources/drops) or a bucket (s3://bucket/prefix)",
+            )
+        if self.on_s3:
+            return str(self.source["path"]).rstrip("/")
+        return str(self.settings.path(self.source["path"])).rstrip("/")
+
+    def pattern(self, stream: StreamSettings) -> str:
+        """The stream's glob, relative to the source's path."""
+        return f"{self.base()}/{(stream.path or '*').lstrip('/')}"
+
+    def open(self, con: duckdb.DuckDBPyConnection) -> None:
+        if not self.on_s3:
+            return
+        s3 = self.source.get("s3") or {}
+        bucket = self.base().removeprefix("s3://").split("/", 1)[0]
+        fields = {"REGION": s3.get("region", "us-east-1"), "SCOPE": f"s3://{bucket}"}
+        if s3.get("endpoint"):
+            fields["ENDPOINT"] = str(s3["endpoint"]).split("://")[-1]
+        if s3.get("access_key_id"):
+            fields["KEY_ID"] = str(s3["access_key_id"])
+        if s3.get("secret_access_key"):
+            fields["SECRET"] = str(s3["secret_access_key"])
+        fields["URL_STYLE"] = s3.get("url_style", "path")
+        body = ", ".join(f"{k} {quote_literal(v)}" for k, v in fields.items())
+        use_ssl = "true" if s3.get("use_ssl", True) else "false"
+        con.execute(f"CREATE OR REPLACE SECRET {self.secret} (TYPE s3, USE_SSL {use_ssl}, {body})")
+
+    def close(self, con: duckdb.DuckDBPyConnection) -> None:
+        if self.on_s3:
+            con.execute(f"DROP SECRET IF EXISTS {self.secret}")
+
+    # -- listing ----------------------------------------------------------------------
+
+    def list_files(
+        self, con: duckdb.DuckDBPyConnection, pattern: str
+    ) -> dict[str, tuple[int, str]]:
+        """{file: (size, fingerprint)} of the files matching `pattern`."""
+        if not self.on_s3 and not Path(self.base()).exists():
+            raise IngestError(
+                f"connection '{self.conn.name}': the folder {self.base()} does not exist",
+                "create it or fix source.path in fleuve.yml",
+            )
+        try:
+            rows = con.execute(
+                "SELECT filename, size, last_modified FROM read_blob(?) ORDER BY filename",
+                [pattern],
+            ).fetchall()
+        except duckdb.IOException as exc:
+            text = scrub(str(exc).splitlines()[0])
+            if "no files found" in text.lower():
+                return {}
+            raise SourceUnavailable(
+                f"connection '{self.conn.name}': cannot list {pattern}: {text}",
+                "check source.path and, for a bucket, source.s3 (endpoint, keys)",
+            ) from None
+        except duckdb.Error as exc:
+            raise SourceUnavailable(
+                f"connection '{self.conn.name}': cannot list {pattern}: {scrub(str(exc).splitlines()[0])}",
+                "check source.path and, for a bucket, source.s3 (endpoint, keys)",
+            ) from None
+        return {f: (int(size), f"{size}:{modified.isoformat()}") for f, size, modified in rows}
+
+    def file_format(self, stream: StreamSettings, files: list[str]) -> str:
+        """The declared format, else the one the files' extension names."""
+        declared = self.option(stream, "format")
+        if declared:
+            if declared not in FORMATS:
+                raise IngestError(
+                    f"stream '{stream.name}': unknown file format '{declared}'",
+                    f"set format to one of: {', '.join(FORMATS)}",
+                )
+            return str(declared)
+        sample = (files[0] if files else (stream.path or "")).lower()
+        for suffix in (".gz", ".gzip", ".zst", ".zstd"):
+            sample = sample.removesuffix(suffix)
+        ext = sample.rsplit(".", 1)[-1]
+        if ext not in _EXTENSIONS:
+            raise IngestError(
+                f"stream '{stream.name}': cannot tell the format of {sample!r}",
+                f"set options.format to one of: {', '.join(FORMATS)}",
+            )
+        return _EXTENSIONS[ext]
+
+    # -- reading ----------------------------------------------------------------------
+
+    def check(self, con: duckdb.DuckDBPyConnection) -> str:
+        found = {s.name: len(self.list_files(con, self.pattern(s))) for s in self.conn.streams}
+        listed = ", ".join(f"{k}: {v} files" for k, v in found.items()) or "no streams declared"
+        return f"reached {self.base()}; {listed}"
+
+    def discover(self, con: duckdb.DuckDBPyConnection) -> list[StreamInfo]:
+        out = []
+        for stream in self.conn.streams:
+            listing = self.list_files(con, self.pattern(stream))
+            if not listing:
+                out.append(
+                    StreamInfo(stream.name, [], sync_modes=list(self.capabilities.sync_modes))
+                )
+                continue
+            rel, _ = self._relation(con, stream, sorted(listing))
+            cols = [
+                (r[0], r[1])
+                for r in con.execute(f"DESCRIBE {rel}").fetchall()
+                if r[0] != SOURCE_FILE
+            ]
+            out.append(
+                StreamInfo(
+                    stream.name,
+                    cols,
+                    primary_key=list(stream.primary_key),
+                    cursor_candidates=cursor_candidates(cols),
+                    sync_modes=list(self.capabilities.sync_modes),
+                )
+            )
+        return out
+
+    def extract(
+        self,
+        con: duckdb.DuckDBPyConnection,
+        stream: StreamSettings,
+        since: Cursor | None,
+        files: dict[str, str] | None,
+        ctx: ExtractContext,
+    ) -> Extract:
+        listing = self.list_files(con, self.pattern(stream))
+        fingerprints = {f: fp for f, (_, fp) in listing.items()}
+        if files is None:
+            chosen = sorted(listing)
+            replaced: list[str] = []
+        else:
+            chosen = sorted(f for f, fp in fingerprints.items() if files.get(f) != fp)
+            replaced = [f for f in chosen if f in files]
+        kept = {**(files or {}), **fingerprints}
+        if not chosen:
+            return Extract(relation="", files=kept, has_source_file=True)
+        relation, rejected = self._relation(con, stream, chosen)
+        return Extract(
+            relation=f"SELECT * FROM {relation}",
+            bytes_read=sum(listing[f][0] for f in chosen),
+            rejected=rejected,
+            files=kept,
+            replaced_files=replaced,
+            has_source_file=True,
+        )
+
+    def _relation(
+        self, con: duckdb.DuckDBPyConnection, stream: StreamSettings, files: list[str]
+    ) -> tuple[str, str | None]:
+        """A table function reading `files`, and the SELECT of the rows it rejected."""
+        fmt = self.file_format(stream, files)
+        if fmt == "parquet":
+            return (
+                f"read_parquet({_list(files)}, union_by_name = true, filename = {quote_literal(SOURCE_FILE)})",
+                None,
+            )
+        if fmt in ("json", "jsonl"):
+            return self._json(stream, files, fmt)
+        return self._csv(stream, files, fmt)
+
+    def _csv(self, stream: StreamSettings, files: list[str], fmt: str) -> tuple[str, str | None]:
+        options = {"filename": quote_literal(SOURCE_FILE), "store_rejects": "true"}
+        delimiter = self.option(stream, "delimiter", "\t" if fmt == "tsv" else None)
+        if delimiter is not None:
+            options["delim"] = quote_literal(delimiter)
+        if (header := self.option(stream, "header")) is not None:
+            options["header"] = "true" if header else "false"
+        if quote := self.option(stream, "quote"):
+            options["quote"] = quote_literal(quote)
+        if types := stream_types(stream):
+            pairs = ", ".join(f"{quote_literal(k)}: {quote_literal(v)}" for k, v in types.items())
+            options["types"] = "{" + pairs + "}"
+        declared = self.option(stream, "encoding")
+        reads, rejects = [], []
+        # DuckDB keeps rejected lines only for a single-schema scan, so each file is its own scan.
+        for file in files:
+            tag = uuid.uuid4().hex[:12]
+            errors, scans = f"fleuve_rejects_{tag}", f"fleuve_scans_{tag}"
+            opts = {
+                **options,
+                "encoding": quote_literal(declared or self._encoding(file)),
+                "rejects_table": quote_literal(errors),
+                "rejects_scan": quote_literal(scans),
+            }
+            args = ", ".join(f"{k} = {v}" for k, v in opts.items())
+            reads.append(f"SELECT * FROM read_csv({quote_literal(file)}, {args})")
+            rejects.append(
+                f"SELECT s.file_path || ':' || e.line AS location, e.error_type || "
+                f"coalesce(' in column ' || e.column_name, '') || ': ' || e.error_message AS reason, "
+                f"e.csv_line AS raw FROM {errors} e JOIN {scans} s USING (scan_id, file_id)"
+            )
+        relation = "(" + " UNION ALL BY NAME ".join(reads) + ")"
+        return relation, " UNION ALL ".join(rejects)
+
+    def _encoding(self, file: str) -> str:
+        """'utf-8' (with or without BOM) or 'latin-1', from the start of a local file."""
+        if self.on_s3 or file.endswith((".zst", ".zstd")):
+            return "utf-8"
+        opener = gzip.open if file.endswith((".gz", ".gzip")) else open
+        with opener(file, "rb") as fh:  # type: ignore[operator]
+            head = fh.read(_SNIFF_BYTES)
+        try:
+            head.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            # A multi-byte character cut by the sample's end is still UTF-8.
+            if exc.start < len(head) - 4:
+                return "latin-1"
+        return "utf-8"
+
+    def _json(self, stream: StreamSettings, files: list[str], fmt: str) -> tuple[str, str | None]:
+        flatten = bool(stream.flatten)
+        options = {
+            "union_by_name": "true",
+            "filename": quote_literal(SOURCE_FILE),
+            "format": quote_literal("newline_delimited" if fmt == "jsonl" else "auto"),
+            # Depth 1 keeps nested objects and arrays as JSON values; flattening needs them typed.
+            "maximum_depth": "-1" if flatten else "1",
+        }
+        if fmt == "jsonl":
+            options["ignore_errors"] = "true"
+        args = ", ".join(f"{k} = {v}" for k, v in options.items())
+        relation = f"read_json({_list(files)}, {args})"
+        if fmt != "jsonl":
+            return relation, None
+        lines = (
+            f"read_csv({_list(files)}, columns = {{'raw': 'VARCHAR'}}, header = false, "
+            f"delim = '\\x1e', quote = '', escape = '', filename = true, strict_mode = false, "
+            f"parallel = false)"
+        )
+        rejected = (
+            "SELECT filename || ':' || line AS location, 'not a JSON object' AS reason, raw FROM "
+            f"(SELECT filename, raw, row_number() OVER (PARTITION BY filename) AS line FROM {lines}) "
+            "WHERE trim(raw) <> '' AND (NOT json_valid(raw) OR json_type(raw) <> 'OBJECT')"
+        )
+        return relation, rejected
+
+
+def _list(files: list[str]) -> str:
+    return "[" + ", ".join(quote_literal(f) for f in files) + "]"
+
+
+__all__ = ["SOURCE_FILE", "FilesConnector", "quote_ident"]

@@ -1,0 +1,552 @@
+"""Land one stream in bronze: schema drift, sync mode, rejected rows and state, in one commit."""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import duckdb
+
+from fleuve.config import ConnectionSettings, StreamSettings
+from fleuve.ingest.connectors.base import Connector, Cursor, Extract, ExtractContext, stream_types
+from fleuve.ingest.connectors.files import SOURCE_FILE
+from fleuve.ingest.errors import RejectedThresholdError, SchemaDriftError
+from fleuve.ingest.names import normalize, normalize_all
+from fleuve.ingest.state import (
+    EXTRACTED_AT,
+    REJECTED_TABLE,
+    SYNC_ID,
+    partition_bronze,
+    read_state,
+    write_state,
+)
+from fleuve.lake import Lake, quote_ident, quote_literal
+
+_INTS = ["TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT"]
+_UINTS = ["UTINYINT", "USMALLINT", "UINTEGER", "UBIGINT", "UHUGEINT"]
+_FLOATS = ["FLOAT", "DOUBLE"]
+_TEXT = ("VARCHAR", "JSON")
+_DECIMAL = re.compile(r"DECIMAL\((\d+),\s*(\d+)\)")
+REJECT_SAMPLE = 1000
+
+
+@dataclass
+class Column:
+    """A bronze column: its name, its type and the expression that fills it from the source."""
+
+    name: str
+    type: str
+    expr: str
+    source: str
+
+
+@dataclass
+class StreamOutcome:
+    """What one stream's sync committed."""
+
+    stream: str
+    table: str
+    sync_id: str
+    mode: str
+    records_read: int = 0
+    records_committed: int = 0
+    records_rejected: int = 0
+    bytes_read: int = 0
+    cursor: str | None = None
+    schema_changes: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+    files_read: int = 0
+
+    def as_dict(self) -> dict[str, Any]:
+        """A JSON-ready summary for the attempt's stats."""
+        return {k: v for k, v in vars(self).items() if k != "stream"}
+
+
+def destination(stream: StreamSettings) -> str:
+    """The bronze table name of a stream."""
+    return stream.destination or normalize(stream.name)
+
+
+def load_stream(
+    lake: Lake,
+    connector: Connector,
+    conn: ConnectionSettings,
+    stream: StreamSettings,
+    *,
+    sync_id: str,
+    full_refresh: bool,
+    ctx: ExtractContext,
+    on_session: Callable[[duckdb.DuckDBPyConnection | None], None] = lambda con: None,
+) -> StreamOutcome:
+    """Read the stream and commit its rows, rejected rows and new cursor together."""
+    name = destination(stream)
+    table = f"bronze.{quote_ident(name)}"
+    incremental = stream.sync_mode == "incremental" and not full_refresh
+    mode = f"{'incremental' if incremental else 'full_refresh'}+{stream.destination_sync_mode}"
+    started = time.monotonic()
+
+    def work(con: duckdb.DuckDBPyConnection) -> StreamOutcome:
+        on_session(con)
+        outcome = StreamOutcome(stream.name, f"bronze.{name}", sync_id, mode)
+        state = read_state(con, conn.name, stream.name)
+        since = state.cursor if incremental else None
+        files = state.files if incremental else None
+        extract = connector.extract(con, stream, since, files, ctx)
+        outcome.bytes_read = extract.bytes_read
+        outcome.files_read = (
+            len(extract.files or {}) - len(files or {}) + len(extract.replaced_files)
+        )
+        if not extract.relation:
+            write_state(con, conn.name, stream.name, since, extract.files, sync_id)
+            outcome.cursor = since.value if since else None
+            outcome.records_rejected = _reject(con, conn, stream, sync_id, [extract.rejected])
+            return outcome
+        columns = plan_columns(con, extract, stream)
+        exists = _table_exists(con, name)
+        if exists:
+            outcome.schema_changes = reconcile(con, table, columns, extract.has_source_file)
+        else:
+            _create(con, table, columns, extract.has_source_file)
+        typed = {c.name: c for c in columns if c.source in stream_types(stream)}
+        bad = (
+            _bad_row_condition(typed.values()) if typed and not _typed_by_source(extract) else None
+        )
+        source = _source_select(columns, extract, sync_id, bad)
+        target_cols = [c.name for c in columns]
+        cursor_col = _mapped(columns, stream.cursor_field)
+        keys = [_mapped(columns, k) or normalize(k) for k in stream.primary_key]
+
+        overwrite = stream.destination_sync_mode == "overwrite" or (
+            # A full re-read appended to what is there would double it.
+            full_refresh and stream.destination_sync_mode == "append"
+        )
+        if since is not None and cursor_col and exists:
+            source = _without_boundary_rows(con, table, source, since, cursor_col, target_cols)
+        if overwrite:
+            con.execute(f"DELETE FROM {table}")
+            committed = _count(con.execute(f"INSERT INTO {table} BY NAME {source}"))
+        elif stream.destination_sync_mode == "append":
+            if extract.replaced_files:
+                con.execute(
+                    f"DELETE FROM {table} WHERE {quote_ident(SOURCE_FILE)} IN "
+                    f"({', '.join(quote_literal(f) for f in extract.replaced_files)})"
+                )
+            committed = _count(con.execute(f"INSERT INTO {table} BY NAME {source}"))
+        else:
+            committed = _merge(
+                con, table, source, target_cols, keys, cursor_col, extract.has_source_file
+            )
+        outcome.records_committed = committed
+        rejected = _reject(
+            con,
+            conn,
+            stream,
+            sync_id,
+            [extract.rejected, _typed_rejects(columns, extract, bad, keys)],
+        )
+        outcome.records_rejected = rejected
+        outcome.records_read = committed + rejected
+        if rejected:
+            read = _count(
+                con.execute(
+                    f"SELECT count(*) FROM ({_source_select(columns, extract, sync_id, bad)})"
+                )
+            )
+            outcome.records_read = read + rejected
+            limit = (
+                stream.max_rejected_ratio
+                if stream.max_rejected_ratio is not None
+                else conn.max_rejected_ratio
+            )
+            ratio = rejected / max(1, read + rejected)
+            if ratio > limit:
+                sample = con.execute(
+                    f"SELECT location, reason, raw FROM {REJECTED_TABLE} WHERE {SYNC_ID} = ? LIMIT {REJECT_SAMPLE}",
+                    [sync_id],
+                ).fetchall()
+                first = sample[0] if sample else ("?", "?", "")
+                exc = RejectedThresholdError(
+                    f"stream '{stream.name}': {rejected:,} of {read + rejected:,} rows rejected "
+                    f"({ratio:.1%}, above the {limit:.1%} allowed); first at {first[0]}: {first[1]}",
+                    "fix the source rows (see bronze._rejected), or raise max_rejected_ratio",
+                )
+                exc.sample = sample  # type: ignore[attr-defined]
+                raise exc
+        cursor = (
+            _new_cursor(con, table, cursor_col, since, extract, sync_id)
+            if stream.cursor_field
+            else None
+        )
+        write_state(con, conn.name, stream.name, cursor, extract.files, sync_id)
+        outcome.cursor = cursor.value if cursor else None
+        return outcome
+
+    try:
+        result = lake.commit(work, what=f"sync {conn.name}.{stream.name}")
+    finally:
+        on_session(None)
+    result.seconds = time.monotonic() - started
+    return result
+
+
+def keep_rejected(
+    lake: Lake,
+    conn: ConnectionSettings,
+    stream: StreamSettings,
+    sync_id: str,
+    sample: list[tuple[str, str, str]],
+) -> None:
+    """Commit a failed stream's rejected rows on their own, so they can be inspected."""
+    if not sample:
+        return
+
+    def work(con: duckdb.DuckDBPyConnection) -> None:
+        con.executemany(
+            f"INSERT INTO {REJECTED_TABLE} VALUES (?, ?, ?, ?, ?, ?, now())",
+            [[conn.name, stream.name, loc, reason, raw, sync_id] for loc, reason, raw in sample],
+        )
+
+    lake.commit(work, what=f"keep rejected rows of {conn.name}.{stream.name}")
+
+
+# -- columns and drift ------------------------------------------------------------------
+
+
+def plan_columns(
+    con: duckdb.DuckDBPyConnection, extract: Extract, stream: StreamSettings
+) -> list[Column]:
+    """The bronze columns for this extract: normalized names, declared types, nested JSON."""
+    described = [
+        (r[0], r[1])
+        for r in con.execute(f"DESCRIBE SELECT * FROM ({extract.relation}) AS src").fetchall()
+        if r[0] != SOURCE_FILE
+    ]
+    declared = stream_types(stream)
+    typed_at_source = _typed_by_source(extract)
+    raw: list[tuple[str, str, str]] = []  # (source name, type, expression)
+    for src_name, kind in described:
+        expr = f"src.{quote_ident(src_name)}"
+        if stream.flatten and kind.startswith("STRUCT"):
+            raw.extend(_flatten(con, extract.relation, src_name, expr))
+            continue
+        if stream.flatten and (kind.endswith("[]") or kind.startswith("MAP")):
+            raw.append((src_name, "JSON", f"to_json({expr})"))
+            continue
+        if src_name in declared and not typed_at_source:
+            kind = str(declared[src_name]).upper()
+            expr = f"TRY_CAST({expr} AS {kind})"
+        raw.append((src_name, kind, expr))
+    names = normalize_all([r[0] for r in raw])
+    return [Column(n, kind, expr, src) for n, (src, kind, expr) in zip(names, raw, strict=True)]
+
+
+def _flatten(
+    con: duckdb.DuckDBPyConnection, relation: str, name: str, expr: str
+) -> list[tuple[str, str, str]]:
+    """A STRUCT column as one column per leaf: {'a': {'b': 1}} → a_b."""
+    fields = con.execute(f"DESCRIBE SELECT unnest({expr}) FROM ({relation}) AS src").fetchall()
+    out: list[tuple[str, str, str]] = []
+    for child, kind, *_ in fields:
+        child_expr = f"{expr}.{quote_ident(child)}"
+        child_name = f"{name}_{child}"
+        if kind.startswith("STRUCT"):
+            out.extend(_flatten(con, relation, child_name, child_expr))
+        elif kind.endswith("[]") or kind.startswith("MAP"):
+            out.append((child_name, "JSON", f"to_json({child_expr})"))
+        else:
+            out.append((child_name, kind, child_expr))
+    return out
+
+
+def _typed_by_source(extract: Extract) -> bool:
+    # CSV readers apply declared types themselves and report the rows that fail.
+    return extract.rejected is not None and "read_csv(" in extract.relation
+
+
+def _table_exists(con: duckdb.DuckDBPyConnection, name: str) -> bool:
+    return bool(
+        con.execute(
+            "SELECT count(*) FROM duckdb_tables() WHERE database_name = 'lake' "
+            "AND schema_name = 'bronze' AND table_name = ?",
+            [name],
+        ).fetchone()[0]
+    )
+
+
+def _create(
+    con: duckdb.DuckDBPyConnection, table: str, columns: list[Column], with_file: bool
+) -> None:
+    cols = [f"{quote_ident(c.name)} {c.type}" for c in columns]
+    cols += [f"{EXTRACTED_AT} TIMESTAMP WITH TIME ZONE", f"{SYNC_ID} VARCHAR"]
+    if with_file:
+        cols.append(f"{SOURCE_FILE} VARCHAR")
+    con.execute(f"CREATE TABLE {table} ({', '.join(cols)})")
+    partition_bronze(con, table)
+
+
+def reconcile(
+    con: duckdb.DuckDBPyConnection, table: str, columns: list[Column], with_file: bool
+) -> list[str]:
+    """Evolve `table` to take `columns`: add new ones, widen types; fail on incompatible ones."""
+    current = {r[0]: r[1] for r in con.execute(f"DESCRIBE {table}").fetchall()}
+    changes: list[str] = []
+    problems: list[str] = []
+    for col in columns:
+        ident = quote_ident(col.name)
+        old = current.get(col.name)
+        if old is None:
+            con.execute(f"ALTER TABLE {table} ADD COLUMN {ident} {col.type}")
+            changes.append(f"added column {col.name} {col.type}")
+            continue
+        verdict, target = absorb(old, col.type)
+        if verdict == "same":
+            continue
+        if verdict == "promote":
+            con.execute(f"ALTER TABLE {table} ALTER COLUMN {ident} SET DATA TYPE {target}")
+            changes.append(f"widened {col.name} from {old} to {target}")
+        elif verdict == "rewrite":
+            tmp = quote_ident(f"{col.name}__fleuve_widened")
+            con.execute(f"ALTER TABLE {table} ADD COLUMN {tmp} {target}")
+            con.execute(f"UPDATE {table} SET {tmp} = CAST({ident} AS {target})")
+            con.execute(f"ALTER TABLE {table} DROP COLUMN {ident}")
+            con.execute(f"ALTER TABLE {table} RENAME COLUMN {tmp} TO {ident}")
+            changes.append(f"widened {col.name} from {old} to {target}")
+        else:
+            problems.append(f"column '{col.name}' changed from {old} to {col.type}")
+    if with_file and SOURCE_FILE not in current:
+        con.execute(f"ALTER TABLE {table} ADD COLUMN {SOURCE_FILE} VARCHAR")
+    if problems:
+        raise SchemaDriftError(
+            f"{table}: incompatible schema change, nothing committed for this stream: "
+            + "; ".join(problems),
+            "restore the source type, or declare the column's type in the stream's options.types, "
+            "or drop the bronze table to start it again",
+        )
+    return changes
+
+
+def absorb(old: str, new: str) -> tuple[str, str]:
+    """How a bronze column of type `old` takes values of type `new`: same, promote, rewrite or no."""
+    old, new = old.upper(), new.upper()
+    if old == new or (old in _TEXT and new in _TEXT) or old == "VARCHAR":
+        return "same", old
+    for ladder in (_INTS, _UINTS, _FLOATS):
+        if old in ladder and new in ladder:
+            return ("same", old) if ladder.index(new) <= ladder.index(old) else ("promote", new)
+    if old in _UINTS and new in _INTS and _INTS.index(new) > _UINTS.index(old):
+        return "rewrite", new
+    if old in _INTS and new in _UINTS:
+        return (
+            ("same", old)
+            if _UINTS.index(new) < _INTS.index(old)
+            else ("rewrite", _INTS[min(4, _UINTS.index(new) + 1)])
+        )
+    old_dec, new_dec = _DECIMAL.fullmatch(old), _DECIMAL.fullmatch(new)
+    if old_dec and new_dec:
+        (p1, s1), (p2, s2) = (map(int, old_dec.groups())), (map(int, new_dec.groups()))
+        whole, scale = max(p1 - s1, p2 - s2), max(s1, s2)
+        if (whole, scale) == (p1 - s1, s1):
+            return "same", old
+        return "rewrite", f"DECIMAL({min(38, whole + scale)},{scale})"
+    if old in _FLOATS and (new in _INTS or new in _UINTS or new_dec):
+        return "same", old
+    if (old in _INTS or old in _UINTS or old_dec) and new in _FLOATS:
+        return "rewrite", "DOUBLE"
+    if old in _INTS and new_dec:
+        digits = {"TINYINT": 3, "SMALLINT": 5, "INTEGER": 10, "BIGINT": 19, "HUGEINT": 38}[old]
+        p2, s2 = map(int, new_dec.groups())
+        return "rewrite", f"DECIMAL({min(38, max(digits, p2 - s2) + s2)},{s2})"
+    if old_dec and new in _INTS:
+        p1, s1 = map(int, old_dec.groups())
+        digits = {"TINYINT": 3, "SMALLINT": 5, "INTEGER": 10, "BIGINT": 19, "HUGEINT": 38}[new]
+        return (
+            ("same", old)
+            if digits <= p1 - s1
+            else ("rewrite", f"DECIMAL({min(38, digits + s1)},{s1})")
+        )
+    if old == "DATE" and new.startswith("TIMESTAMP"):
+        return "rewrite", new
+    if old.startswith("TIMESTAMP") and new == "DATE":
+        return "same", old
+    if old == "TIMESTAMP" and new == "TIMESTAMP WITH TIME ZONE":
+        return "rewrite", new
+    if old == "TIMESTAMP WITH TIME ZONE" and new == "TIMESTAMP":
+        return "same", old
+    return "no", old
+
+
+def _mapped(columns: list[Column], source_name: str | None) -> str | None:
+    if not source_name:
+        return None
+    for col in columns:
+        if col.source == source_name or col.name == source_name:
+            return col.name
+    return None
+
+
+# -- statements -------------------------------------------------------------------------
+
+
+def _source_select(columns: list[Column], extract: Extract, sync_id: str, bad: str | None) -> str:
+    exprs = [f"{c.expr} AS {quote_ident(c.name)}" for c in columns]
+    exprs += [f"now() AS {EXTRACTED_AT}", f"{quote_literal(sync_id)} AS {SYNC_ID}"]
+    if extract.has_source_file:
+        exprs.append(f"src.{quote_ident(SOURCE_FILE)} AS {SOURCE_FILE}")
+    where = f" WHERE NOT ({bad})" if bad else ""
+    return f"SELECT {', '.join(exprs)} FROM ({extract.relation}) AS src{where}"
+
+
+def _bad_row_condition(typed: Any) -> str:
+    parts = [f"(src.{quote_ident(c.source)} IS NOT NULL AND {c.expr} IS NULL)" for c in typed]
+    return " OR ".join(parts)
+
+
+def _typed_rejects(
+    columns: list[Column], extract: Extract, bad: str | None, keys: list[str]
+) -> str | None:
+    if not bad:
+        return None
+    key_cols = [c for c in columns if c.name in keys]
+    location = (
+        "'key ' || concat_ws(',', "
+        + ", ".join(f"CAST(src.{quote_ident(c.source)} AS VARCHAR)" for c in key_cols)
+        + ")"
+        if key_cols
+        else "'row ' || CAST(row_number() OVER () AS VARCHAR)"
+    )
+    reasons = " || ".join(
+        f"CASE WHEN src.{quote_ident(c.source)} IS NOT NULL AND {c.expr} IS NULL "
+        f"THEN {quote_literal(f'column {c.source}: not a {c.type}; ')} ELSE '' END"
+        for c in columns
+        if c.expr.startswith("TRY_CAST(")
+    )
+    return (
+        f"SELECT {location} AS location, {reasons} AS reason, CAST(to_json(src) AS VARCHAR) AS raw "
+        f"FROM ({extract.relation}) AS src WHERE {bad}"
+    )
+
+
+def _reject(
+    con: duckdb.DuckDBPyConnection,
+    conn: ConnectionSettings,
+    stream: StreamSettings,
+    sync_id: str,
+    selects: list[str | None],
+) -> int:
+    """Insert the rows the source or the declared types refused into bronze._rejected."""
+    total = 0
+    for select in selects:
+        if not select:
+            continue
+        total += _count(
+            con.execute(
+                f"INSERT INTO {REJECTED_TABLE} SELECT {quote_literal(conn.name)}, "
+                f"{quote_literal(stream.name)}, location, reason, raw, {quote_literal(sync_id)}, now() "
+                f"FROM ({select})"
+            )
+        )
+    return total
+
+
+def _without_boundary_rows(
+    con: duckdb.DuckDBPyConnection,
+    table: str,
+    source: str,
+    since: Cursor,
+    cursor_col: str,
+    match: list[str],
+) -> str:
+    """Drop incoming rows at the last cursor value that the previous sync already committed."""
+    kind = con.execute(
+        "SELECT data_type FROM duckdb_columns() WHERE database_name = 'lake' AND schema_name = 'bronze' "
+        "AND table_name = ? AND column_name = ?",
+        [table.split(".", 1)[1].strip('"').replace('""', '"'), cursor_col],
+    ).fetchone()[0]
+    boundary = f"TRY_CAST({quote_literal(since.value)} AS {kind})"
+    cur = quote_ident(cursor_col)
+    cond = " AND ".join(
+        f"n.{quote_ident(m)} IS NOT DISTINCT FROM b.{quote_ident(m)}" for m in match
+    )
+    return (
+        f"SELECT n.* FROM ({source}) AS n ANTI JOIN "
+        f"(SELECT * FROM {table} WHERE {cur} = {boundary}) AS b ON n.{cur} = b.{cur} AND {cond}"
+    )
+
+
+def _merge(
+    con: duckdb.DuckDBPyConnection,
+    table: str,
+    source: str,
+    cols: list[str],
+    keys: list[str],
+    cursor_col: str | None,
+    with_file: bool,
+) -> int:
+    """Upsert: one row per key, the latest by cursor (the incoming one when there is no cursor)."""
+    all_cols = [*cols, EXTRACTED_AT, SYNC_ID, *([SOURCE_FILE] if with_file else [])]
+    part = ", ".join(quote_ident(k) for k in keys)
+    order = f"{quote_ident(cursor_col)} DESC NULLS LAST" if cursor_col else "1"
+    latest = f"SELECT * FROM ({source}) QUALIFY row_number() OVER (PARTITION BY {part} ORDER BY {order}) = 1"
+    on = " AND ".join(f"t.{quote_ident(k)} IS NOT DISTINCT FROM s.{quote_ident(k)}" for k in keys)
+    newer = (
+        f" AND (t.{quote_ident(cursor_col)} IS NULL OR s.{quote_ident(cursor_col)} >= t.{quote_ident(cursor_col)})"
+        if cursor_col
+        else ""
+    )
+    sets = ", ".join(f"{quote_ident(c)} = s.{quote_ident(c)}" for c in all_cols)
+    names = ", ".join(quote_ident(c) for c in all_cols)
+    values = ", ".join(f"s.{quote_ident(c)}" for c in all_cols)
+    return _count(
+        con.execute(
+            f"MERGE INTO {table} AS t USING ({latest}) AS s ON {on} "
+            f"WHEN MATCHED{newer} THEN UPDATE SET {sets} "
+            f"WHEN NOT MATCHED THEN INSERT ({names}) VALUES ({values})"
+        )
+    )
+
+
+def _new_cursor(
+    con: duckdb.DuckDBPyConnection,
+    table: str,
+    cursor_col: str | None,
+    since: Cursor | None,
+    extract: Extract,
+    sync_id: str,
+) -> Cursor | None:
+    """The cursor only moves forward: the newest value committed by this sync, or the old one."""
+    if extract.cursor_value is not None:
+        if since is None or _after(extract.cursor_value, since.value):
+            return Cursor(extract.cursor_value, "VARCHAR")
+        return since
+    if not cursor_col:
+        return since
+    row = con.execute(
+        f"SELECT CAST(max({quote_ident(cursor_col)}) AS VARCHAR), typeof(max({quote_ident(cursor_col)})) "
+        f"FROM {table} WHERE {SYNC_ID} = ?",
+        [sync_id],
+    ).fetchone()
+    if row is None or row[0] is None:
+        return since
+    candidate = Cursor(row[0], row[1])
+    if since is None:
+        return candidate
+    newer = con.execute(
+        f"SELECT {candidate.literal()} > TRY_CAST({quote_literal(since.value)} AS {row[1]})"
+    ).fetchone()[0]
+    return candidate if newer else since
+
+
+def _after(a: str, b: str) -> bool:
+    try:
+        return float(a) > float(b)
+    except ValueError:
+        return a > b
+
+
+def _count(result: duckdb.DuckDBPyConnection) -> int:
+    row = result.fetchone()
+    result.fetchall()
+    return int(row[0]) if row and row[0] is not None else 0
