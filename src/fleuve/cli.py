@@ -723,6 +723,489 @@ def audit_purge(ctx: Context) -> None:
     console.print(f"Removed {trail.purge(project.db, days):,} events older than {days} days.")
 
 
+# -- transformations -------------------------------------------------------------------
+
+
+@cli.group()
+def transform() -> None:
+    """The dbt project: run, test and build it; its run history and its lineage.
+
+    Plain dbt works too: `cd transform && dbt build --profiles-dir .`
+    """
+
+
+def _selection(fn: F) -> F:
+    fn = click.option(
+        "--exclude", multiple=True, metavar="SPEC", help="dbt exclusion (repeatable)."
+    )(fn)
+    return click.option(
+        "-s",
+        "--select",
+        multiple=True,
+        metavar="SPEC",
+        help="dbt selection, e.g. staging, stg_orders+ or tag:daily (repeatable).",
+    )(fn)
+
+
+def _full_refresh(fn: F) -> F:
+    return click.option(
+        "--full-refresh", is_flag=True, help="Rebuild incremental models from scratch."
+    )(fn)
+
+
+@transform.command("run")
+@_selection
+@_full_refresh
+@pass_ctx
+@handles_errors
+def transform_run(
+    ctx: Context, select: tuple[str, ...], exclude: tuple[str, ...], full_refresh: bool
+) -> None:
+    """Build the selected models (all by default) in the lake."""
+    _transform(ctx, "run", select, exclude, full_refresh)
+
+
+@transform.command("test")
+@_selection
+@pass_ctx
+@handles_errors
+def transform_test(ctx: Context, select: tuple[str, ...], exclude: tuple[str, ...]) -> None:
+    """Test the selected models; failing rows are kept in the lake's audit schema."""
+    _transform(ctx, "test", select, exclude, False)
+
+
+@transform.command("build")
+@_selection
+@_full_refresh
+@pass_ctx
+@handles_errors
+def transform_build(
+    ctx: Context, select: tuple[str, ...], exclude: tuple[str, ...], full_refresh: bool
+) -> None:
+    """Run and test the selected models in order; a failing test skips what depends on it."""
+    _transform(ctx, "build", select, exclude, full_refresh)
+
+
+def _transform(
+    ctx: Context,
+    command: str,
+    select: tuple[str, ...],
+    exclude: tuple[str, ...],
+    full_refresh: bool,
+) -> None:
+    from fleuve.transform import NodeEvent, run_transform
+
+    project = ctx.project()
+    args = [command]
+    args += [a for spec in select for a in ("--select", spec)]
+    args += [a for spec in exclude for a in ("--exclude", spec)]
+    if full_refresh:
+        args.append("--full-refresh")
+    marks = {"success": "[green]✓[/]", "pass": "[green]✓[/]", "warn": "[yellow]![/]"}
+    with Progress(
+        SpinnerColumn(),
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+    ) as progress:
+        task = progress.add_task(f"dbt {command}: parsing", total=None)
+
+        def on_event(event: NodeEvent) -> None:
+            if event.kind == "start":
+                progress.update(task, total=event.total, description=f"{event.name}")
+                return
+            progress.advance(task)
+            status = event.status or ""
+            mark = marks.get(status, "[dim]-[/]" if status in ("skipped", "no-op") else "[red]✗[/]")
+            rows = f", {event.failures:,} failing rows" if event.failures else ""
+            width = max(20, console.width - 32)
+            name = event.name if len(event.name) <= width else event.name[: width - 1] + "…"
+            progress.console.print(
+                f"{mark} {event.resource_type:<5} {name:<{width}} "
+                f"{event.seconds or 0:6.2f}s {status}{rows}",
+                highlight=False,
+            )
+
+        result = run_transform(project.settings, args, db=project.db, on_event=on_event)
+    for node in result.failed:
+        console.print(f"[red]✗[/] {node.describe()}", highlight=False)
+    line = f"dbt {command}: {', '.join(f'{n} {s}' for s, n in sorted(result.counts().items()))}"
+    console.print(
+        f"{line or 'nothing selected'} in {result.seconds:.1f}s (run {result.run_id[:8]})",
+        highlight=False,
+    )
+    if not result.success:
+        raise FleuveError(
+            f"dbt {command} failed: {result.error or f'{len(result.failed)} node(s) failed'}",
+            "see the failures above; failing rows are in the audit tables named there, the full "
+            "dbt log in .fleuve/logs/dbt/dbt.log",
+        )
+
+
+@transform.command("history")
+@click.argument("run_id", required=False)
+@click.option("--limit", default=20, show_default=True, help="How many recent runs.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@pass_ctx
+@handles_errors
+def transform_history(ctx: Context, run_id: str | None, limit: int, as_json: bool) -> None:
+    """List recent dbt runs, or show RUN_ID's nodes with their timings."""
+    from fleuve.transform import get_run, run_history
+
+    db = ctx.project().db
+    if run_id:
+        record = get_run(db, run_id)
+        if as_json:
+            console.print_json(json.dumps(record.to_dict(), ensure_ascii=False))
+            return
+        table = Table(
+            "node", "type", "status", "seconds", "failures", title=f"dbt run {record.run_id}"
+        )
+        for node in record.nodes:
+            table.add_row(
+                node.name,
+                node.resource_type,
+                node.status,
+                f"{node.seconds:.2f}",
+                "" if node.failures is None else f"{node.failures:,}",
+            )
+        console.print(table)
+        return
+    records = run_history(db, limit)
+    if as_json:
+        console.print_json(json.dumps([r.to_dict() for r in records], ensure_ascii=False))
+        return
+    table = Table()
+    for name in ("run", "started", "status", "models", "tests", "seconds"):
+        table.add_column(name, no_wrap=True)
+    table.add_column("command")
+    for r in records:
+        table.add_row(
+            r.run_id[:8],
+            f"{r.started_at:%m-%d %H:%M:%S}",
+            r.status,
+            str(r.models_run),
+            str(r.tests_run),
+            f"{r.metadata.get('seconds') or 0:.1f}",
+            " ".join(r.metadata.get("command") or []),
+        )
+    console.print(table)
+
+
+@transform.command("lineage")
+@click.argument("node", required=False)
+@click.option("--column", help="Trace one column of NODE back to the sources and forward.")
+@click.option("--json", "as_json", is_flag=True, help="Print the whole graph as JSON.")
+@pass_ctx
+@handles_errors
+def transform_lineage(ctx: Context, node: str | None, column: str | None, as_json: bool) -> None:
+    """Show how data flows: every layer, or what NODE reads and what reads it."""
+    from rich.tree import Tree
+
+    from fleuve.transform.lineage import lineage
+
+    project = ctx.project()
+    graph = lineage(project.settings, lake=project.lake, columns=bool(column) or as_json)
+    if as_json:
+        console.print_json(json.dumps(graph.to_dict(), ensure_ascii=False))
+        return
+    if node is None:
+        for layer, nodes in graph.layers().items():
+            console.print(f"[bold]{layer}[/]")
+            for n in nodes:
+                parents = ", ".join(p.id for p in graph.parents(n.id))
+                console.print(f"  {n.id}" + (f"  ← {parents}" if parents else ""), highlight=False)
+        return
+    target = graph.node(node)
+    if column:
+        sources = ", ".join(map(str, graph.column_sources(target.id, column))) or "(none known)"
+        dependents = ", ".join(map(str, graph.column_dependents(target.id, column))) or "(none)"
+        console.print(f"{target.id}.{column}\n  from: {sources}\n  feeds: {dependents}")
+        return
+
+    def grow(tree: Tree, ref: str, step: Any) -> None:
+        for n in step(ref):
+            grow(tree.add(f"{n.id} [dim]({n.kind}, {n.layer})[/]"), n.id, step)
+
+    for title, step in (("reads", graph.parents), ("read by", graph.children)):
+        tree = Tree(f"[bold]{target.id}[/] {title}")
+        grow(tree, target.id, step)
+        console.print(tree)
+
+
+# -- users and audit -------------------------------------------------------------------
+
+
+def _actor() -> str:
+    """Who runs a CLI change, for the audit trail."""
+    import getpass
+
+    return f"cli:{getpass.getuser()}"
+
+
+def _read_password(from_stdin: bool) -> str:
+    if from_stdin:
+        return sys.stdin.readline().rstrip("\n")
+    return click.prompt("Password", hide_input=True, confirmation_prompt=True)
+
+
+@cli.group()
+def users() -> None:
+    """Users, their roles and their tokens."""
+
+
+@users.command("list")
+@pass_ctx
+@handles_errors
+def users_list(ctx: Context) -> None:
+    """List users with their roles."""
+    from fleuve.security import auth
+
+    table = Table("user", "roles", "state", "created")
+    for user in auth.list_users(ctx.project().db):
+        table.add_row(
+            user.username,
+            ", ".join(user.roles) or "-",
+            "disabled" if user.disabled else "enabled",
+            user.created_at.isoformat(timespec="seconds"),
+        )
+    console.print(table)
+
+
+@users.command("add")
+@click.argument("username")
+@click.option("--role", "roles", multiple=True, help="A role to give (repeatable), e.g. analyst.")
+@click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
+@pass_ctx
+@handles_errors
+def users_add(ctx: Context, username: str, roles: tuple[str, ...], password_stdin: bool) -> None:
+    """Add USERNAME (the password is prompted for, never passed as an argument)."""
+    from fleuve.security import auth
+
+    project = ctx.project()
+    auth.create_user(
+        project.db, username, _read_password(password_stdin), list(roles), actor=_actor()
+    )
+    console.print(
+        f"User [bold]{username}[/] added" + (f" with roles {', '.join(roles)}." if roles else ".")
+    )
+
+
+@users.command("passwd")
+@click.argument("username")
+@click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
+@pass_ctx
+@handles_errors
+def users_passwd(ctx: Context, username: str, password_stdin: bool) -> None:
+    """Change USERNAME's password; their login sessions end."""
+    from fleuve.security import auth
+
+    auth.set_password(ctx.project().db, username, _read_password(password_stdin), actor=_actor())
+    console.print(f"Password of [bold]{username}[/] changed; their sessions were ended.")
+
+
+@users.command("roles")
+@click.argument("username")
+@click.argument("roles", nargs=-1)
+@click.option("--add", "added", multiple=True, help="A role to add (repeatable).")
+@click.option("--remove", "removed", multiple=True, help="A role to remove (repeatable).")
+@pass_ctx
+@handles_errors
+def users_roles(
+    ctx: Context,
+    username: str,
+    roles: tuple[str, ...],
+    added: tuple[str, ...],
+    removed: tuple[str, ...],
+) -> None:
+    """Show USERNAME's roles, set them to ROLES, or --add/--remove some."""
+    from fleuve.security import auth
+
+    db = ctx.project().db
+    user = auth.get_user(db, username)
+    if roles or added or removed:
+        wanted = list(roles) if roles else list(user.roles)
+        wanted = [r for r in [*wanted, *added] if r not in removed]
+        user = auth.set_roles(db, username, wanted, actor=_actor())
+    console.print(f"{username}: {', '.join(user.roles) or '(no roles)'}")
+
+
+@users.command("disable")
+@click.argument("username")
+@pass_ctx
+@handles_errors
+def users_disable(ctx: Context, username: str) -> None:
+    """Disable USERNAME: logins fail and their tokens stop working at once."""
+    from fleuve.security import auth
+
+    auth.set_disabled(ctx.project().db, username, True, actor=_actor())
+    console.print(f"User [bold]{username}[/] disabled.")
+
+
+@users.command("enable")
+@click.argument("username")
+@pass_ctx
+@handles_errors
+def users_enable(ctx: Context, username: str) -> None:
+    """Enable a disabled USERNAME again."""
+    from fleuve.security import auth
+
+    auth.set_disabled(ctx.project().db, username, False, actor=_actor())
+    console.print(f"User [bold]{username}[/] enabled.")
+
+
+@users.command("token")
+@click.argument("username")
+@click.option("--name", required=True, help="What the token is for, e.g. superset.")
+@click.option("--days", type=click.IntRange(1), default=90, show_default=True, help="Lifetime.")
+@pass_ctx
+@handles_errors
+def users_token(ctx: Context, username: str, name: str, days: int) -> None:
+    """Create a personal access token for USERNAME (shown once; use it as a Bearer token)."""
+    from fleuve.security import auth
+
+    token, row = auth.create_personal_token(ctx.project().db, username, name, days, actor=_actor())
+    console.print(
+        f"Token {row.id} ({name}) for {username}, valid {days} days:\n{token}", highlight=False
+    )
+
+
+@users.command("tokens")
+@click.argument("username")
+@pass_ctx
+@handles_errors
+def users_tokens(ctx: Context, username: str) -> None:
+    """List USERNAME's live tokens (ids and names; token values are never stored)."""
+    from fleuve.security import auth
+
+    table = Table("id", "kind", "name", "created", "expires")
+    for t in auth.list_tokens(ctx.project().db, username):
+        table.add_row(
+            str(t.id),
+            t.kind,
+            t.name or "-",
+            t.created_at.isoformat(timespec="seconds"),
+            t.expires_at.isoformat(timespec="seconds") if t.expires_at else "never",
+        )
+    console.print(table)
+
+
+@users.command("revoke")
+@click.argument("username")
+@click.argument("token_id", type=int)
+@pass_ctx
+@handles_errors
+def users_revoke(ctx: Context, username: str, token_id: int) -> None:
+    """Revoke token TOKEN_ID of USERNAME."""
+    from fleuve.security import auth
+
+    auth.revoke_token_id(ctx.project().db, username, token_id, actor=_actor())
+    console.print(f"Token {token_id} of {username} revoked.")
+
+
+def _when(text: str | None) -> Any:
+    """A time from '15m', '2h', '7d' (ago) or an ISO 8601 date/time."""
+    from datetime import UTC, datetime, timedelta
+
+    if not text:
+        return None
+    units = {"m": "minutes", "h": "hours", "d": "days"}
+    if text[-1:] in units and text[:-1].isdigit():
+        return datetime.now(UTC) - timedelta(**{units[text[-1]]: int(text[:-1])})
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        raise FleuveError(
+            f"cannot read the time {text!r}", "write e.g. 2h, 7d or 2026-01-31T12:00"
+        ) from None
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+@cli.group(invoke_without_command=True)
+@click.option(
+    "--kind",
+    type=click.Choice(["login", "query", "user", "token", "grant", "connection", "reflection"]),
+)
+@click.option("--user", "username", help="Only this user's events.")
+@click.option("--outcome", type=click.Choice(["ok", "failed", "cancelled", "denied"]))
+@click.option("--since", help="From this time: 15m, 2h, 7d or an ISO date.")
+@click.option("--until", help="Before this time: 15m, 2h, 7d or an ISO date.")
+@click.option("--contains", help="Text in the target (the SQL, the user or connection changed).")
+@click.option("--limit", default=50, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
+@click.pass_context
+@handles_errors
+def audit(
+    click_ctx: click.Context,
+    kind: str | None,
+    username: str | None,
+    outcome: str | None,
+    since: str | None,
+    until: str | None,
+    contains: str | None,
+    limit: int,
+    as_json: bool,
+) -> None:
+    """Show the audit trail: logins, queries and changes to users, grants and connections."""
+    if click_ctx.invoked_subcommand is not None:
+        return
+    from fleuve.security import audit as trail
+
+    ctx: Context = click_ctx.obj
+    filters = trail.Filters(kind, username, outcome, _when(since), _when(until), contains, limit)
+    events = trail.events(ctx.project().db, filters)
+    if as_json:
+        for e in events:
+            click.echo(
+                json.dumps(
+                    {
+                        "id": e.id,
+                        "at": e.at.isoformat(),
+                        "kind": e.kind,
+                        "action": e.action,
+                        "outcome": e.outcome,
+                        "user": e.username,
+                        "client": e.client,
+                        "target": e.target,
+                        "detail": e.detail,
+                    },
+                    ensure_ascii=False,
+                    default=str,
+                )
+            )
+        return
+    table = Table("time", "kind", "action", "outcome", "user", "target", "detail")
+    for e in events:
+        detail = {
+            k: v for k, v in (e.detail or {}).items() if v not in (None, [], "") and k != "sql"
+        }
+        table.add_row(
+            e.at.isoformat(timespec="seconds"),
+            e.kind,
+            e.action,
+            e.outcome,
+            e.username or "-",
+            (e.target or "")[:60],
+            json.dumps(detail, ensure_ascii=False, default=str)[:80],
+        )
+    console.print(table)
+
+
+@audit.command("purge")
+@pass_ctx
+@handles_errors
+def audit_purge(ctx: Context) -> None:
+    """Delete events older than server.audit_retention_days (the server does it daily)."""
+    from fleuve.security import audit as trail
+
+    project = ctx.project()
+    days = project.settings.server.audit_retention_days
+    console.print(f"Removed {trail.purge(project.db, days):,} events older than {days} days.")
+
+
 # -- serving and demo ------------------------------------------------------------------
 
 

@@ -84,6 +84,12 @@ def register_lineage_provider(provider: LineageProvider) -> LineageProvider:
     return provider
 
 
+def unregister_lineage_provider(provider: LineageProvider) -> None:
+    """Remove a provider added with register_lineage_provider."""
+    if provider in _PROVIDERS:
+        _PROVIDERS.remove(provider)
+
+
 class Lineage:
     """A directed graph of nodes (tables, dashboards, ...) with column-level edges where known."""
 
