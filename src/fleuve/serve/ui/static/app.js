@@ -46,6 +46,7 @@ function errorBox(error) {
 }
 
 const numberFormat = new Intl.NumberFormat(undefined, { maximumFractionDigits: 2 });
+const compactFormat = new Intl.NumberFormat(undefined, { notation: "compact", maximumFractionDigits: 2 });
 function fmt(value) {
   if (value === null || value === undefined) return "";
   if (typeof value === "number") return numberFormat.format(value);
@@ -222,7 +223,7 @@ function navigate(url, { replace = false } = {}) {
 document.addEventListener("click", (event) => {
   const a = event.target.closest("a[href]");
   if (!a || a.target || event.ctrlKey || event.metaKey || event.shiftKey || event.button !== 0) return;
-  const url = new URL(a.href, location.href);
+  const url = new URL(a.getAttribute("href"), location.href);
   if (url.origin !== location.origin || !(url.pathname === "/" || url.pathname.startsWith("/ui"))) return;
   event.preventDefault();
   document.getElementById("nav").classList.remove("open");
@@ -265,7 +266,7 @@ document.addEventListener("DOMContentLoaded", () => {
 async function section(title, load) {
   const body = h("div", {}, h("p", { class: "muted" }, "Loading…"));
   const panel = h("section", { class: "panel", "aria-label": title }, h("h2", {}, title), body);
-  load().then((content) => body.replaceChildren(content)).catch((error) => body.replaceChildren(errorBox(error)));
+  load().then((content) => body.replaceChildren(h("div", { class: "scroll" }, content))).catch((error) => body.replaceChildren(errorBox(error)));
   return panel;
 }
 
@@ -294,7 +295,13 @@ async function overviewPage(root) {
             run.steps.map((s) => [s.name, badge(s.status), s.seconds === null ? "" : s.seconds.toFixed(2), s.summary || ""])))));
       }),
       await section("Reflection freshness", async () => {
-        const { data } = await api("/api/v3/reflection");
+        let data;
+        try {
+          ({ data } = await api("/api/v3/reflection"));
+        } catch (error) {
+          if (error.status === 404) return h("p", { class: "muted" }, "This server does not manage reflections.");
+          throw error;
+        }
         if (!data.length) return h("p", { class: "muted" }, "No reflection defined.");
         return table(["reflection", "dataset", "status", "last refresh"],
           data.map((r) => [r.name, (r.datasetPath || [r.datasetId]).join("."),
@@ -369,25 +376,25 @@ async function catalogPage(root) {
     h("h2", {}, "Lineage: sources to dashboards"), lineageSvg(graph, null)));
 }
 
-// Layered drawing: one column per layer, edges as curves; the focused node and its neighbours stand out.
+// Layered drawing: one column per layer, edges as curves; with a focus, only its upstream and
+// downstream are drawn.
 function lineageSvg(graph, focus) {
   let nodes = graph.nodes;
-  if (focus) {
+  if (focus && nodes.some((n) => n.id === focus)) {
     const keep = new Set([focus]);
-    let grew = true;
-    while (grew) {  // everything upstream and downstream of the focused dataset
-      grew = false;
-      for (const e of graph.edges) {
-        if (keep.has(e.to) && !keep.has(e.from) && graph.edges.some((x) => x.from === e.from)) {
-          if (upstream(graph, e.from, focus)) { keep.add(e.from); grew = true; }
+    for (const [from, to] of [["from", "to"], ["to", "from"]]) {
+      const queue = [focus];
+      while (queue.length) {
+        const id = queue.shift();
+        for (const e of graph.edges) {
+          if (e[from] === id && !keep.has(e[to])) { keep.add(e[to]); queue.push(e[to]); }
         }
-        if (keep.has(e.from) && !keep.has(e.to) && downstream(graph, e.to, focus)) { keep.add(e.to); grew = true; }
       }
     }
     nodes = nodes.filter((n) => keep.has(n.id));
   }
   const layers = graph.layers.filter((l) => nodes.some((n) => n.layer === l));
-  const colW = 200, rowH = 30, boxW = 160, boxH = 22;
+  const colW = 190, rowH = 30, boxW = 170, boxH = 22;
   const pos = {};
   let maxRows = 1;
   layers.forEach((layer, i) => {
@@ -396,8 +403,9 @@ function lineageSvg(graph, focus) {
     inLayer.forEach((n, j) => { pos[n.id] = { x: 10 + i * colW, y: 30 + j * rowH }; });
   });
   const width = 20 + layers.length * colW, height = 40 + maxRows * rowH;
-  const colors = { connection: "var(--conn)", bronze: "var(--bronze)", silver: "var(--silver)", gold: "var(--gold)", dashboard: "var(--dash)" };
-  const el = svg("svg", { viewBox: `0 0 ${width} ${height}`, role: "img",
+  const colors = { bronze: "var(--bronze)", staging: "var(--silver)", intermediate: "var(--silver)",
+    silver: "var(--silver)", marts: "var(--gold)", gold: "var(--gold)", dashboards: "var(--dash)" };
+  const el = svg("svg", { viewBox: `0 0 ${width} ${height}`, role: "img", style: `max-width:${width}px`,
     "aria-label": `Lineage graph with ${nodes.length} nodes${focus ? ` around ${focus}` : ""}` });
   layers.forEach((layer, i) => el.append(svg("text", { x: 10 + i * colW, y: 16, "font-size": 12, "font-weight": 700 }, layer)));
   for (const e of graph.edges) {
@@ -408,33 +416,14 @@ function lineageSvg(graph, focus) {
   }
   for (const n of nodes) {
     const p = pos[n.id];
-    const label = n.label.length > 24 ? `${n.label.slice(0, 23)}…` : n.label;
+    const label = n.name.length > 24 ? `${n.name.slice(0, 23)}…` : n.name;
     const g = svg("g", { class: `node${n.id === focus ? " focus" : ""}`, transform: `translate(${p.x},${p.y})` },
-      svg("title", {}, n.id),
-      svg("rect", { width: boxW, height: boxH, fill: colors[n.layer] || "#ccc", "fill-opacity": 0.35 }),
+      svg("title", {}, `${n.id}${n.description ? ` — ${n.description}` : ""}`),
+      svg("rect", { width: boxW, height: boxH, fill: colors[n.layer] || "#b0bec5", "fill-opacity": 0.35 }),
       svg("text", { x: 6, y: 15 }, label));
-    if (n.layer === "dashboard" && n.slug) {
-      const link = svg("a", { href: `/ui/dashboards/${encodeURIComponent(n.slug)}` }, g);
-      el.append(link);
-    } else {
-      el.append(g);
-    }
+    el.append(n.url && n.url.startsWith("/ui/") ? svg("a", { href: n.url }, g) : g);
   }
-  return el;
-}
-
-function upstream(graph, id, target, seen = new Set()) {
-  if (id === target) return true;
-  if (seen.has(id)) return false;
-  seen.add(id);
-  return graph.edges.some((e) => e.from === id && upstream(graph, e.to, target, seen));
-}
-
-function downstream(graph, id, target, seen = new Set()) {
-  if (id === target) return true;
-  if (seen.has(id)) return false;
-  seen.add(id);
-  return graph.edges.some((e) => e.to === id && downstream(graph, e.from, target, seen));
+  return h("div", { class: "scroll" }, el);
 }
 
 // -- SQL Lab -----------------------------------------------------------------------------------
@@ -532,7 +521,7 @@ function resultGrid(container, id, rowCount, jobInfo) {
     const columns = res.schema.map((c) => c.name);
     grid.replaceChildren(table(columns, res.rows.map((r) => columns.map((c) => r[c]))));
     const last = Math.min(offset + PAGE_SIZE, rowCount);
-    info.textContent = rowCount ? `rows ${offset + 1}–${last} of ${rowCount}` : "no rows";
+    info.textContent = rowCount ? `rows ${offset + 1}-${last} of ${rowCount}` : "no rows";
     prev.disabled = offset === 0;
     next.disabled = last >= rowCount;
   }
@@ -603,7 +592,9 @@ async function drawChart(body, chart, data) {
   }
   const metrics = chart.metrics.map((m) => m.label || `${m.agg}_${m.column || "rows"}`);
   if (chart.type === "big_number") {
-    body.replaceChildren(h("div", { class: "big-number", "aria-label": `${chart.title}: ${fmt(data.rows[0]?.[0])}` }, fmt(data.rows[0]?.[0] ?? "–")));
+    const value = data.rows[0]?.[0];
+    body.replaceChildren(h("div", { class: "big-number", title: fmt(value), "aria-label": `${chart.title}: ${fmt(value)}` },
+      typeof value === "number" && Math.abs(value) >= 1e6 ? compactFormat.format(value) : fmt(value ?? "–")));
     return;
   }
   if (!data.rows.length) {
@@ -611,11 +602,13 @@ async function drawChart(body, chart, data) {
     return;
   }
   const Plotly = await loadPlotly();
-  let traces;
+  let traces, horizontal = false;
   if (chart.type === "pie") {
     traces = [{ type: "pie", labels: col(chart.x), values: col(metrics[0]), hole: 0.45, textinfo: "label+percent" }];
   } else {
     const groups = chart.series ? [...new Set(col(chart.series))] : [null];
+    // Long category names read better along a vertical axis.
+    horizontal = chart.type === "bar" && !chart.time_grain && col(chart.x).some((v) => typeof v === "string" && v.length > 12);
     traces = [];
     for (const m of metrics) {
       for (const g of groups) {
@@ -627,6 +620,7 @@ async function drawChart(body, chart, data) {
           type: chart.type === "bar" ? "bar" : "scatter",
           mode: "lines",
         };
+        if (horizontal) Object.assign(trace, { x: trace.y, y: trace.x, orientation: "h" });
         if (chart.type === "area") trace.stackgroup = groups.length > 1 ? "one" : undefined, trace.fill = "tozeroy";
         traces.push(trace);
       }
@@ -639,7 +633,7 @@ async function drawChart(body, chart, data) {
     showlegend: traces.length > 1 || chart.type === "pie",
     legend: { orientation: "h" },
     xaxis: { automargin: true, type: chart.time_grain ? "date" : undefined },
-    yaxis: { automargin: true },
+    yaxis: { automargin: true, autorange: horizontal ? "reversed" : true },
     barmode: chart.series ? "group" : undefined,
     font: { family: getComputedStyle(document.documentElement).fontFamily, size: 12 },
   }, { displayModeBar: false, responsive: true });
