@@ -232,7 +232,8 @@ def plan_columns(
         if stream.flatten and kind.startswith("STRUCT"):
             raw.extend(_flatten(con, extract.relation, src_name, expr))
             continue
-        if stream.flatten and (kind.endswith("[]") or kind.startswith("MAP")):
+        nested = kind.startswith(("STRUCT", "MAP")) or kind.endswith("]")
+        if nested and (stream.flatten or extract.nested_as_json):
             raw.append((src_name, "JSON", f"to_json({expr})"))
             continue
         if src_name in declared and not typed_at_source:
@@ -254,7 +255,7 @@ def _flatten(
         child_name = f"{name}_{child}"
         if kind.startswith("STRUCT"):
             out.extend(_flatten(con, relation, child_name, child_expr))
-        elif kind.endswith("[]") or kind.startswith("MAP"):
+        elif kind.endswith("]") or kind.startswith("MAP"):
             out.append((child_name, "JSON", f"to_json({child_expr})"))
         else:
             out.append((child_name, kind, child_expr))

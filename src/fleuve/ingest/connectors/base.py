@@ -83,6 +83,8 @@ class Extract:
     has_source_file: bool = False
     # The newest cursor value in the source's own format, when the connector tracks it.
     cursor_value: str | None = None
+    # JSON sources: nested objects and arrays are kept as JSON values unless flattened.
+    nested_as_json: bool = False
 
 
 @dataclass

@@ -183,12 +183,16 @@ class DatabaseConnector(Connector):
         return f"reached {self.type} source; {len(tables)} tables visible"
 
     def _tables(self, con: duckdb.DuckDBPyConnection) -> list[tuple[str, str]]:
-        return con.execute(
+        """(schema, table) pairs, limited to source.schema when it is set."""
+        found = con.execute(
             "SELECT schema_name, table_name FROM duckdb_tables() WHERE database_name = ? "
             "UNION SELECT schema_name, view_name FROM duckdb_views() WHERE database_name = ? "
-            "ORDER BY 1, 2",
+            "AND NOT internal ORDER BY 1, 2",
             [self.alias, self.alias],
         ).fetchall()
+        wanted = self.source.get("schema")
+        hidden = ("information_schema", "pg_catalog")
+        return [(s, t) for s, t in found if (s == wanted if wanted else s not in hidden)]
 
     def discover(self, con: duckdb.DuckDBPyConnection) -> list[StreamInfo]:
         out = []
@@ -274,7 +278,7 @@ class PostgresConnector(DatabaseConnector):
         base = super().source_columns(con, schema, table)
         native = dict(
             con.execute(
-                "SELECT attname, format_type(atttypid, atttypmod) FROM postgres_query(?, ?)",
+                "SELECT * FROM postgres_query(?, ?)",
                 [
                     self.alias,
                     "SELECT attname, format_type(atttypid, atttypmod) FROM pg_attribute "

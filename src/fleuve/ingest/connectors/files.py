@@ -196,6 +196,7 @@ class FilesConnector(Connector):
             return Extract(relation="", files=kept, has_source_file=True)
         relation, rejected = self._relation(con, stream, chosen)
         return Extract(
+            nested_as_json=self.file_format(stream, chosen) in ("json", "jsonl"),
             relation=f"SELECT * FROM {relation}",
             bytes_read=sum(listing[f][0] for f in chosen),
             rejected=rejected,
@@ -268,13 +269,10 @@ class FilesConnector(Connector):
         return "utf-8"
 
     def _json(self, stream: StreamSettings, files: list[str], fmt: str) -> tuple[str, str | None]:
-        flatten = bool(stream.flatten)
         options = {
             "union_by_name": "true",
             "filename": quote_literal(SOURCE_FILE),
             "format": quote_literal("newline_delimited" if fmt == "jsonl" else "auto"),
-            # Depth 1 keeps nested objects and arrays as JSON values; flattening needs them typed.
-            "maximum_depth": "-1" if flatten else "1",
         }
         if fmt == "jsonl":
             options["ignore_errors"] = "true"

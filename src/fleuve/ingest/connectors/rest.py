@@ -283,12 +283,11 @@ class RestConnector(Connector):
                         )
                         rejected += 1
                 ctx.on_rows(len(records), nbytes)
-        flatten = bool(stream.flatten)
         relation = ""
         if rows:
             relation = (
                 f"SELECT * FROM read_json({quote_literal(str(data))}, format = 'newline_delimited', "
-                f"sample_size = -1, maximum_depth = {-1 if flatten else 1})"
+                "sample_size = -1)"
             )
         rejects = None
         if rejected:
@@ -302,6 +301,7 @@ class RestConnector(Connector):
             estimated_rows=rows,
             rejected=rejects,
             cursor_value=None if newest is None else str(newest),
+            nested_as_json=True,
         )
 
 
