@@ -19,9 +19,6 @@ from fleuve.transform.history import record_end, record_start
 
 log = logging.getLogger("fleuve.transform")
 
-# How often a run whose only failures are lost races with other lake writers is resumed.
-CONFLICT_RETRIES = 3
-
 
 def run_transform(
     settings: Settings,
@@ -30,12 +27,12 @@ def run_transform(
     db: Database | None = None,
     on_event: Callable[[NodeEvent], None] | None = None,
     metadata: dict[str, Any] | None = None,
-    retries: int = CONFLICT_RETRIES,
+    retries: int | None = None,
 ) -> DbtRun:
     """Run a dbt command the way Fleuve does.
 
     Nodes that lost a commit race with another lake writer are resumed with `dbt retry` after a
-    bounded backoff; tests that found failing rows are run again with `--store-failures` so the
+    bounded backoff, up to `retries` times (lake.commit_retries by default); tests that found failing rows are run again with `--store-failures` so the
     rows wait in `audit.<test>`; with `db`, the run and each node's timing go to dbt_run_history.
     """
     pending = DbtRun(command=list(args), success=False, seconds=0.0)
@@ -47,11 +44,14 @@ def run_transform(
     }
     if db is not None:
         record_start(db, pending, context)
+    retries = settings.lake.commit_retries if retries is None else retries
     try:
         run = run_dbt(settings, args, on_event=on_event)
         attempt = 0
         while not run.success and attempt < retries and _lost_races(run):
-            delay = min(4.0, 0.5 * 2**attempt) * (0.5 + random.random())
+            # A SQLite catalog refuses a commit at once while another process writes (the busy
+            # timeout does not apply to a read turning into a write), so the run waits it out.
+            delay = min(4.0, 0.25 * 2**attempt) * (0.5 + random.random())
             log.warning(
                 "dbt lost a commit race with another lake writer, resuming",
                 extra={
