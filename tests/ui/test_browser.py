@@ -55,7 +55,7 @@ def test_dashboard_renders_every_chart_with_data(page: Page, served: Served) -> 
         card = page.locator(f'[data-chart="{chart}"]')
         expect(card).to_have_attribute("data-state", "ready")
         assert rows(page, chart) > 0, chart
-        expect(card.locator(".meta .badge")).to_have_text(re.compile("reflection"))
+        expect(card.locator(".meta .badge").first).to_have_text(re.compile("reflection"))
     for chart in PLOTTED:  # plotly drew bars, lines or slices, not an empty frame
         marks = page.locator(f'[data-chart="{chart}"] .main-svg').first.locator(
             "path.point, .trace path, path.surface, .js-line"

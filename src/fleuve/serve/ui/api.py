@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import io
 import json
+import threading
 import time
+from collections import OrderedDict
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -33,6 +35,8 @@ from fleuve.transform.lineage import lineage as lineage_of
 
 router = APIRouter(prefix="/api/fleuve/v1/ui", tags=["Web UI"])
 DOWNLOAD_PAGE = 50_000
+CACHE_SECONDS = 60.0
+CACHE_MAX_ROWS = 10_000
 LOG_TAIL_BYTES = 8 * 1024 * 1024  # job logs are looked up in the recent end of the log
 # Column listing for completion: the lake's schemas, read as the user (grants filter it).
 _COLUMNS_SQL = (
@@ -121,6 +125,54 @@ def run_query(queries: Queries, caller: Caller, sql: str) -> dict[str, Any]:
         "sql": sql,
         "acceleration": {"accelerated": bool(chosen), "reflections": chosen},
     }
+
+
+class ResultCache:
+    """Chart results per user and query, valid while the lake's snapshot stays the same.
+
+    Entries also expire after `ttl` seconds, which bounds how long a revoked grant or a
+    redefined virtual dataset can still show an earlier answer.
+    """
+
+    def __init__(self, ttl: float = CACHE_SECONDS, size: int = 512) -> None:
+        self.ttl, self.size = ttl, size
+        self._entries: OrderedDict[tuple[str, str, int], tuple[float, dict[str, Any]]] = (
+            OrderedDict()
+        )
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple[str, str, int]) -> dict[str, Any] | None:
+        """A fresh cached result, or None."""
+        with self._lock:
+            hit = self._entries.get(key)
+            if hit is None or time.monotonic() - hit[0] > self.ttl:
+                self._entries.pop(key, None)
+                return None
+            self._entries.move_to_end(key)
+            return hit[1]
+
+    def put(self, key: tuple[str, str, int], result: dict[str, Any]) -> None:
+        """Keep a result, forgetting the least recently used beyond `size`."""
+        with self._lock:
+            self._entries[key] = (time.monotonic(), result)
+            self._entries.move_to_end(key)
+            while len(self._entries) > self.size:
+                self._entries.popitem(last=False)
+
+
+_cache = ResultCache()
+
+
+def cached_query(project: Project, queries: Queries, caller: Caller, sql: str) -> dict[str, Any]:
+    """`run_query`, answered from the cache when the same user ran it on the same snapshot."""
+    key = (caller.username, sql, project.lake.current_snapshot())
+    hit = _cache.get(key)
+    if hit is not None:
+        return {**hit, "cached": True, "elapsedMs": 0.0}
+    result = run_query(queries, caller, sql)
+    if result["rowCount"] <= CACHE_MAX_ROWS:
+        _cache.put(key, result)
+    return {**result, "cached": False}
 
 
 @router.get("/me")
@@ -394,7 +446,7 @@ def dashboard_chart_data(
     if chart is None:
         raise HTTPException(404, f"dashboard '{slug}' has no chart '{name}'")
     sql = chart_query(chart, filter_conditions(spec, chart, body.filters))
-    return _json(run_query(queries, caller, sql))
+    return _json(cached_query(project, queries, caller, sql))
 
 
 @router.get("/dashboards/{slug}/filters/{name}/options")
@@ -411,7 +463,7 @@ def filter_options(
     )
     if dataset is None:
         return {"values": []}
-    result = run_query(queries, caller, options_query(dataset, flt.column))
+    result = cached_query(project, queries, caller, options_query(dataset, flt.column))
     return {"values": [str(r[0]) for r in result["rows"]]}
 
 

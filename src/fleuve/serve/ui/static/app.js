@@ -641,11 +641,12 @@ async function drawChart(body, chart, data) {
 
 function accelBadge(data) {
   const acc = data.acceleration || {};
+  const cached = data.cached ? h("span", { class: "badge", title: "answered from the result cache" }, "cached") : "";
   if (acc.accelerated) {
     const names = acc.reflections.map((r) => r.reflectionName || r.reflectionId).join(", ");
-    return h("span", { class: "badge accel", title: "a reflection served this chart" }, `⚡ reflection ${names}`);
+    return h("span", {}, h("span", { class: "badge accel", title: "a reflection served this chart" }, `⚡ reflection ${names}`), " ", cached);
   }
-  return h("span", { class: "badge", title: "read from the tables; no reflection matched" }, "no reflection");
+  return h("span", {}, h("span", { class: "badge", title: "read from the tables; no reflection matched" }, "no reflection"), " ", cached);
 }
 
 async function chartsPage(root) {
@@ -834,6 +835,7 @@ function writeFilters(spec, values, refresh) {
 }
 
 async function dashboardPage(root, slug) {
+  loadPlotly().catch(() => { /* each chart reports it when it draws */ });  // in parallel with the queries
   const dash = await api(`${UI}/dashboards/${encodeURIComponent(slug)}`);
   const spec = dash.spec;
   const params = new URLSearchParams(location.search);
