@@ -1,0 +1,255 @@
+"""Grants: who may read (SELECT) or manage (ALL) which dataset, schema, source or space.
+
+A grant names a dataset, or a container with `.*` (everything under it), and goes to a user
+or a role. Users hold roles (the `users.roles` list); `admin` passes every check, and each
+user owns their home `@name`. Checks run after name resolution, on the dataset each query
+names; reading through a virtual dataset needs SELECT on that dataset only (Dremio's rule).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import delete, select
+
+from fleuve.engine import paths
+from fleuve.engine.catalog import Catalog
+from fleuve.engine.errors import AccessDenied, EngineError, NotFound
+from fleuve.metadata.engine import EngineGrant
+from fleuve.metadata.models import User
+
+PRIVILEGES = ("SELECT", "ALL")
+
+
+@dataclass(frozen=True)
+class Principal:
+    """A user and the roles they hold."""
+
+    name: str
+    roles: frozenset[str] = frozenset()
+
+    @property
+    def admin(self) -> bool:
+        """True for administrators, who pass every check."""
+        return "admin" in self.roles
+
+    @property
+    def home(self) -> str:
+        """The name of the user's home space."""
+        return f"@{self.name}"
+
+
+@dataclass(frozen=True)
+class Grant:
+    """One privilege on one object for one grantee."""
+
+    grantee_kind: str
+    grantee: str
+    privilege: str
+    path: tuple[str, ...]
+    recursive: bool
+
+    def as_json(self) -> dict:
+        """The grant as a JSON object."""
+        return {
+            "granteeType": self.grantee_kind,
+            "grantee": self.grantee,
+            "privilege": self.privilege,
+            "object": paths.render(self.path) + (".*" if self.recursive else ""),
+        }
+
+
+class Grants:
+    """Answers privilege questions and records grants."""
+
+    def __init__(self, catalog: Catalog) -> None:
+        self.catalog = catalog
+        self.db = catalog.db
+
+    def principal(self, username: str) -> Principal:
+        """The user with their roles; a NotFound for unknown or disabled users."""
+        with self.db.session() as s:
+            row = s.execute(
+                select(User.roles, User.disabled).where(User.username == username)
+            ).first()
+        if row is None or row.disabled:
+            raise NotFound(
+                f"unknown or disabled user '{username}'", "log in as an existing, enabled user"
+            )
+        return Principal(username, frozenset(row.roles or ()))
+
+    def _grants(self) -> list[EngineGrant]:
+        return self.catalog.meta().grants
+
+    def allows(self, who: Principal, privilege: str, path: Sequence[str]) -> bool:
+        """True when `who` holds `privilege` (ALL includes SELECT) on `path`."""
+        if who.admin or (path and path[0].lower() == who.home.lower()):
+            return True
+        keys = {paths.key(path[:n]): n == len(path) for n in range(1, len(path) + 1)}
+        for g in self._grants():
+            if not _holds(g, who):
+                continue
+            exact = keys.get(g.object_key)
+            if exact is None or (not exact and not g.recursive):
+                continue
+            if g.privilege == "ALL" or privilege == "SELECT":
+                return True
+        return False
+
+    def sees_container(self, who: Principal, path: Sequence[str]) -> bool:
+        """True when `who` may list the container: a grant on or under it, or above it."""
+        if self.allows(who, "SELECT", path):
+            return True
+        prefix = paths.key(path)[:-1]
+        return any(
+            _holds(g, who)
+            and (g.object_key == paths.key(path) or g.object_key.startswith(prefix + ","))
+            for g in self._grants()
+        )
+
+    def require(self, who: Principal, privilege: str, path: Sequence[str], doing: str) -> None:
+        """Raise unless `who` may do `doing` on `path`; hidden objects read as not found."""
+        if self.allows(who, privilege, path):
+            return
+        if not self.allows(who, "SELECT", path) and not self.sees_container(who, path):
+            raise not_found(path)
+        raise AccessDenied(
+            f"{doing} needs {privilege} on {paths.render(path)}, which user '{who.name}' lacks",
+            "ask an administrator to GRANT it",
+        )
+
+    def list(self, path: Sequence[str] | None = None, grantee: str | None = None) -> list[Grant]:
+        """Grants, optionally on one object or to one grantee."""
+        out = []
+        for g in self._grants():
+            if path is not None and g.object_key != paths.key(path):
+                continue
+            if grantee is not None and g.grantee.lower() != grantee.lower():
+                continue
+            out.append(
+                Grant(g.grantee_kind, g.grantee, g.privilege, tuple(g.object_path), g.recursive)
+            )
+        return sorted(out, key=lambda g: (g.path, g.grantee_kind, g.grantee, g.privilege))
+
+    def grant(
+        self,
+        by: Principal,
+        privilege: str,
+        path: Sequence[str],
+        grantee_kind: str,
+        grantee: str,
+        *,
+        recursive: bool,
+    ) -> Grant:
+        """Give `privilege` on `path` (and under it when `recursive`) to a user or role."""
+        privilege, grantee_kind = privilege.upper(), grantee_kind.upper()
+        path = self._check_object(by, path, recursive)
+        if privilege not in PRIVILEGES:
+            raise EngineError(f"unknown privilege '{privilege}'", "grant SELECT or ALL")
+        if grantee_kind == "USER":
+            self._check_user(grantee)
+        with self.db.session() as s:
+            exists = s.scalar(
+                select(EngineGrant).where(
+                    EngineGrant.grantee_kind == grantee_kind,
+                    EngineGrant.grantee == grantee,
+                    EngineGrant.privilege == privilege,
+                    EngineGrant.object_key == paths.key(path),
+                    EngineGrant.recursive == recursive,
+                )
+            )
+            if exists is None:
+                s.add(
+                    EngineGrant(
+                        grantee_kind=grantee_kind,
+                        grantee=grantee,
+                        privilege=privilege,
+                        object_key=paths.key(path),
+                        object_path=list(path),
+                        recursive=recursive,
+                        granted_by=by.name,
+                    )
+                )
+                self.catalog.bump(s)
+        return Grant(grantee_kind, grantee, privilege, tuple(path), recursive)
+
+    def revoke(
+        self,
+        by: Principal,
+        privilege: str,
+        path: Sequence[str],
+        grantee_kind: str,
+        grantee: str,
+        *,
+        recursive: bool,
+    ) -> int:
+        """Take a privilege back; REVOKE ALL removes SELECT too. Returns how many grants went."""
+        privilege, grantee_kind = privilege.upper(), grantee_kind.upper()
+        path = self._check_object(by, path, recursive)
+        removed = ("SELECT", "ALL") if privilege == "ALL" else ("SELECT",)
+        with self.db.session() as s:
+            result = s.execute(
+                delete(EngineGrant).where(
+                    EngineGrant.grantee_kind == grantee_kind,
+                    EngineGrant.grantee == grantee,
+                    EngineGrant.privilege.in_(removed),
+                    EngineGrant.object_key == paths.key(path),
+                    EngineGrant.recursive == recursive,
+                )
+            )
+            if result.rowcount:
+                self.catalog.bump(s)
+        return result.rowcount or 0
+
+    def set_role(self, by: Principal, role: str, username: str, *, add: bool) -> None:
+        """Give a user a role, or take it away (administrators only)."""
+        if not by.admin:
+            raise AccessDenied("only administrators change roles", "ask an administrator to run it")
+        with self.db.session() as s:
+            user = s.scalar(select(User).where(User.username == username))
+            if user is None:
+                raise NotFound(f"unknown user '{username}'", "create the user first")
+            roles = [r for r in (user.roles or []) if r != role]
+            user.roles = [*roles, role] if add else roles
+
+    def _check_user(self, username: str) -> None:
+        with self.db.session() as s:
+            if s.scalar(select(User.id).where(User.username == username)) is None:
+                raise NotFound(f"unknown user '{username}'", "create the user first")
+
+    def _check_object(self, by: Principal, path: Sequence[str], recursive: bool) -> tuple[str, ...]:
+        """The object's canonical path; only admins and holders of ALL on it may grant."""
+        if recursive:
+            found = self.catalog.container(path)
+            if found is None:
+                raise not_found(path, what="container")
+            real = found.path
+        else:
+            dataset = self.catalog.lookup(path)
+            if dataset is None:
+                raise not_found(path)
+            real = dataset.path
+        if not self.allows(by, "ALL", real):
+            if self.allows(by, "SELECT", real) or self.sees_container(by, real):
+                raise AccessDenied(
+                    f"granting on {paths.render(real)} needs ALL on it",
+                    "ask an administrator",
+                )
+            raise not_found(path, what="container" if recursive else "dataset")
+        return tuple(real)
+
+
+def _holds(g: EngineGrant, who: Principal) -> bool:
+    if g.grantee_kind == "USER":
+        return g.grantee == who.name
+    return g.grantee in who.roles
+
+
+def not_found(path: Sequence[str], what: str = "dataset") -> NotFound:
+    """The one message for objects that do not exist and objects the caller may not see."""
+    return NotFound(
+        f"{what} {paths.render(path)} not found, or you do not have access to it",
+        'list what you can read with SELECT * FROM INFORMATION_SCHEMA."TABLES", '
+        "or ask an administrator for access",
+    )

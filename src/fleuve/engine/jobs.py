@@ -1,0 +1,299 @@
+"""Query jobs: their records, their history and their result pages for a retention period.
+
+A job lives in memory while it runs and is written to the metadata database by a background
+writer, so that recording it costs a query nothing. Results of asynchronous (REST) jobs are
+kept as Arrow IPC files under `.fleuve/engine/results/` until they expire.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.ipc as ipc
+from sqlalchemy import select
+
+from fleuve.engine.errors import EngineError, NotFound
+from fleuve.metadata.database import Database
+from fleuve.metadata.engine import EngineJob
+from fleuve.metadata.models import utcnow
+
+log = logging.getLogger("fleuve.engine.jobs")
+
+FINAL_STATES = {"COMPLETED", "CANCELED", "FAILED"}
+RESULT_RETENTION = timedelta(hours=24)
+HISTORY_RETENTION = timedelta(days=30)
+MEMORY_JOBS = 5_000
+
+
+@dataclass
+class QueryJob:
+    """A query's life: the REST API v3 job shape in Python."""
+
+    id: str
+    user: str
+    sql: str
+    state: str = "PENDING"
+    query_type: str = "REST"
+    row_count: int = 0
+    error: str | None = None
+    submitted_at: datetime = field(default_factory=utcnow)
+    started_at: datetime | None = None
+    ended_at: datetime | None = None
+    reflections: list[dict] = field(default_factory=list)
+    result: pa.Table | None = None
+    dialect: str = "duckdb"
+    context: list[str] = field(default_factory=list)
+    planning_ms: float | None = None
+    execution_ms: float | None = None
+    bytes: int = 0
+    datasets: list[str] = field(default_factory=list)
+    result_path: str | None = None
+    result_expires_at: datetime | None = None
+
+    @property
+    def final(self) -> bool:
+        """True once the job completed, failed or was cancelled."""
+        return self.state in FINAL_STATES
+
+    def as_json(self) -> dict:
+        """The REST API v3 job object, with Fleuve's timings and datasets."""
+        return {
+            "id": self.id,
+            "jobState": self.state,
+            "rowCount": self.row_count if self.state == "COMPLETED" else 0,
+            "errorMessage": self.error if self.state == "FAILED" else None,
+            "startedAt": _iso(self.started_at),
+            "endedAt": _iso(self.ended_at),
+            "submittedAt": _iso(self.submitted_at),
+            "queryType": self.query_type,
+            "user": self.user,
+            "planningMs": self.planning_ms,
+            "executionMs": self.execution_ms,
+            "bytes": self.bytes,
+            "datasets": self.datasets,
+            "acceleration": {"reflectionRelationships": self.reflections},
+        }
+
+
+class JobStore:
+    """Keeps jobs in memory, writes them behind, serves history and result pages."""
+
+    def __init__(
+        self,
+        db: Database,
+        results_dir: Path,
+        *,
+        result_retention: timedelta = RESULT_RETENTION,
+        on_flush: Callable[[], None] | None = None,
+    ) -> None:
+        self.db = db
+        self.results_dir = results_dir
+        self.result_retention = result_retention
+        self.on_flush = on_flush
+        self._jobs: OrderedDict[str, QueryJob] = OrderedDict()
+        self._lock = threading.Lock()
+        self._queue: queue.Queue[QueryJob | threading.Event | None] = queue.Queue()
+        self._writer = threading.Thread(
+            target=self._write_loop, name="fleuve-job-writer", daemon=True
+        )
+        self._writer.start()
+        self._purged_at = utcnow()
+
+    def add(self, job: QueryJob) -> None:
+        """Track a new job and record it."""
+        with self._lock:
+            self._jobs[job.id] = job
+            while len(self._jobs) > MEMORY_JOBS:
+                old_id, old = next(iter(self._jobs.items()))
+                if not old.final:
+                    break
+                del self._jobs[old_id]
+        self.save(job)
+
+    def save(self, job: QueryJob) -> None:
+        """Write the job's current state (in the background)."""
+        self._queue.put(job)
+
+    def get(self, job_id: str) -> QueryJob:
+        """The job with this id, from memory or history; NotFound if unknown."""
+        with self._lock:
+            job = self._jobs.get(job_id)
+        if job is not None:
+            return job
+        with self.db.session() as s:
+            row = s.get(EngineJob, job_id)
+        if row is None:
+            raise NotFound(f"no job with id {job_id}", "list jobs with SELECT * FROM sys.jobs")
+        return _from_row(row)
+
+    def history(self, user: str | None, limit: int = 1000) -> list[QueryJob]:
+        """Recent jobs, newest first; only `user`'s unless None."""
+        self.flush()
+        stmt = select(EngineJob).order_by(EngineJob.submitted_at.desc()).limit(limit)
+        if user is not None:
+            stmt = stmt.where(EngineJob.username == user)
+        with self.db.session() as s:
+            rows = list(s.scalars(stmt))
+        out = []
+        with self._lock:
+            for row in rows:
+                out.append(self._jobs.get(row.id) or _from_row(row))
+        return out
+
+    # -- results ----------------------------------------------------------------------
+
+    def keep_result(self, job: QueryJob, table: pa.Table) -> None:
+        """Store a completed job's rows for paging until they expire."""
+        self.results_dir.mkdir(parents=True, exist_ok=True)
+        path = self.results_dir / f"{job.id}.arrow"
+        tmp = path.with_suffix(".tmp")
+        with pa.OSFile(str(tmp), "wb") as sink, ipc.new_file(sink, table.schema) as writer:
+            writer.write_table(table)
+        tmp.replace(path)
+        job.result_path = str(path)
+        job.result_expires_at = utcnow() + self.result_retention
+        job.result = table
+
+    def page(self, job: QueryJob, offset: int, limit: int) -> pa.Table:
+        """Rows [offset, offset+limit) of a completed job."""
+        if job.state != "COMPLETED":
+            raise EngineError(
+                f"job {job.id} is {job.state}, not COMPLETED",
+                "wait until GET /api/v3/job/{id} says COMPLETED",
+            )
+        if job.result is not None:
+            return job.result.slice(offset, limit)
+        if not job.result_path or not Path(job.result_path).exists():
+            raise NotFound(
+                f"the results of job {job.id} have expired",
+                "run the query again",
+            )
+        with pa.memory_map(job.result_path) as source:
+            table = ipc.open_file(source).read_all()
+        return table.slice(offset, limit)
+
+    def purge(self, now: datetime | None = None) -> int:
+        """Delete expired result files and old history; returns how many files went."""
+        now = now or utcnow()
+        removed = 0
+        with self.db.session() as s:
+            expired = list(
+                s.scalars(
+                    select(EngineJob).where(
+                        EngineJob.result_expires_at.is_not(None), EngineJob.result_expires_at < now
+                    )
+                )
+            )
+            for row in expired:
+                if row.result_path:
+                    Path(row.result_path).unlink(missing_ok=True)
+                    removed += 1
+                row.result_path, row.result_expires_at = None, None
+            s.execute(
+                EngineJob.__table__.delete().where(EngineJob.submitted_at < now - HISTORY_RETENTION)
+            )
+        with self._lock:
+            for job in self._jobs.values():
+                if job.result_expires_at is not None and job.result_expires_at < now:
+                    job.result, job.result_path, job.result_expires_at = None, None, None
+        self._purged_at = now
+        return removed
+
+    def maybe_purge(self) -> None:
+        """Purge at most once a minute."""
+        if utcnow() - self._purged_at > timedelta(minutes=1):
+            try:
+                self.purge()
+            except Exception as exc:  # purging is housekeeping; a failure must not fail queries
+                log.warning("could not purge job results: %s", exc)
+
+    # -- writing behind ---------------------------------------------------------------
+
+    def flush(self) -> None:
+        """Wait until every recorded change is written."""
+        done = threading.Event()
+        self._queue.put(done)
+        done.wait(timeout=30)
+
+    def close(self) -> None:
+        """Write what is pending and stop the writer."""
+        self._queue.put(None)
+        self._writer.join(timeout=30)
+
+    def _write_loop(self) -> None:
+        while True:
+            batch = [self._queue.get()]
+            while not self._queue.empty() and len(batch) < 500:
+                batch.append(self._queue.get())
+            jobs = {j.id: j for j in batch if isinstance(j, QueryJob)}
+            try:
+                if jobs:
+                    self._write(list(jobs.values()))
+                if self.on_flush:
+                    self.on_flush()
+            except Exception as exc:  # history is best effort; queries must not fail for it
+                log.warning("could not record %d jobs: %s", len(jobs), exc)
+            for item in batch:
+                if isinstance(item, threading.Event):
+                    item.set()
+            if None in batch:
+                return
+
+    def _write(self, jobs: list[QueryJob]) -> None:
+        with self.db.session() as s:
+            for job in jobs:
+                row = s.get(EngineJob, job.id)
+                if row is None:
+                    row = EngineJob(id=job.id)
+                    s.add(row)
+                row.username, row.sql, row.dialect = job.user, job.sql, job.dialect
+                row.context, row.state, row.query_type = job.context, job.state, job.query_type
+                row.submitted_at, row.started_at, row.ended_at = (
+                    job.submitted_at,
+                    job.started_at,
+                    job.ended_at,
+                )
+                row.planning_ms, row.execution_ms = job.planning_ms, job.execution_ms
+                row.row_count, row.bytes = job.row_count, job.bytes
+                row.datasets, row.reflections = job.datasets, job.reflections
+                row.error = job.error
+                row.result_path, row.result_expires_at = job.result_path, job.result_expires_at
+
+
+def _from_row(row: EngineJob) -> QueryJob:
+    return QueryJob(
+        id=row.id,
+        user=row.username,
+        sql=row.sql,
+        state=row.state,
+        query_type=row.query_type,
+        row_count=row.row_count,
+        error=row.error,
+        submitted_at=row.submitted_at,
+        started_at=row.started_at,
+        ended_at=row.ended_at,
+        reflections=list(row.reflections or []),
+        dialect=row.dialect,
+        context=list(row.context or []),
+        planning_ms=row.planning_ms,
+        execution_ms=row.execution_ms,
+        bytes=row.bytes,
+        datasets=list(row.datasets or []),
+        result_path=row.result_path,
+        result_expires_at=row.result_expires_at,
+    )
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None
+
+
+__all__ = ["FINAL_STATES", "JobStore", "QueryJob"]
