@@ -150,11 +150,9 @@ def load_stream(
         outcome.records_rejected = rejected
         outcome.records_read = committed + rejected
         if rejected:
-            read = _count(
-                con.execute(
-                    f"SELECT count(*) FROM ({_source_select(columns, extract, sync_id, bad)})"
-                )
-            )
+            # to_json of the whole row makes every column parse, as the load did.
+            every = _source_select(columns, extract, sync_id, bad)
+            read = _count(con.execute(f"SELECT count(to_json(r)) FROM ({every}) AS r"))
             outcome.records_read = read + rejected
             limit = (
                 stream.max_rejected_ratio

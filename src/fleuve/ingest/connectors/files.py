@@ -158,7 +158,7 @@ class FilesConnector(Connector):
                     StreamInfo(stream.name, [], sync_modes=list(self.capabilities.sync_modes))
                 )
                 continue
-            rel, _ = self._relation(con, stream, sorted(listing))
+            rel, _ = self._relation(con, stream, sorted(listing), None)
             cols = [
                 (r[0], r[1])
                 for r in con.execute(f"DESCRIBE {rel}").fetchall()
@@ -194,7 +194,7 @@ class FilesConnector(Connector):
         kept = {**(files or {}), **fingerprints}
         if not chosen:
             return Extract(relation="", files=kept, has_source_file=True)
-        relation, rejected = self._relation(con, stream, chosen)
+        relation, rejected = self._relation(con, stream, chosen, ctx.scratch)
         return Extract(
             nested_as_json=self.file_format(stream, chosen) in ("json", "jsonl"),
             relation=f"SELECT * FROM {relation}",
@@ -206,7 +206,11 @@ class FilesConnector(Connector):
         )
 
     def _relation(
-        self, con: duckdb.DuckDBPyConnection, stream: StreamSettings, files: list[str]
+        self,
+        con: duckdb.DuckDBPyConnection,
+        stream: StreamSettings,
+        files: list[str],
+        scratch: Path | None,
     ) -> tuple[str, str | None]:
         """A table function reading `files`, and the SELECT of the rows it rejected."""
         fmt = self.file_format(stream, files)
@@ -216,7 +220,7 @@ class FilesConnector(Connector):
                 None,
             )
         if fmt in ("json", "jsonl"):
-            return self._json(stream, files, fmt)
+            return self._json(con, stream, files, fmt, scratch)
         return self._csv(stream, files, fmt)
 
     def _csv(self, stream: StreamSettings, files: list[str], fmt: str) -> tuple[str, str | None]:
@@ -268,29 +272,79 @@ class FilesConnector(Connector):
                 return "latin-1"
         return "utf-8"
 
-    def _json(self, stream: StreamSettings, files: list[str], fmt: str) -> tuple[str, str | None]:
+    def _json(
+        self,
+        con: duckdb.DuckDBPyConnection,
+        stream: StreamSettings,
+        files: list[str],
+        fmt: str,
+        scratch: Path | None,
+    ) -> tuple[str, str | None]:
         options = {
             "union_by_name": "true",
             "filename": quote_literal(SOURCE_FILE),
             "format": quote_literal("newline_delimited" if fmt == "jsonl" else "auto"),
         }
-        if fmt == "jsonl":
-            options["ignore_errors"] = "true"
+        if fmt != "jsonl" or scratch is None:
+            args = ", ".join(f"{k} = {v}" for k, v in options.items())
+            return f"read_json({_list(files)}, {args})", None
+        bad = (
+            "trim(raw) <> '' AND "
+            "CASE WHEN json_valid(raw) THEN json_type(raw) <> 'OBJECT' ELSE true END"
+        )
+        lines = {f: _lines(f) for f in files}
+        spoiled = {
+            f
+            for (f,) in con.execute(
+                "SELECT DISTINCT filename FROM ("
+                + " UNION ALL ".join(f"SELECT filename, raw FROM {r}" for r in lines.values())
+                + f") WHERE {bad}"
+            ).fetchall()
+        }
+        # A malformed line derails DuckDB's JSON reader for the lines after it, so a file
+        # with bad lines is read from a copy holding only its good ones.
+        readable: dict[str, str] = {}
+        for file in files:
+            if file in spoiled:
+                scratch.mkdir(parents=True, exist_ok=True)
+                clean = str(scratch / f"{uuid.uuid4().hex}.jsonl")
+                con.execute(
+                    f"COPY (SELECT raw FROM {lines[file]} WHERE NOT ({bad}) AND trim(raw) <> '') "
+                    f"TO {quote_literal(clean)} (FORMAT csv, HEADER false, QUOTE '', ESCAPE '', "
+                    "DELIMITER '\x1e')"
+                )
+                readable[clean] = file
+            else:
+                readable[file] = file
         args = ", ".join(f"{k} = {v}" for k, v in options.items())
-        relation = f"read_json({_list(files)}, {args})"
-        if fmt != "jsonl":
-            return relation, None
-        lines = (
-            f"read_csv({_list(files)}, columns = {{'raw': 'VARCHAR'}}, header = false, "
-            f"delim = '\\x1e', quote = '', escape = '', filename = true, strict_mode = false, "
-            f"parallel = false)"
-        )
-        rejected = (
-            "SELECT filename || ':' || line AS location, 'not a JSON object' AS reason, raw FROM "
-            f"(SELECT filename, raw, row_number() OVER (PARTITION BY filename) AS line FROM {lines}) "
-            "WHERE trim(raw) <> '' AND (NOT json_valid(raw) OR json_type(raw) <> 'OBJECT')"
-        )
+        relation = f"read_json({_list(list(readable))}, {args})"
+        renamed = {k: v for k, v in readable.items() if k != v}
+        if renamed:
+            cases = " ".join(
+                f"WHEN {quote_literal(k)} THEN {quote_literal(v)}" for k, v in renamed.items()
+            )
+            relation = (
+                f"(SELECT * REPLACE (CASE {SOURCE_FILE} {cases} ELSE {SOURCE_FILE} END "
+                f"AS {SOURCE_FILE}) FROM {relation})"
+            )
+        rejected = None
+        if spoiled:
+            rejected = " UNION ALL ".join(
+                "SELECT filename || ':' || line AS location, 'not a JSON object' AS reason, raw "
+                f"FROM (SELECT filename, raw, row_number() OVER () AS line FROM {lines[f]}) "
+                f"WHERE {bad}"
+                for f in sorted(spoiled)
+            )
         return relation, rejected
+
+
+def _lines(file: str) -> str:
+    """A single-threaded scan of a file's lines, in order, one VARCHAR `raw` per line."""
+    return (
+        f"read_csv({quote_literal(file)}, columns = {{'raw': 'VARCHAR'}}, header = false, "
+        "delim = '\x1e', quote = '', escape = '', filename = true, strict_mode = false, "
+        "parallel = false)"
+    )
 
 
 def _list(files: list[str]) -> str:
