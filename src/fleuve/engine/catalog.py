@@ -48,6 +48,9 @@ from fleuve.project import Project
 REFLECTION_SCHEMA = "__reflections"
 SYSTEM_SOURCES = {"information_schema", "sys"}
 SOURCE_TTL = 60.0  # seconds an external database's table list is trusted
+# How long a process trusts its copy of the catalog before asking whether another one changed
+# it; changes made in this process are seen at once.
+RECHECK_SECONDS = 0.2
 _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _SECRET_KEYS = {"password", "secret", "secret_access_key", "token"}
 # A source database's own catalogs, not its data.
@@ -191,8 +194,13 @@ class Catalog:
 
     def meta(self) -> _Meta:
         """The metadata side, reloaded if another writer changed it."""
+        now = time.monotonic()
+        with self._lock:
+            if self._meta is not None and now - self._checked_at < RECHECK_SECONDS:
+                return self._meta
         version = self._version()
         with self._lock:
+            self._checked_at = now
             if self._meta is None or self._meta.version != version:
                 self._meta = self._load_meta(version)
             return self._meta
@@ -206,6 +214,7 @@ class Catalog:
 
     def bump(self, session: Any) -> None:
         """Mark the catalog changed (call inside the session making the change)."""
+        self._checked_at = 0.0
         row = session.get(EngineState, "catalog")
         if row is None:
             session.add(EngineState(key="catalog", value=1))

@@ -161,7 +161,7 @@ class Engine:
             self._cursors[job.id] = cur
         started = time.perf_counter()
         try:
-            reader = cur.execute(prepared.sql).fetch_record_batch(batch_rows)
+            reader = cur.execute(prepared.sql).to_arrow_reader(batch_rows)
         except duckdb.Error as exc:
             error = self._failure(job, exc, who, prepared)
             self._discard(job, cur)
@@ -1336,10 +1336,20 @@ class Engine:
 
     def _describe(self, select: exp.Select, ref: Ref) -> list[tuple[str, str]]:
         """Output names and types of `select`, bound on an empty table shaped like the dataset."""
-        stub = exp.to_table(self._stub(ref.dataset), dialect="duckdb")
-        stub.set("alias", exp.TableAlias(this=exp.to_identifier(ref.alias, quoted=True)))
-        if ref.node.args.get("alias") is not None:
-            stub.set("alias", ref.node.args["alias"].copy())
+        stub_name = self._stub(ref.dataset)
+        key = f"{stub_name}|{ref.alias}|{select.sql(dialect='duckdb')}"
+        with self._lock:
+            hit = self._described.get(key)
+        if hit is not None:
+            return hit
+        stub = exp.to_table(stub_name, dialect="duckdb")
+        alias = ref.node.args.get("alias")
+        stub.set(
+            "alias",
+            alias.copy()
+            if alias is not None
+            else exp.TableAlias(this=exp.to_identifier(ref.alias, quoted=True)),
+        )
         ref.node.meta["fleuve_probe"] = True
         try:
             probe = select.copy()
@@ -1349,18 +1359,16 @@ class Engine:
             if t.meta.get("fleuve_probe"):
                 t.replace(stub)
                 break
-        sql = probe.sql(dialect="duckdb")
-        with self._lock:
-            hit = self._described.get(sql)
-        if hit is not None:
-            return hit
         try:
             with self._borrowed() as cur:
-                out = [(r[0], r[1]) for r in cur.execute(f"DESCRIBE {sql}").fetchall()]
+                out = [
+                    (r[0], r[1])
+                    for r in cur.execute(f"DESCRIBE {probe.sql(dialect='duckdb')}").fetchall()
+                ]
         except duckdb.Error as exc:
             raise EngineError(str(exc).splitlines()[0]) from None
         with self._lock:
-            self._described[sql] = out
+            self._described[key] = out
             while len(self._described) > 4096:
                 self._described.popitem(last=False)
         return out

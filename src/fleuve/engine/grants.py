@@ -8,13 +8,14 @@ names; reading through a virtual dataset needs SELECT on that dataset only (Drem
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import delete, select
 
 from fleuve.engine import paths
-from fleuve.engine.catalog import Catalog
+from fleuve.engine.catalog import RECHECK_SECONDS, Catalog
 from fleuve.engine.errors import AccessDenied, EngineError, NotFound
 from fleuve.metadata.engine import EngineGrant
 from fleuve.metadata.models import User
@@ -66,17 +67,30 @@ class Grants:
     def __init__(self, catalog: Catalog) -> None:
         self.catalog = catalog
         self.db = catalog.db
+        self._principals: dict[str, tuple[float, Principal | None]] = {}
 
     def principal(self, username: str) -> Principal:
         """The user with their roles; a NotFound for unknown or disabled users."""
+        now = time.monotonic()
+        cached = self._principals.get(username)
+        if cached is not None and now - cached[0] < RECHECK_SECONDS:
+            found = cached[1]
+        else:
+            found = self._load_principal(username)
+            self._principals[username] = (now, found)
+        if found is None:
+            raise NotFound(
+                f"unknown or disabled user '{username}'", "log in as an existing, enabled user"
+            )
+        return found
+
+    def _load_principal(self, username: str) -> Principal | None:
         with self.db.session() as s:
             row = s.execute(
                 select(User.roles, User.disabled).where(User.username == username)
             ).first()
         if row is None or row.disabled:
-            raise NotFound(
-                f"unknown or disabled user '{username}'", "log in as an existing, enabled user"
-            )
+            return None
         return Principal(username, frozenset(row.roles or ()))
 
     def _grants(self) -> list[EngineGrant]:
@@ -212,6 +226,7 @@ class Grants:
                 raise NotFound(f"unknown user '{username}'", "create the user first")
             roles = [r for r in (user.roles or []) if r != role]
             user.roles = [*roles, role] if add else roles
+        self._principals.pop(username, None)
 
     def _check_user(self, username: str) -> None:
         with self.db.session() as s:

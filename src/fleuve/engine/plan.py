@@ -209,6 +209,17 @@ class Outcome:
     relationship: str = "CONSIDERED"
     reason: str | None = None
 
+    def note(self, reason: str) -> None:
+        """Why the reflection did not answer (kept only if it answered nowhere in the query)."""
+        if self.relationship == "CONSIDERED" and self.reason is None:
+            self.reason = reason
+
+    def promote(self, relationship: str) -> None:
+        """Raise to MATCHED or CHOSEN; a reflection used anywhere in the query stays so."""
+        order = ("CONSIDERED", "MATCHED", "CHOSEN")
+        if order.index(relationship) > order.index(self.relationship):
+            self.relationship, self.reason = relationship, None
+
     def as_json(self) -> dict[str, Any]:
         """The job record's shape (REST `reflectionRelationships`, plus the reason)."""
         out = {
@@ -380,7 +391,7 @@ class Planner:
             outcome = plan.outcome(r, ref.dataset)
             reason = acc.usable(r, ref.dataset)
             if reason:
-                outcome.reason = reason
+                outcome.note(reason)
                 continue
             try:
                 if select is None:
@@ -398,14 +409,14 @@ class Planner:
                     raw_covers(select, ref.node, ref.alias, fields, r.spec.display)
                     new = replace_table(ref.node, acc.relation(r), ref.alias)
             except Miss as miss:
-                outcome.reason = str(miss)
+                outcome.note(str(miss))
                 continue
-            outcome.relationship, outcome.reason = "MATCHED", None
+            outcome.promote("MATCHED")
             options.append((r.cost, r, new))
         if not options:
             return
         _, best, new = min(options, key=lambda o: o[0])
-        plan.reflections[best.id].relationship = "CHOSEN"
+        plan.reflections[best.id].promote("CHOSEN")
         target = select if best.kind == "AGGREGATION" else ref.node
         if target is bound.ast:
             bound.ast = new

@@ -20,6 +20,7 @@ what `EXPLAIN` and the job record show.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -196,6 +197,7 @@ class _Translator:
     lay: AggregateLayout
     aliases: frozenset[str]  # output names of the SELECT, lowercase
     exact: bool
+    aggregating: bool = True
     plain: dict[str, str] = field(default_factory=dict)  # column -> physical, no grain
     grains: dict[str, list[tuple[str, str]]] = field(
         default_factory=dict
@@ -258,8 +260,22 @@ class _Translator:
 
         return node.copy().transform(visit, copy=False)
 
+    def _null_proxy(self, col: exp.Expression) -> exp.Column | None:
+        """A dimension column that is NULL exactly when `col` is (truncation keeps NULLs)."""
+        if isinstance(col, exp.Column) and not isinstance(col.this, exp.Star):
+            name = self.column_name(col)
+            if name in self.plain:
+                return _col(self.plain[name])
+            if name in self.grains:
+                return _col(self.grains[name][0][1])
+        return None
+
     def _time_dimension(self, n: exp.Expression) -> exp.Expression | None:
         """A time expression over a grain dimension, rewritten; None when `n` is not one."""
+        if isinstance(n, exp.Is) and isinstance(n.expression, exp.Null):
+            proxy = self._null_proxy(n.this)
+            if proxy is not None:
+                return exp.Is(this=proxy, expression=exp.Null())
         trunc = grain_of(n)
         if trunc is not None:
             grain, column = trunc
@@ -317,16 +333,24 @@ class _Translator:
         out = self._rollup(node) if not self.exact else self._read(node)
         if condition is None:
             return out
-        # FILTER applies to the aggregate inside COALESCE, on top of any FILTER it has.
-        target = out.this if isinstance(out, exp.Coalesce) else out
-        if isinstance(target, exp.Filter):
-            condition = exp.and_(target.expression.this.copy(), condition)
-            target = target.this
-        filtered = exp.Filter(this=target.copy(), expression=exp.Where(this=condition))
-        if isinstance(out, exp.Coalesce):
-            out.set("this", filtered)
-            return out
-        return filtered
+
+        # The FILTER goes on every aggregate of the rollup, on top of any FILTER it has.
+        applied = []
+
+        def add_filter(n: exp.Expression) -> exp.Expression:
+            if isinstance(n, exp.Filter):
+                applied.append(n)
+                both = exp.and_(n.expression.this.copy(), condition.copy())
+                return exp.Filter(this=n.this.copy(), expression=exp.Where(this=both))
+            if isinstance(n, exp.AggFunc) and not isinstance(n.parent, exp.Filter):
+                applied.append(n)
+                return exp.Filter(this=n.copy(), expression=exp.Where(this=condition.copy()))
+            return n
+
+        out = out.transform(add_filter, copy=False)
+        if not applied:
+            raise Miss(f"cannot apply the FILTER of {node.sql('duckdb')} to the reflection")
+        return out
 
     def _arg(self, node: exp.Expression) -> tuple[exp.Expression | None, bool]:
         arg = node.this
@@ -350,7 +374,7 @@ class _Translator:
                 phys = self._measured(arg, "APPROX_COUNT_DISTINCT")
                 if phys:
                     values = exp.func(
-                        "list_distinct", exp.func("flatten", exp.func("list", _col(phys)))
+                        "list_distinct", exp.func("flatten", exp.ArrayAgg(this=_col(phys)))
                     )
                     return exp.Coalesce(
                         this=exp.func("len", values), expressions=[exp.Literal.number(0)]
@@ -363,7 +387,7 @@ class _Translator:
             phys = self._measured(arg, "COUNT")
             if phys:
                 return _zero(exp.Sum(this=_col(phys)))
-            dim = self._dim_arg(arg, "COUNT")
+            dim = self._null_proxy(arg) or self._dim_arg(arg, "COUNT")
             star = exp.Sum(this=_col(self.lay.measure_column("COUNT", "*")))
             return _zero(
                 exp.Filter(
@@ -380,7 +404,7 @@ class _Translator:
             if phys:
                 agg = exp.func(
                     "list_aggregate",
-                    exp.func("flatten", exp.func("list", _col(phys))),
+                    exp.func("flatten", exp.ArrayAgg(this=_col(phys))),
                     exp.Literal.string("approx_count_distinct"),
                 )
                 return _zero(agg)
@@ -418,7 +442,7 @@ class _Translator:
             phys = self._measured(arg, "COUNT")
             if phys:
                 return _col(phys)
-            dim = self._dim_arg(arg, "COUNT")
+            dim = self._null_proxy(arg) or self._dim_arg(arg, "COUNT")
             return exp.If(
                 this=exp.Is(this=dim, expression=exp.Null()),
                 true=exp.Literal.number(0),
@@ -451,6 +475,28 @@ class _Translator:
             raise Miss(f"{node.sql('duckdb')} needs SUM and COUNT measures on its column")
         raise Miss(f"{node.sql('duckdb')} is not answered from reflections")
 
+    def _window(self, w: exp.Window) -> exp.Expression:
+        """A window over the query's groups: its arguments, partitions and order rewritten."""
+        if not self.aggregating:
+            raise Miss("window functions over rows are not answered from reflections")
+        out = w.copy()
+        fn = out.this
+        for key, value in list(fn.args.items()):
+            if isinstance(value, exp.Expression):
+                fn.set(key, self.expression(value))
+            elif isinstance(value, list):
+                fn.set(
+                    key, [self.expression(v) if isinstance(v, exp.Expression) else v for v in value]
+                )
+        if out.args.get("partition_by"):
+            out.set("partition_by", [self.expression(p) for p in out.args["partition_by"]])
+        if out.args.get("order"):
+            out.set(
+                "order",
+                exp.Order(expressions=[_ordered(o, self) for o in out.args["order"].expressions]),
+            )
+        return out
+
     def _dim_arg(self, arg: exp.Expression | None, what: str) -> exp.Expression:
         if arg is None or isinstance(arg, exp.Star):
             raise Miss(f"{what} needs a column")
@@ -464,7 +510,9 @@ class _Translator:
 
         def visit(n: exp.Expression) -> exp.Expression:
             if isinstance(n, exp.Window):
-                raise Miss("window functions are not answered from reflections")
+                return self._window(n)
+            if isinstance(n, exp.Grouping):
+                return exp.Grouping(expressions=[self.dimension(e) for e in n.expressions])
             if isinstance(n, exp.Filter) and _is_aggregate(n.this):
                 return self.aggregate(n)
             if _is_aggregate(n):
@@ -516,12 +564,25 @@ def rewrite_aggregate(
         raise Miss("the query neither aggregates nor groups, so it needs every row")
     names = frozenset(n.lower() for n, _ in output)
     field_set = frozenset(f.lower() for f in fields)
+    aggregating = has_agg or group is not None
     if _covers_all_dimensions(select, alias, field_set, lay, names):
         try:
-            return _build(select, alias, field_set, lay, relation, output, names, exact=True)
+            return _build(
+                select,
+                alias,
+                field_set,
+                lay,
+                relation,
+                output,
+                names,
+                exact=True,
+                aggregating=aggregating,
+            )
         except _NoExact:
             pass
-    return _build(select, alias, field_set, lay, relation, output, names, exact=False)
+    return _build(
+        select, alias, field_set, lay, relation, output, names, exact=False, aggregating=aggregating
+    )
 
 
 def _check_shape(select: exp.Select) -> None:
@@ -610,16 +671,18 @@ def _build(
     names: frozenset[str],
     *,
     exact: bool,
+    aggregating: bool,
 ) -> exp.Select:
-    t = _Translator(alias, fields, lay, names, exact=exact)
-    out = select.copy()
+    t = _Translator(alias, fields, lay, names, exact=exact, aggregating=aggregating)
+    out = exp.Select()
+    for key in ("distinct", "limit", "offset"):
+        if select.args.get(key) is not None:
+            out.set(key, select.args[key].copy())
     out.set(
         "expressions",
         [
             exp.alias_(
-                exp.Cast(
-                    this=t.expression(p.unalias()), to=exp.DataType.build(typ, dialect="duckdb")
-                ),
+                exp.Cast(this=t.expression(p.unalias()), to=_datatype(typ).copy()),
                 name,
                 quoted=True,
             )
@@ -648,12 +711,17 @@ def _build(
             "order",
             exp.Order(
                 expressions=[
-                    o if isinstance(o.this, exp.Literal) else _ordered(o, t)
+                    o.copy() if isinstance(o.this, exp.Literal) else _ordered(o, t)
                     for o in order.expressions
                 ]
             ),
         )
     return out
+
+
+@functools.lru_cache(maxsize=512)
+def _datatype(text: str) -> exp.DataType:
+    return exp.DataType.build(text, dialect="duckdb")
 
 
 def _ordered(o: exp.Ordered, t: _Translator) -> exp.Ordered:
