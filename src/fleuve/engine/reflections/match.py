@@ -379,9 +379,14 @@ class _Translator:
                     return exp.Coalesce(
                         this=exp.func("len", values), expressions=[exp.Literal.number(0)]
                     )
-                return exp.Count(
-                    this=exp.Distinct(expressions=[self._dim_arg(arg, "COUNT(DISTINCT)")])
-                )
+                try:
+                    dim = self.dimension(arg)
+                except Miss:
+                    raise Miss(
+                        f"{node.sql('duckdb')} needs its column as a dimension "
+                        "or an APPROX_COUNT_DISTINCT measure"
+                    ) from None
+                return exp.Count(this=exp.Distinct(expressions=[dim]))
             if arg is None or isinstance(arg, exp.Star):
                 return _zero(exp.Sum(this=_col(self.lay.measure_column("COUNT", "*"))))
             phys = self._measured(arg, "COUNT")
@@ -503,7 +508,7 @@ class _Translator:
         try:
             return self.dimension(arg)
         except Miss as miss:
-            raise Miss(f"{what}({arg.sql('duckdb')}): {miss}") from None
+            raise Miss(f"{what} of {arg.sql('duckdb')}: {miss}") from None
 
     def expression(self, node: exp.Expression, *, allow_alias: bool = False) -> exp.Expression:
         """Any expression of the SELECT: aggregates become measures, the rest dimensions."""
