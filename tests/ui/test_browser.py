@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Iterator
 
+import httpx
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
-from fleuve.engine import Engine
 from tests.ui.conftest import ANALYST, Served, login, screenshot
 
 DASHBOARD = "/ui/dashboards/analytique-client"
@@ -114,9 +115,6 @@ def test_sql_lab_completes_names_and_fills_the_grid(page: Page, served: Served) 
     screenshot(page, "sql-lab")
 
 
-@pytest.mark.skipif(
-    not hasattr(Engine, "grants"), reason="this engine does not check grants yet (the engine issue)"
-)
 def test_user_without_a_grant_sees_an_error_not_data(page: Page, served: Served) -> None:
     page.goto(served.url + DASHBOARD)
     login(page, served, *ANALYST)
@@ -165,3 +163,37 @@ def test_narrow_screen_and_keyboard(browser: Browser, served: Served) -> None:
         screenshot(page, "dashboard-narrow")
     finally:
         context.close()
+
+
+def test_each_chart_says_whether_a_reflection_served_it(page: Page, served: Served) -> None:
+    headers = {"Authorization": f"Bearer {served.token()}"}
+    job = httpx.post(
+        f"{served.url}/api/v3/sql",
+        headers=headers,
+        json={
+            "sql": "CREATE REFLECTION ui_daily_revenue ON gold.fct_daily_revenue "
+            "USING DIMENSIONS (order_date) MEASURES (SUM(amount), SUM(orders))"
+        },
+    ).json()["id"]
+    deadline = time.monotonic() + 60
+    while True:
+        listed = httpx.get(f"{served.url}/api/fleuve/v1/ui/reflections", headers=headers).json()
+        mine = [r for r in listed["data"] if r["name"] == "ui_daily_revenue"]
+        if mine and mine[0]["status"]["availability"] == "AVAILABLE":
+            break
+        assert time.monotonic() < deadline, httpx.get(
+            f"{served.url}/api/v3/job/{job}", headers=headers
+        ).text
+        time.sleep(0.2)
+    open_dashboard(page, served, "?period=last_90_days")
+    for chart in ("daily-revenue", "revenue-total", "orders-total"):
+        card = page.locator(f'[data-chart="{chart}"]')
+        expect(card).to_have_attribute("data-accelerated", "true")
+        expect(card.locator(".meta")).to_contain_text("reflection ui_daily_revenue")
+    orders = page.locator('[data-chart="orders-by-status"]')
+    expect(orders).to_have_attribute("data-accelerated", "false")
+    expect(orders.locator(".meta")).to_contain_text("no reflection")
+    page.goto(served.url + "/")
+    expect(page.get_by_role("region", name="Reflection freshness")).to_contain_text(
+        "ui_daily_revenue"
+    )

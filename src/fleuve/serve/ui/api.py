@@ -31,6 +31,7 @@ from fleuve.project import Project
 from fleuve.security import audit, auth
 from fleuve.serve.queries import Caller, Queries
 from fleuve.serve.rest.types import dumps, schema_json
+from fleuve.transform import run_history
 from fleuve.transform.lineage import lineage as lineage_of
 
 router = APIRouter(prefix="/api/fleuve/v1/ui", tags=["Web UI"])
@@ -38,11 +39,11 @@ DOWNLOAD_PAGE = 50_000
 CACHE_SECONDS = 60.0
 CACHE_MAX_ROWS = 10_000
 LOG_TAIL_BYTES = 8 * 1024 * 1024  # job logs are looked up in the recent end of the log
-# Column listing for completion: the lake's schemas, read as the user (grants filter it).
+# Column listing for completion, read as the user: the engine shows only what they may read.
 _COLUMNS_SQL = (
-    "SELECT table_schema, table_name, column_name, data_type FROM information_schema.columns "
-    "WHERE table_catalog = 'lake' AND table_schema NOT IN ('information_schema', 'pg_catalog') "
-    "ORDER BY table_schema, table_name, ordinal_position"
+    'SELECT TABLE_SCHEMA, TABLE_NAME, COLUMN_NAME, DATA_TYPE FROM INFORMATION_SCHEMA."COLUMNS" '
+    "WHERE TABLE_SCHEMA NOT IN ('INFORMATION_SCHEMA', 'sys') "
+    "ORDER BY TABLE_SCHEMA, TABLE_NAME, ORDINAL_POSITION"
 )
 
 
@@ -198,6 +199,20 @@ def lineage(project: ProjectDep, _: UserDep) -> dict[str, Any]:
     body = graph.to_dict()
     body["layers"] = list(graph.layers())
     return body
+
+
+@router.get("/reflections")
+def reflections(queries: QueriesDep, user: UserDep) -> dict[str, Any]:
+    """The reflections the user may see, with their freshness (the REST reflection objects)."""
+    return {"data": queries.engine.list_reflections(user=user.username)}
+
+
+@router.get("/dbt/runs")
+def dbt_runs(
+    project: ProjectDep, _: UserDep, limit: Annotated[int, Query(ge=1, le=100)] = 10
+) -> dict[str, Any]:
+    """Recent dbt runs with each model's and test's outcome and timing."""
+    return {"data": [r.to_dict() for r in run_history(project.db, limit)]}
 
 
 @router.get("/queries")
@@ -510,6 +525,6 @@ def user_change(
 
 
 @router.get("/admin/grants")
-def grants(queries: QueriesDep, _: AdminDep) -> dict[str, Any]:
+def grants(queries: QueriesDep, admin: AdminDep) -> dict[str, Any]:
     """Every grant, as the engine holds them (admins only)."""
-    return {"data": [g.as_json() for g in queries.engine.grants.list()]}
+    return {"data": [g.as_json() for g in queries.engine.list_grants(user=admin.username)]}

@@ -286,7 +286,14 @@ async function overviewPage(root) {
         if (!data.length) return h("p", { class: "muted" }, "No sync has run yet.");
         return table(["connection", "status", "updated", "records"], syncRows(data));
       }),
-      await section("Pipeline runs, dbt models and tests", async () => {
+      await section("Last dbt runs and tests", async () => {
+        const { data } = await api(`${UI}/dbt/runs?limit=5`);
+        if (!data.length) return h("p", { class: "muted" }, "No dbt run recorded yet.");
+        return table(["run", "status", "started", "models", "tests", "failed nodes"], data.map((r) => [
+          r.run_id.slice(0, 8), badge(r.status), when(r.started_at), r.models_run, r.tests_run,
+          r.nodes.filter((n) => ["error", "fail", "runtime error"].includes(n.status)).map((n) => n.name).join(", ") || "none"]));
+      }),
+      await section("Pipeline runs", async () => {
         const { data } = await api(`${FLEUVE}/pipeline/runs?limit=3`);
         if (!data.length) return h("p", { class: "muted" }, "No pipeline run yet: run `fleuve run`.");
         return h("div", { class: "stack" }, data.map((run) => h("div", {},
@@ -295,13 +302,7 @@ async function overviewPage(root) {
             run.steps.map((s) => [s.name, badge(s.status), s.seconds === null ? "" : s.seconds.toFixed(2), s.summary || ""])))));
       }),
       await section("Reflection freshness", async () => {
-        let data;
-        try {
-          ({ data } = await api("/api/v3/reflection"));
-        } catch (error) {
-          if (error.status === 404) return h("p", { class: "muted" }, "This server does not manage reflections.");
-          throw error;
-        }
+        const { data } = await api(`${UI}/reflections`);
         if (!data.length) return h("p", { class: "muted" }, "No reflection defined.");
         return table(["reflection", "dataset", "status", "last refresh"],
           data.map((r) => [r.name, (r.datasetPath || [r.datasetId]).join("."),
@@ -537,7 +538,7 @@ function resultGrid(container, id, rowCount, jobInfo) {
   const accel = jobInfo.acceleration?.reflectionRelationships?.filter((r) => r.relationship === "CHOSEN") || [];
   container.replaceChildren(
     h("div", { class: "row" }, prev, next, info,
-      accel.length ? h("span", { class: "badge accel" }, `served by reflection ${accel.map((r) => r.reflectionId).join(", ")}`)
+      accel.length ? h("span", { class: "badge accel" }, `⚡ served by reflection ${accel.map((r) => r.reflectionName || r.reflectionId).join(", ")}`)
         : h("span", { class: "badge" }, "no reflection"),
       h("button", { type: "button", class: "secondary", onclick: download("csv") }, "Download CSV"),
       h("button", { type: "button", class: "secondary", onclick: download("parquet") }, "Download Parquet")),
@@ -1000,7 +1001,15 @@ async function jobsPage(root) {
             logButton({ jobId: job.id }, "Show log"))];
       }));
     }],
-    ["dbt and pipeline", async () => {
+    ["dbt runs", async () => {
+      const { data } = await api(`${UI}/dbt/runs?limit=20`);
+      if (!data.length) return h("p", { class: "muted" }, "No dbt run recorded yet.");
+      return table(["run", "status", "started", "models", "tests", "nodes"], data.map((r) => [r.run_id.slice(0, 8), badge(r.status), when(r.started_at),
+        r.models_run, r.tests_run,
+        h("details", {}, h("summary", {}, `${r.nodes.length} nodes`),
+          table(["node", "type", "status", "s", "message"], r.nodes.map((n) => [n.name, n.resource_type, badge(n.status), n.seconds.toFixed(2), n.message || ""])))]));
+    }],
+    ["Pipeline", async () => {
       const { data } = await api(`${FLEUVE}/pipeline/runs?limit=20`);
       return table(["run", "status", "started", "failed step", "steps"], data.map((r) => [r.id, badge(r.status), when(r.startedAt), r.failedStep || "",
         h("details", {}, h("summary", {}, `${r.steps.length} steps`),
