@@ -17,6 +17,8 @@ from fleuve.metadata.models import utcnow
 
 log = logging.getLogger("fleuve.security")
 
+# Statements sqlglot does not parse into tables; parsing them would only log a warning.
+_NO_TABLES = {"SHOW", "DESCRIBE", "DESC", "SET", "USE", "PRAGMA", "CALL", "GRANT", "REVOKE", "ALTER"}
 KINDS = ("login", "query", "user", "token", "grant", "connection", "reflection")
 
 
@@ -102,6 +104,9 @@ def purge(db: Database, retention_days: int) -> int:
 
 def objects_read(sql: str) -> list[str]:
     """The tables and views a query names, as dotted paths (best effort)."""
+    words = sql.split(None, 1)
+    if not words or words[0].upper() in _NO_TABLES:
+        return []
     try:
         tree = sqlglot.parse_one(sql, read="duckdb")
     except sqlglot.errors.ParseError:

@@ -18,6 +18,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from fleuve import __version__
+from fleuve.engine import AccessDenied, NotFound
 from fleuve.errors import FleuveError
 from fleuve.metadata import User
 from fleuve.project import Project
@@ -95,7 +96,8 @@ def create_app(project: Project, queries: Queries) -> FastAPI:
 
     @app.exception_handler(FleuveError)
     async def fleuve_error(_: Request, exc: FleuveError) -> JSONResponse:
-        return _error(400, exc.message, exc.fix or "")
+        status = 404 if isinstance(exc, NotFound) else 403 if isinstance(exc, AccessDenied) else 400
+        return _error(status, exc.message, exc.fix or "")
 
     @app.get("/health", tags=["Health"])
     def health() -> dict[str, str]:

@@ -1,4 +1,4 @@
-"""What a caller may see of the catalog, read through the engine's INFORMATION_SCHEMA."""
+"""What a caller may see of the catalog, read through the engine's INFORMATION_SCHEMA (grants apply)."""
 
 from __future__ import annotations
 
@@ -10,24 +10,28 @@ import pyarrow as pa
 from fleuve.lake import quote_ident
 from fleuve.serve.queries import Caller, Queries
 
-# DuckDB's own catalogs and the lake's metadata database are not datasets.
-_HIDDEN_CATALOGS = re.compile(r"^(system|temp|memory|__ducklake_metadata_.*)$")
-_HIDDEN_SCHEMAS = {"information_schema", "pg_catalog", "main"}
-TABLE_TYPES = {"BASE TABLE": "TABLE", "TABLE": "TABLE", "VIEW": "VIEW"}
+# INFORMATION_SCHEMA table types as Flight SQL and JDBC name them.
+TABLE_TYPES = {"TABLE": "TABLE", "VIEW": "VIEW", "SYSTEM_TABLE": "SYSTEM TABLE"}
 
 
 @dataclass(frozen=True)
 class Dataset:
     """A table or view a caller can query."""
 
-    schema: str
+    catalog: str
+    schema: str  # Dremio-style: "gold", or "My Space.folder"
     name: str
-    type: str  # TABLE or VIEW
+    type: str  # TABLE, VIEW or SYSTEM TABLE
 
     @property
     def path(self) -> list[str]:
-        """The Dremio-style path: [schema, name]."""
-        return [self.schema, self.name]
+        """The path parts, e.g. ['gold', 'fct_daily_revenue']."""
+        return [*self.schema.split("."), self.name]
+
+    @property
+    def sql_name(self) -> str:
+        """The dataset's quoted name for a query."""
+        return ".".join(quote_ident(part) for part in self.path)
 
 
 def like(pattern: str | None) -> re.Pattern[str] | None:
@@ -41,7 +45,21 @@ def like(pattern: str | None) -> re.Pattern[str] | None:
 def _rows(queries: Queries, caller: Caller, sql: str) -> list[dict]:
     stream = queries.stream(sql, caller)
     table = pa.Table.from_batches(list(stream.batches), schema=stream.schema)
-    return [{k.lower(): v for k, v in row.items()} for row in table.to_pylist()]
+    return [{k.upper(): v for k, v in row.items()} for row in table.to_pylist()]
+
+
+def schemas(
+    queries: Queries, caller: Caller, *, schema_like: str | None = None
+) -> list[tuple[str, str]]:
+    """(catalog, schema) pairs `caller` may see."""
+    pattern = like(schema_like)
+    rows = _rows(queries, caller, "SELECT * FROM INFORMATION_SCHEMA.SCHEMATA")
+    found = {
+        (r["CATALOG_NAME"], r["SCHEMA_NAME"])
+        for r in rows
+        if not pattern or pattern.match(r["SCHEMA_NAME"])
+    }
+    return sorted(found)
 
 
 def datasets(
@@ -55,29 +73,17 @@ def datasets(
     schema_re, name_re = like(schema_like), like(name_like)
     out = set()
     for row in _rows(queries, caller, 'SELECT * FROM INFORMATION_SCHEMA."TABLES"'):
-        catalog, schema, name = (
-            row.get("table_catalog") or "",
-            row["table_schema"],
-            row["table_name"],
-        )
-        if _HIDDEN_CATALOGS.match(catalog) or schema.lower() in _HIDDEN_SCHEMAS:
-            continue
+        schema, name = row["TABLE_SCHEMA"], row["TABLE_NAME"]
         if (schema_re and not schema_re.match(schema)) or (name_re and not name_re.match(name)):
             continue
-        out.add(Dataset(schema, name, TABLE_TYPES.get(str(row.get("table_type")).upper(), "TABLE")))
+        kind = TABLE_TYPES.get(str(row["TABLE_TYPE"]).upper(), "TABLE")
+        out.add(Dataset(row["TABLE_CATALOG"], schema, name, kind))
     return sorted(out, key=lambda d: (d.schema, d.name))
-
-
-def schemas(queries: Queries, caller: Caller, *, schema_like: str | None = None) -> list[str]:
-    """The schemas holding at least one dataset `caller` may see."""
-    return sorted({d.schema for d in datasets(queries, caller, schema_like=schema_like)})
 
 
 def arrow_schema(queries: Queries, caller: Caller, dataset: Dataset) -> pa.Schema:
     """The columns of a dataset as an Arrow schema (an empty read through the engine)."""
-    stream = queries.stream(
-        f"SELECT * FROM {quote_ident(dataset.schema)}.{quote_ident(dataset.name)} LIMIT 0", caller
-    )
+    stream = queries.stream(f"SELECT * FROM {dataset.sql_name} LIMIT 0", caller)
     for _ in stream.batches:
         pass
     return stream.schema

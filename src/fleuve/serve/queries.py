@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import time
 from collections.abc import Iterator
@@ -10,15 +11,17 @@ from dataclasses import dataclass, field
 
 import pyarrow as pa
 
-from fleuve.engine import Engine
-from fleuve.engine.core import FINAL_STATES
+from fleuve.engine import FINAL_STATES, AccessDenied, Engine, QueryCanceled
+from fleuve.errors import FleuveError
 from fleuve.project import Project
-from fleuve.security.audit import AuditWriter, objects_read
+from fleuve.security.audit import AuditWriter
 
 log = logging.getLogger("fleuve.serve")
 
 # How often the audit watcher looks at asynchronous (REST) jobs.
 WATCH_INTERVAL = 0.2
+# Statements that change grants or roles are audited as grant changes too.
+_GRANT = re.compile(r"^\s*(GRANT|REVOKE)\b", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -64,6 +67,7 @@ class Queries:
         self._running: dict[str, Stream] = {}
         self._watched: dict[str, _Watched] = {}
         self._stopping = threading.Event()
+        self._closed = False
         self._watcher = threading.Thread(target=self._watch, name="fleuve-jobs", daemon=True)
         self._watcher.start()
 
@@ -71,13 +75,6 @@ class Queries:
     def stopping(self) -> bool:
         """True once shutdown began: no new query starts."""
         return self._stopping.is_set()
-
-    def schemas(self) -> set[str]:
-        """The lake's schema names (for validating a default schema)."""
-        rows = self.project.lake.query(
-            "SELECT schema_name FROM duckdb_schemas() WHERE database_name = 'lake'"
-        )
-        return set(rows.column(0).to_pylist())
 
     def stream(
         self,
@@ -92,10 +89,15 @@ class Queries:
         started = time.monotonic()
         try:
             result = self.engine.execute(
-                sql, user=caller.username, default_schema=default_schema, batch_rows=batch_rows
+                sql,
+                user=caller.username,
+                default_schema=default_schema,
+                batch_rows=batch_rows,
+                query_type="REST" if caller.protocol == "rest" else "FLIGHT",
             )
         except Exception as exc:
-            self._audit(caller, sql, None, started, outcome="failed", error=_first_line(exc))
+            outcome = "denied" if isinstance(exc, AccessDenied) else "failed"
+            self._audit(caller, sql, None, started, outcome=outcome, error=_first_line(exc))
             raise
         stream = Stream(result.job_id, result.schema, iter(()))
         stream.batches = self._follow(stream, result.batches, caller, sql, started)
@@ -121,6 +123,9 @@ class Queries:
                 yield batch
         except GeneratorExit:
             outcome, error = "cancelled", "the client stopped reading"
+            raise
+        except QueryCanceled as exc:
+            outcome, error = "cancelled", _first_line(exc)
             raise
         except Exception as exc:
             outcome, error = "failed", _first_line(exc)
@@ -151,21 +156,18 @@ class Queries:
         with self._lock:
             watched = list(self._watched.items())
         for job_id, w in watched:
-            job = self.engine.job(job_id)
-            if job.state not in FINAL_STATES:
+            try:
+                job = self.engine.job(job_id)
+            except FleuveError:
+                job = None
+            if job is not None and job.state not in FINAL_STATES:
                 continue
             with self._lock:
                 self._watched.pop(job_id, None)
-            outcome = {"COMPLETED": "ok", "CANCELED": "cancelled"}.get(job.state, "failed")
-            self._audit(
-                w.caller,
-                w.sql,
-                job_id,
-                w.started,
-                outcome=outcome,
-                error=job.error,
-                rows=job.row_count,
-            )
+            state = job.state if job is not None else "FAILED"
+            outcome = {"COMPLETED": "ok", "CANCELED": "cancelled"}.get(state, "failed")
+            error, rows = (job.error, job.row_count) if job is not None else ("job lost", 0)
+            self._audit(w.caller, w.sql, job_id, w.started, outcome=outcome, error=error, rows=rows)
 
     def _audit(
         self,
@@ -178,28 +180,27 @@ class Queries:
         error: str | None = None,
         rows: int = 0,
     ) -> None:
-        chosen = []
+        datasets, chosen = [], []
         if job_id is not None:
             try:
                 job = self.engine.job(job_id)
+                datasets = job.datasets
                 chosen = [r for r in job.reflections if r.get("relationship") == "CHOSEN"]
-            except Exception:  # the job may already be forgotten by the engine
-                chosen = []
-        self.audit.submit(
-            "query",
-            caller.protocol,
-            username=caller.username,
-            client=caller.client,
-            outcome=outcome,
-            target=sql[:255],
-            sql=sql,
-            job_id=job_id,
-            objects=objects_read(sql),
-            rows=rows,
-            duration_ms=round((time.monotonic() - started) * 1000, 1),
-            reflections=[r.get("reflectionId") for r in chosen],
-            error=error,
-        )
+            except FleuveError:  # the engine no longer knows the job
+                pass
+        detail = {
+            "sql": sql,
+            "job_id": job_id,
+            "objects": datasets,
+            "rows": rows,
+            "duration_ms": round((time.monotonic() - started) * 1000, 1),
+            "reflections": [r.get("reflectionId") for r in chosen],
+            "error": error,
+        }
+        who = {"username": caller.username, "client": caller.client, "outcome": outcome}
+        self.audit.submit("query", caller.protocol, target=sql[:255], **who, **detail)
+        if outcome == "ok" and _GRANT.match(sql):
+            self.audit.submit("grant", sql.split(None, 1)[0].lower(), target=sql[:255], **who)
 
     def cancel_all(self) -> None:
         """Refuse new queries and cancel the running ones (shutdown)."""
@@ -213,7 +214,11 @@ class Queries:
                 log.warning("could not cancel job %s: %s", job_id, _first_line(exc))
 
     def close(self) -> None:
-        """Cancel what runs, audit it, and stop the engine."""
+        """Cancel what runs, audit it, and stop the engine (once)."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
         self.cancel_all()
         self._watcher.join(timeout=5)
         self._audit_finished_jobs()
@@ -222,14 +227,9 @@ class Queries:
 
     def _refuse_when_stopping(self) -> None:
         if self._stopping.is_set():
-            from fleuve.errors import FleuveError
-
             raise FleuveError("the server is shutting down", "retry once it is back")
 
 
 def _first_line(exc: BaseException) -> str:
-    return (
-        (getattr(exc, "message", None) or str(exc)).splitlines()[0]
-        if str(exc)
-        else type(exc).__name__
-    )
+    text = getattr(exc, "message", None) or str(exc) or type(exc).__name__
+    return text.splitlines()[0]

@@ -14,8 +14,6 @@ from fleuve.serve import catalog
 from fleuve.serve.flight import protocol
 from fleuve.serve.queries import Caller, Queries
 
-CATALOG = "lake"  # the name queries may prefix paths with: lake.gold.fct_daily_revenue
-
 _utf8 = pa.utf8()
 _KEY_COLUMNS = [
     pa.field("catalog_name", _utf8),
@@ -118,24 +116,19 @@ def answer(message: Message, queries: Queries, caller: Caller) -> pa.Table:
     name = protocol.name_of(message)
     schema = SCHEMAS[name]
     if name == "CommandGetCatalogs":
-        return pa.Table.from_pylist([{"catalog_name": CATALOG}], schema=schema)
+        found = sorted({c for c, _ in catalog.schemas(queries, caller)})
+        return pa.Table.from_pylist([{"catalog_name": c} for c in found], schema=schema)
     if name == "CommandGetTableTypes":
-        return pa.Table.from_pylist(
-            [{"table_type": "TABLE"}, {"table_type": "VIEW"}], schema=schema
-        )
+        rows = [{"table_type": t} for t in sorted(set(catalog.TABLE_TYPES.values()))]
+        return pa.Table.from_pylist(rows, schema=schema)
     if name == "CommandGetSqlInfo":
         return sql_info(list(message.info))
     if name == "CommandGetDbSchemas":
-        if not _catalog_matches(message):
-            return schema.empty_table()
-        pattern = (
-            message.db_schema_filter_pattern
-            if message.HasField("db_schema_filter_pattern")
-            else None
-        )
+        pattern = _optional(message, "db_schema_filter_pattern")
         rows = [
-            {"catalog_name": CATALOG, "db_schema_name": s}
-            for s in catalog.schemas(queries, caller, schema_like=pattern)
+            {"catalog_name": c, "db_schema_name": s}
+            for c, s in catalog.schemas(queries, caller, schema_like=pattern)
+            if _catalog_matches(message, c)
         ]
         return pa.Table.from_pylist(rows, schema=schema)
     if name == "CommandGetTables":
@@ -143,39 +136,36 @@ def answer(message: Message, queries: Queries, caller: Caller) -> pa.Table:
     return schema.empty_table()  # keys: the lake declares no primary or foreign keys
 
 
-def _catalog_matches(message: Message) -> bool:
-    return not message.HasField("catalog") or message.catalog == CATALOG
+def _optional(message: Message, field: str) -> str | None:
+    return getattr(message, field) if message.HasField(field) else None
+
+
+def _catalog_matches(message: Message, name: str) -> bool:
+    return not message.HasField("catalog") or message.catalog == name
 
 
 def _tables(message: Message, queries: Queries, caller: Caller) -> pa.Table:
     schema = TABLES_WITH_SCHEMA if message.include_schema else SCHEMAS["CommandGetTables"]
-    if not _catalog_matches(message):
-        return schema.empty_table()
     found = catalog.datasets(
         queries,
         caller,
-        schema_like=message.db_schema_filter_pattern
-        if message.HasField("db_schema_filter_pattern")
-        else None,
-        name_like=message.table_name_filter_pattern
-        if message.HasField("table_name_filter_pattern")
-        else None,
+        schema_like=_optional(message, "db_schema_filter_pattern"),
+        name_like=_optional(message, "table_name_filter_pattern"),
     )
     types = set(message.table_types)
     rows = []
     for dataset in found:
-        if types and dataset.type not in types:
+        if (types and dataset.type not in types) or not _catalog_matches(message, dataset.catalog):
             continue
         row = {
-            "catalog_name": CATALOG,
+            "catalog_name": dataset.catalog,
             "db_schema_name": dataset.schema,
             "table_name": dataset.name,
             "table_type": dataset.type,
         }
         if message.include_schema:
-            row["table_schema"] = (
-                catalog.arrow_schema(queries, caller, dataset).serialize().to_pybytes()
-            )
+            columns = catalog.arrow_schema(queries, caller, dataset)
+            row["table_schema"] = columns.serialize().to_pybytes()
         rows.append(row)
     return pa.Table.from_pylist(rows, schema=schema)
 

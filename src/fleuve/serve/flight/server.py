@@ -18,6 +18,7 @@ import pyarrow as pa
 import pyarrow.flight as flight
 from google.protobuf.message import Message
 
+from fleuve.engine import AccessDenied
 from fleuve.errors import FleuveError
 from fleuve.project import Project
 from fleuve.serve.flight import metadata
@@ -31,6 +32,7 @@ log = logging.getLogger("fleuve.serve")
 # A query started by get_flight_info and not fetched by do_get within this time is cancelled.
 PENDING_TTL_SECONDS = 120
 PREPARED_TTL_SECONDS = 3600
+STOP_TIMEOUT_SECONDS = 10
 
 
 @dataclass
@@ -70,6 +72,7 @@ class FlightService(flight.FlightServerBase):
         self._lock = threading.Lock()
         self._pending: dict[bytes, _Pending] = {}
         self._prepared: dict[bytes, _Prepared] = {}
+        self._stopped = False
 
     # -- callers ------------------------------------------------------------------------
 
@@ -85,13 +88,6 @@ class FlightService(flight.FlightServerBase):
             self._session(context).username, peer.split(":", 1)[-1] if peer else None, protocol
         )
 
-    def _default_schema(self, context: flight.ServerCallContext) -> str | None:
-        """The `schema` header, when it names a schema of the lake (tools send their database name)."""
-        schema = self._session(context).default_schema
-        if schema and schema in self.queries.schemas():
-            return schema
-        return None
-
     # -- queries ------------------------------------------------------------------------
 
     def _start(
@@ -104,7 +100,9 @@ class FlightService(flight.FlightServerBase):
         self._reap()
         caller = self._caller(context, protocol)
         stream = _run(
-            lambda: self.queries.stream(sql, caller, default_schema=self._default_schema(context))
+            lambda: self.queries.stream(
+                sql, caller, default_schema=self._session(context).default_schema
+            )
         )
         handle = secrets.token_bytes(16)
         with self._lock:
@@ -115,7 +113,9 @@ class FlightService(flight.FlightServerBase):
         with self._lock:
             pending = self._pending.get(handle)
             if pending is None or pending.username != username:
-                raise KeyError("unknown or expired ticket: call get_flight_info again")
+                raise flight.FlightServerError(
+                    "unknown or expired ticket: call get_flight_info again"
+                )
             del self._pending[handle]
         return pending.stream
 
@@ -271,7 +271,7 @@ class FlightService(flight.FlightServerBase):
                 request is None
                 or sql_proto.name_of(request) != "ActionCreatePreparedStatementRequest"
             ):
-                raise pa.ArrowInvalid(
+                raise flight.FlightServerError(
                     "CreatePreparedStatement takes an ActionCreatePreparedStatementRequest"
                 )
             handle = secrets.token_bytes(16)
@@ -297,25 +297,33 @@ class FlightService(flight.FlightServerBase):
         with self._lock:
             prepared = self._prepared.get(handle)
         if prepared is None or prepared.username != username:
-            raise KeyError("unknown prepared statement: create it again")
+            raise flight.FlightServerError("unknown prepared statement: create it again")
         prepared.used = time.monotonic()
         return prepared
 
     # -- lifecycle ----------------------------------------------------------------------
 
-    def stop(self) -> None:
-        """Cancel every query in flight and stop serving."""
+    def stop(self, timeout: float = STOP_TIMEOUT_SECONDS) -> None:
+        """Cancel every query in flight and stop serving (once; later calls return at once)."""
         with self._lock:
+            if self._stopped:
+                return
+            self._stopped = True
             streams = [p.stream for p in self._pending.values()]
             self._pending.clear()
         for stream in streams:
             stream.close()
-        self.shutdown()
+        # shutdown() waits for running calls; a client that stopped reading would hold it forever.
+        stopper = threading.Thread(target=self.shutdown, name="fleuve-flight-stop", daemon=True)
+        stopper.start()
+        stopper.join(timeout)
+        if stopper.is_alive():
+            log.warning("Flight calls still running after %ss; stopping without them", timeout)
 
 
 def _command(descriptor: flight.FlightDescriptor) -> bytes:
     if descriptor.descriptor_type != flight.DescriptorType.CMD:
-        raise pa.ArrowInvalid(
+        raise flight.FlightServerError(
             "Fleuve answers commands: use FlightDescriptor.for_command(b'SELECT ...')"
         )
     return descriptor.command
@@ -332,7 +340,7 @@ def _sql_text(command: bytes) -> str:
     try:
         return command.decode("utf-8")
     except UnicodeDecodeError:
-        raise pa.ArrowInvalid(
+        raise flight.FlightServerError(
             "the command is neither UTF-8 SQL text nor a Flight SQL command"
         ) from None
 
@@ -341,10 +349,10 @@ def _run(start: Any) -> Any:
     """Call `start`, turning Fleuve's errors into Flight statuses a client shows as is."""
     try:
         return start()
+    except AccessDenied as exc:
+        raise flight.FlightUnauthorizedError(str(exc)) from None
     except FleuveError as exc:
-        if "permission" in exc.message.lower() or "not allowed" in exc.message.lower():
-            raise flight.FlightUnauthorizedError(exc.message) from None
-        raise pa.ArrowInvalid(str(exc)) from None
+        raise flight.FlightServerError(str(exc)) from None
 
 
 def _statement_ticket(handle: bytes) -> bytes:
@@ -370,7 +378,7 @@ def _bound(prepared: _Prepared) -> list[str]:
     try:
         return [bind(prepared.sql, row) for row in prepared.parameters]
     except FleuveError as exc:
-        raise pa.ArrowInvalid(str(exc)) from None
+        raise flight.FlightServerError(str(exc)) from None
 
 
 def _parameter_schema(count: int) -> bytes:

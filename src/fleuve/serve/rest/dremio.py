@@ -3,24 +3,28 @@
 from __future__ import annotations
 
 import asyncio
-import uuid
-from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Body, Query, Request, Response
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from fleuve.engine import QueryJob
-from fleuve.errors import FleuveError
-from fleuve.security import auth
-from fleuve.serve import catalog
+from fleuve.security import audit, auth
 from fleuve.serve.rest.deps import ApiError, Authed, CallerDep, ProjectDep, QueriesDep
 from fleuve.serve.rest.types import dumps, schema_json
 
 router = APIRouter(tags=["Dremio REST API v3"])
 
 MAX_PAGE = 500
+_REFLECTION_EXAMPLE = {
+    "type": "AGGREGATION",
+    "name": "daily_revenue_agg",
+    "datasetId": "<id from GET /api/v3/catalog/by-path/gold/fct_daily_revenue>",
+    "enabled": True,
+    "dimensionFields": [{"name": "order_date", "granularity": "DATE"}],
+    "measureFields": [{"name": "amount", "measureTypeList": ["SUM", "COUNT"]}],
+}
 
 
 class Login(BaseModel):
@@ -73,35 +77,19 @@ def submit_sql(body: SqlRequest, queries: QueriesDep, caller: CallerDep) -> dict
 
 
 def _job(queries: QueriesDep, job_id: str, username: str, roles: list[str]) -> QueryJob:
-    try:
-        job = queries.engine.job(job_id)
-    except FleuveError:
-        raise ApiError(
-            404, f"no job with id {job_id}", "submit the query with POST /api/v3/sql"
-        ) from None
+    """The job, if it is the caller's (administrators see every job)."""
+    job = queries.engine.job(job_id)
     if job.user != username and "admin" not in roles:
         raise ApiError(404, f"no job with id {job_id}", "submit the query with POST /api/v3/sql")
     return job
 
 
-def _ms(value: datetime | None) -> str | None:
-    return value.isoformat(timespec="milliseconds").replace("+00:00", "Z") if value else None
-
-
 @router.get("/api/v3/job/{job_id}")
 def job_status(job_id: str, queries: QueriesDep, user: Authed) -> dict[str, Any]:
     """A job's state, row count, timing and the reflections considered, matched and chosen."""
-    job = _job(queries, job_id, user.username, user.roles)
-    answer: dict[str, Any] = {
-        "jobState": job.state,
-        "rowCount": job.row_count if job.state == "COMPLETED" else 0,
-        "startedAt": _ms(job.started_at),
-        "endedAt": _ms(job.ended_at),
-        "queryType": job.query_type,
-        "acceleration": {"reflectionRelationships": list(job.reflections)},
-    }
-    if job.state == "FAILED":
-        answer["errorMessage"] = job.error or "the query failed"
+    answer = _job(queries, job_id, user.username, user.roles).as_json()
+    if answer.get("errorMessage") is None:
+        answer.pop("errorMessage", None)
     return answer
 
 
@@ -136,72 +124,92 @@ def job_cancel(job_id: str, queries: QueriesDep, user: Authed) -> Response:
     return Response(status_code=204)
 
 
-# -- catalog -----------------------------------------------------------------------------
-
-
-def entity_id(path: list[str]) -> str:
-    """A stable id for a catalog path."""
-    return str(uuid.uuid5(uuid.NAMESPACE_URL, "fleuve:" + "/".join(path)))
-
-
-def _container(schema: str) -> dict[str, Any]:
-    return {
-        "id": entity_id([schema]),
-        "path": [schema],
-        "tag": entity_id([schema, "tag"])[:8],
-        "type": "CONTAINER",
-        "containerType": "SOURCE",
-    }
-
-
-def _dataset_ref(d: catalog.Dataset) -> dict[str, Any]:
-    return {
-        "id": entity_id(d.path),
-        "path": d.path,
-        "type": "DATASET",
-        "datasetType": "VIRTUAL" if d.type == "VIEW" else "PROMOTED",
-    }
+# -- catalog and reflections ----------------------------------------------------------------
 
 
 @router.get("/api/v3/catalog")
-def catalog_root(queries: QueriesDep, caller: CallerDep) -> dict[str, Any]:
-    """The top-level containers the caller can see."""
-    return {"data": [_container(s) for s in catalog.schemas(queries, caller)]}
-
-
-def _entity(queries: QueriesDep, caller: CallerDep, path: list[str]) -> dict[str, Any]:
-    found = catalog.datasets(queries, caller)
-    if len(path) == 1:
-        children = [_dataset_ref(d) for d in found if d.schema == path[0]]
-        if children:
-            return {**_container(path[0]), "entityType": "source", "children": children}
-    for d in found:
-        if d.path == path:
-            schema = catalog.arrow_schema(queries, caller, d)
-            return {
-                "entityType": "dataset",
-                "id": entity_id(d.path),
-                "type": "VIRTUAL_DATASET" if d.type == "VIEW" else "PHYSICAL_DATASET",
-                "path": d.path,
-                "fields": schema_json(schema),
-            }
-    raise ApiError(
-        404, f"nothing at {'.'.join(path)} in the catalog", "list it with GET /api/v3/catalog"
-    )
+def catalog_root(queries: QueriesDep, user: Authed) -> dict[str, Any]:
+    """The top-level containers the caller can see (home, sources, spaces)."""
+    return {"data": queries.engine.catalog_root(user=user.username)}
 
 
 @router.get("/api/v3/catalog/by-path/{path:path}")
-def catalog_by_path(path: str, queries: QueriesDep, caller: CallerDep) -> dict[str, Any]:
+def catalog_by_path(path: str, queries: QueriesDep, user: Authed) -> dict[str, Any]:
     """A container or dataset by its path, e.g. /api/v3/catalog/by-path/gold/fct_daily_revenue."""
-    return _entity(queries, caller, [p for p in path.split("/") if p])
+    parts = [p for p in path.split("/") if p]
+    return queries.engine.catalog_by_path(parts, user=user.username)
 
 
-@router.get("/api/v3/catalog/{entity}")
-def catalog_entity(entity: str, queries: QueriesDep, caller: CallerDep) -> dict[str, Any]:
-    """A container or dataset by id."""
-    found = catalog.datasets(queries, caller)
-    paths = [[s] for s in sorted({d.schema for d in found})] + [d.path for d in found]
-    for path in paths:
-        if entity_id(path) == entity:
-            return _entity(queries, caller, path)
-    raise ApiError(404, f"no catalog entity with id {entity}", "list ids with GET /api/v3/catalog")
+@router.get("/api/v3/catalog/{entity_id}")
+def catalog_entity(entity_id: str, queries: QueriesDep, user: Authed) -> dict[str, Any]:
+    """A container (with its children) or a dataset (with its fields) by id."""
+    return queries.engine.catalog_item(entity_id, user=user.username)
+
+
+@router.get("/api/v3/reflection")
+def reflections(
+    queries: QueriesDep,
+    user: Authed,
+    dataset_id: Annotated[str | None, Query(alias="datasetId")] = None,
+) -> dict[str, Any]:
+    """Reflections on the datasets the caller may read."""
+    return {"data": queries.engine.list_reflections(user=user.username, dataset_id=dataset_id)}
+
+
+@router.post("/api/v3/reflection")
+def reflection_create(
+    body: Annotated[dict[str, Any], Body(examples=[_REFLECTION_EXAMPLE])],
+    queries: QueriesDep,
+    user: Authed,
+    project: ProjectDep,
+) -> dict[str, Any]:
+    """Create a reflection (RAW or AGGREGATION) on a dataset, and build it."""
+    if "enabled" not in body:
+        raise ApiError(400, "the reflection needs 'enabled'", 'add "enabled": true')
+    created = queries.engine.create_reflection(body, user=user.username)
+    audit.record(
+        project.db,
+        "reflection",
+        "create",
+        username=user.username,
+        target=created["name"],
+        id=created["id"],
+    )
+    return created
+
+
+@router.get("/api/v3/reflection/{reflection_id}")
+def reflection(reflection_id: str, queries: QueriesDep, user: Authed) -> dict[str, Any]:
+    """One reflection with its status."""
+    return queries.engine.reflection(reflection_id, user=user.username)
+
+
+@router.put("/api/v3/reflection/{reflection_id}")
+def reflection_update(
+    reflection_id: str,
+    body: dict[str, Any],
+    queries: QueriesDep,
+    user: Authed,
+    project: ProjectDep,
+) -> dict[str, Any]:
+    """Change a reflection: enabled, name, fields (a changed definition rebuilds it)."""
+    updated = queries.engine.update_reflection(reflection_id, body, user=user.username)
+    audit.record(
+        project.db,
+        "reflection",
+        "update",
+        username=user.username,
+        target=updated["name"],
+        id=reflection_id,
+    )
+    return updated
+
+
+@router.delete("/api/v3/reflection/{reflection_id}", status_code=204)
+def reflection_delete(
+    reflection_id: str, queries: QueriesDep, user: Authed, project: ProjectDep
+) -> Response:
+    """Drop a reflection and its materialization."""
+    queries.engine.delete_reflection(reflection_id, user=user.username)
+    audit.record(project.db, "reflection", "delete", username=user.username, target=reflection_id)
+    return Response(status_code=204)

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel, Field
 from sqlalchemy import select
 
+from fleuve import transform
 from fleuve.errors import FleuveError
 from fleuve.lake import LAYERS, quote_ident
 from fleuve.metadata import Job, PipelineRun
@@ -97,7 +98,7 @@ def datasets(queries: QueriesDep, caller: CallerDep) -> dict[str, Any]:
     """The tables and views the caller may query."""
     return page(
         [
-            {"path": d.path, "name": f"{d.schema}.{d.name}", "type": d.type}
+            {"path": d.path, "name": ".".join(d.path), "type": d.type}
             for d in catalog.datasets(queries, caller)
         ]
     )
@@ -185,6 +186,135 @@ def pipeline_runs(
                 for r in runs
             ]
         )
+
+
+# -- grants, lineage, transform runs -------------------------------------------------------
+
+
+class GrantRequest(BaseModel):
+    """A privilege on an object for a role or a user."""
+
+    privilege: str = Field(description="SELECT or ALL")
+    object: str = Field(description="a dataset path, or a container with .*, e.g. bronze.*")
+    grantee: str = Field(description="the role or user name")
+    granteeType: str = Field("ROLE", description="ROLE or USER")
+
+
+@router.get("/grants")
+def grants(
+    queries: QueriesDep,
+    user: Authed,
+    object: Annotated[str | None, Query(description="only grants on this path")] = None,
+    grantee: Annotated[str | None, Query()] = None,
+) -> dict[str, Any]:
+    """Grants: every one for administrators, the caller's own and their roles' otherwise."""
+    found = queries.engine.list_grants(user=user.username, path=object, grantee=grantee)
+    return page([g.as_json() for g in found])
+
+
+@router.post("/grants")
+def grant(
+    body: GrantRequest, queries: QueriesDep, user: Authed, project: ProjectDep
+) -> dict[str, Any]:
+    """GRANT a privilege (the same as the SQL statement)."""
+    made = queries.engine.grant(
+        body.privilege,
+        body.object,
+        user=user.username,
+        grantee=body.grantee,
+        grantee_type=body.granteeType,
+    )
+    audit.record(
+        project.db,
+        "grant",
+        "grant",
+        username=user.username,
+        target=body.object,
+        **body.model_dump(),
+    )
+    return made.as_json()
+
+
+@router.post("/grants/revoke")
+def revoke(
+    body: GrantRequest, queries: QueriesDep, user: Authed, project: ProjectDep
+) -> dict[str, Any]:
+    """REVOKE a privilege; answers how many grants went."""
+    removed = queries.engine.revoke(
+        body.privilege,
+        body.object,
+        user=user.username,
+        grantee=body.grantee,
+        grantee_type=body.granteeType,
+    )
+    audit.record(
+        project.db,
+        "grant",
+        "revoke",
+        username=user.username,
+        target=body.object,
+        removed=removed,
+        **body.model_dump(),
+    )
+    return {"removed": removed}
+
+
+@router.get("/lineage")
+def lineage(
+    project: ProjectDep,
+    queries: QueriesDep,
+    user: Authed,
+    node: Annotated[
+        str | None, Query(description="only what flows into and out of this node")
+    ] = None,
+) -> dict[str, Any]:
+    """The lineage graph (tables, models, dashboards, reflections) with column-level edges."""
+    graph = transform.lineage(project.settings, lake=project.lake)
+    body = graph.to_dict()
+    keep = {n["id"] for n in body["nodes"]}
+    if node is not None:
+        center = graph.node(node).id
+        keep = (
+            {center}
+            | {n.id for n in graph.upstream(center)}
+            | {n.id for n in graph.downstream(center)}
+        )
+    if "admin" not in user.roles:
+        keep = {i for i in keep if _readable(queries, user.username, graph.nodes[i])}
+    body["nodes"] = [n for n in body["nodes"] if n["id"] in keep]
+    body["edges"] = [e for e in body["edges"] if e["from"] in keep and e["to"] in keep]
+    body["columns"] = [
+        c for c in body["columns"] if c["from"]["node"] in keep and c["to"]["node"] in keep
+    ]
+    return body
+
+
+def _readable(queries: QueriesDep, username: str, node: transform.LineageNode) -> bool:
+    """Lake tables show only to who may read them; other nodes (dashboards...) to everyone."""
+    if node.relation is None:
+        return True
+    try:
+        queries.engine.dataset(node.relation, user=username)
+    except FleuveError:
+        return False
+    return True
+
+
+@router.get("/transform/runs")
+def transform_runs(
+    project: ProjectDep, _: Authed, limit: Annotated[int, Query(ge=1, le=100)] = 20
+) -> dict[str, Any]:
+    """Recent dbt runs, newest first, with each node's outcome and timing."""
+    return page([r.to_dict() for r in transform.run_history(project.db, limit)])
+
+
+@router.get("/transform/runs/{run_id}")
+def transform_run(run_id: str, project: ProjectDep, _: Authed) -> dict[str, Any]:
+    """One dbt run (a unique prefix of its id is enough)."""
+    try:
+        return transform.get_run(project.db, run_id).to_dict()
+    except FleuveError as exc:
+        raise ApiError(404, exc.message, exc.fix or "") from None
 
 
 # -- tokens, users, audit ----------------------------------------------------------------
