@@ -55,12 +55,20 @@ def engine(project: Project) -> Iterator[Engine]:
         e.close()
 
 
-@pytest.fixture
-def users(project: Project) -> dict[str, str]:
+USERS = {"ana": ["analyst"], "dan": ["data_engineer"], "nobody": []}
+
+
+def add_users(project: Project) -> None:
     """Users with roles: ana (analyst), dan (data_engineer), nobody (no role)."""
-    for name, roles in (("ana", ["analyst"]), ("dan", ["data_engineer"]), ("nobody", [])):
+    for name, roles in USERS.items():
         create_user(project.db, name, f"password-{name}", roles=roles)
-    return {"ana": "analyst", "dan": "data_engineer", "nobody": ""}
+
+
+@pytest.fixture
+def users(project: Project) -> dict[str, list[str]]:
+    """The users of `add_users` in the test's project."""
+    add_users(project)
+    return USERS
 
 
 def make_project(root: Path) -> Project:

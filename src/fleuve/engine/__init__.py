@@ -54,6 +54,7 @@ Grants: `grant(privilege, path, user=, grantee=, grantee_type="ROLE"|"USER")`, `
 under a container.
 """
 
+from fleuve.engine import paths
 from fleuve.engine.catalog import Container, Dataset
 from fleuve.engine.core import Engine, QueryResult
 from fleuve.engine.errors import AccessDenied, EngineError, NotFound, QueryCanceled, QueryFailed
@@ -71,4 +72,5 @@ __all__ = [
     "QueryFailed",
     "QueryJob",
     "QueryResult",
+    "paths",
 ]

@@ -77,6 +77,7 @@ class _Prepared:
     plan: Plan | None = None
     system: dict[str, pa.Table] = field(default_factory=dict)
     lake_default: bool = False  # run with the lake as default catalog (admin statements)
+    writes: bool = False  # changes the lake: run to completion, never streamed
 
 
 class Engine:
@@ -99,7 +100,7 @@ class Engine:
         self.project = project
         self.dialect = dialect
         self.accelerate = accelerate
-        self.clock = LakeClock(project.settings)
+        self.clock = LakeClock(project.settings, self._borrowed)
         self.catalog = Catalog(project, self.clock)
         self.grants = Grants(self.catalog)
         self.reflections = Reflections(project, self.catalog, self.clock, self._expand_dataset)
@@ -161,7 +162,12 @@ class Engine:
             self._cursors[job.id] = cur
         started = time.perf_counter()
         try:
-            reader = cur.execute(prepared.sql).to_arrow_reader(batch_rows)
+            if prepared.writes:
+                # A write commits when its result closes: finish it before saying it is done.
+                done = cur.execute(prepared.sql).to_arrow_table()
+                reader = pa.RecordBatchReader.from_batches(done.schema, done.to_batches(batch_rows))
+            else:
+                reader = cur.execute(prepared.sql).to_arrow_reader(batch_rows)
         except duckdb.Error as exc:
             error = self._failure(job, exc, who, prepared)
             self._discard(job, cur)
@@ -389,9 +395,16 @@ class Engine:
     def _release(self, job: QueryJob, cur: duckdb.DuckDBPyConnection, prepared: _Prepared) -> None:
         with self._lock:
             self._cursors.pop(job.id, None)
-        for name in prepared.system:
-            with contextlib.suppress(duckdb.Error):
+        try:
+            # The finished result still holds its transaction (and, for a write, its commit)
+            # until the next statement on this cursor: end it now.
+            cur.execute("SELECT 1").fetchall()
+            for name in prepared.system:
                 cur.unregister(name)
+        except duckdb.Error:
+            with contextlib.suppress(duckdb.Error):
+                cur.close()
+            return
         if prepared.lake_default:
             cur.close()
             return
@@ -446,7 +459,7 @@ class Engine:
             return self._dml(ast, who, ctx)
         if who.admin:
             # Administrators may run any DuckDB statement, on the lake as default catalog.
-            return _Prepared(sql=sql, lake_default=True)
+            return _Prepared(sql=sql, lake_default=True, writes=True)
         raise AccessDenied(
             f"{type(ast).__name__.upper()} statements are not available",
             "run queries, or the engine's own statements (CREATE VIEW, CREATE REFLECTION, GRANT, ...)",
@@ -720,6 +733,11 @@ class Engine:
     def _dml(self, ast: exp.Expression, who: Principal, ctx: Sequence[str]) -> _Prepared:
         """INSERT/UPDATE/DELETE/MERGE, CREATE TABLE and DROP TABLE on lake tables, with ALL."""
         target = ast.this
+        if isinstance(ast, exp.Drop):
+            tables = ast.args.get("tables") or [ast.this]
+            if len(tables) != 1:
+                raise EngineError("DROP TABLE takes one table", "drop tables one at a time")
+            target = tables[0]
         while isinstance(target, exp.Schema):
             target = target.this
         if not isinstance(target, exp.Table):
@@ -739,7 +757,7 @@ class Engine:
                     "expression", self.planner.plan(ast.expression, who, ctx, accelerate=False).ast
                 )
             target.replace(_lake_table(path))
-            return _Prepared(sql=ast.sql(dialect="duckdb"))
+            return _Prepared(sql=ast.sql(dialect="duckdb"), writes=True)
         ds = self.catalog.resolve(parts, ctx)
         if ds is None or not self.grants.allows(who, "SELECT", ds.path):
             if isinstance(ast, exp.Drop) and ast.args.get("exists"):
@@ -752,7 +770,7 @@ class Engine:
         self.grants.require(who, "ALL", ds.path, f"{type(ast).__name__.upper()}")
         if isinstance(ast, exp.Drop):
             target.replace(_lake_table(ds.path))
-            return _Prepared(sql=ast.sql(dialect="duckdb"))
+            return _Prepared(sql=ast.sql(dialect="duckdb"), writes=True)
         # INSERT/UPDATE/DELETE/MERGE may read other datasets and the target itself.
         named = exp.to_table(paths.render(ds.path), dialect="duckdb")
         if target.args.get("alias"):
@@ -762,7 +780,7 @@ class Engine:
         if isinstance(plan.ast, exp.Insert):
             written = plan.ast.this.this if isinstance(plan.ast.this, exp.Schema) else plan.ast.this
             written.set("alias", None)
-        return _Prepared(sql=plan.sql, plan=plan)
+        return _Prepared(sql=plan.sql, plan=plan, writes=True)
 
     # == the catalog ====================================================================
 

@@ -1,26 +1,41 @@
 """How fresh the lake is: its current snapshot and what changed since a given one.
 
 Reflections record the snapshot they were built from; every query asks whether their inputs
-changed since. Going through DuckDB for that costs milliseconds per question, so this reads
-DuckLake's own catalog tables (`ducklake_snapshot`, `ducklake_snapshot_changes`,
-`ducklake_table`, `ducklake_schema`; part of the open DuckLake specification) directly.
+changed since. The answers come from DuckLake's own catalog tables (`ducklake_snapshot`,
+`ducklake_snapshot_changes`, `ducklake_table`, `ducklake_schema`; part of the open DuckLake
+specification).
+
+Asking DuckDB costs milliseconds, too much for every dashboard query, so:
+
+- with a PostgreSQL catalog, the clock asks PostgreSQL directly;
+- with a SQLite catalog, it asks through DuckDB's own SQLite (a second SQLite library in the
+  process would break the file's locks), and only when the catalog files changed since the
+  last answer: their size and modification time are read first, which costs microseconds.
 """
 
 from __future__ import annotations
 
-import sqlite3
+import os
 import threading
-from collections.abc import Iterable
+import time
+from collections.abc import Callable, Iterable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
+import duckdb
+
 from fleuve.config import Settings
+from fleuve.lake import CATALOG, quote_ident
 
 # Change kinds that touch a table's files but not its rows.
 NEUTRAL = frozenset({"inline_flush", "merge_adjacent", "compacted_table", "flushed_inlined"})
 # Change kinds that only add rows.
 APPEND = frozenset({"inserted_into_table", "inlined_insert"})
+# A file modified this recently may be modified again within the clock's resolution:
+# an answer read then is not trusted for later questions.
+_SETTLE_NS = 100_000_000
 
 
 @dataclass(frozen=True)
@@ -48,41 +63,62 @@ class TableHistory:
         return self.kinds <= NEUTRAL | APPEND
 
 
-class LakeClock:
-    """Reads the lake's snapshot history straight from its catalog database."""
+Session = Callable[[], AbstractContextManager[duckdb.DuckDBPyConnection]]
 
-    def __init__(self, settings: Settings) -> None:
+
+class LakeClock:
+    """Answers the lake's snapshot questions, cheaply enough to ask on every query."""
+
+    def __init__(self, settings: Settings, session: Session) -> None:
         self._catalog = settings.lake_catalog
         self._schema = settings.lake.catalog_schema
+        self._session = session
         self._local = threading.local()
-
-    # -- connections ------------------------------------------------------------------
-
-    def _rows(self, sql: str, params: Iterable[Any] = ()) -> list[tuple]:
-        con = getattr(self._local, "con", None)
-        if con is None:
-            con = self._local.con = self._connect()
-        if self._catalog.startswith("sqlite:"):
-            return con.execute(sql, tuple(params)).fetchall()
-        prefix = f'"{self._schema}".' if self._schema else ""
-        with con.cursor() as cur:
-            cur.execute(sql.replace("ducklake_", prefix + "ducklake_").replace("?", "%s"), params)
-            return cur.fetchall()
-
-    def _connect(self) -> Any:
+        self._lock = threading.Lock()
+        self._known: tuple[tuple[int, ...], LakeState] | None = None
         if self._catalog.startswith("sqlite:"):
             path = self._catalog.removeprefix("sqlite:")
-            con = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False)
-            con.execute("PRAGMA busy_timeout = 5000")
-            return con
-        import psycopg
+            self._files = (path, path + "-wal")
+        else:
+            self._files = ()
 
-        return psycopg.connect(
-            self._catalog.replace("postgres://", "postgresql://", 1), autocommit=True
-        )
+    # -- reading the catalog ------------------------------------------------------------
+
+    def _rows(self, sql: str, params: Iterable[Any] = ()) -> list[tuple]:
+        if self._files:
+            prefix = f"__ducklake_metadata_{CATALOG}." + (
+                f"{quote_ident(self._schema)}." if self._schema else ""
+            )
+            with self._session() as con:
+                return con.execute(
+                    sql.replace("ducklake_", prefix + "ducklake_"), list(params)
+                ).fetchall()
+        con = getattr(self._local, "con", None)
+        if con is None:
+            import psycopg
+
+            con = self._local.con = psycopg.connect(
+                self._catalog.replace("postgres://", "postgresql://", 1), autocommit=True
+            )
+        prefix = f'"{self._schema}".' if self._schema else ""
+        with con.cursor() as cur:
+            cur.execute(
+                sql.replace("ducklake_", prefix + "ducklake_").replace("?", "%s"), list(params)
+            )
+            return cur.fetchall()
+
+    def _signature(self) -> tuple[int, ...]:
+        out: list[int] = []
+        for f in self._files:
+            try:
+                st = os.stat(f)
+                out += [st.st_mtime_ns, st.st_size, st.st_ino]
+            except FileNotFoundError:
+                out += [0, 0, 0]
+        return tuple(out)
 
     def close(self) -> None:
-        """Close this thread's catalog connection."""
+        """Close this thread's catalog connection (PostgreSQL catalogs)."""
         con = getattr(self._local, "con", None)
         if con is not None:
             con.close()
@@ -92,6 +128,22 @@ class LakeClock:
 
     def state(self) -> LakeState:
         """The latest snapshot id and its schema version."""
+        if not self._files:
+            return self._read_state()
+        sig = self._signature()
+        with self._lock:
+            if self._known is not None and self._known[0] == sig:
+                return self._known[1]
+        state = self._read_state()
+        newest = max(sig[0::3], default=0)
+        with self._lock:
+            if time.time_ns() - newest > _SETTLE_NS:
+                self._known = (sig, state)
+            else:
+                self._known = None
+        return state
+
+    def _read_state(self) -> LakeState:
         row = self._rows(
             "SELECT snapshot_id, schema_version FROM ducklake_snapshot "
             "WHERE snapshot_id = (SELECT max(snapshot_id) FROM ducklake_snapshot)"
