@@ -154,7 +154,17 @@ class RestConnector(Connector):
         page = int(pag.get("start", 1))
         offset = 0
         token: Any = None
+        following = False
+        seen: set[str] = set()
         while True:
+            where = f"{url} {query_key(params, page, offset, token)}"
+            if where in seen:
+                raise IngestError(
+                    f"stream '{stream.name}': the API sent the same page twice ({url}); "
+                    "stopping instead of looping",
+                    "check the stream's pagination settings (type, params, cursor_path, next_path)",
+                )
+            seen.add(where)
             query = dict(params)
             if kind == "page":
                 query[pag.get("page_param", "page")] = page
@@ -164,7 +174,10 @@ class RestConnector(Connector):
                 query[pag.get("limit_param", "limit")] = size
             elif kind == "cursor" and token is not None:
                 query[pag.get("cursor_param", "cursor")] = token
-            if method == "POST":
+            if following:
+                # A next link carries its own query; passing params would replace it.
+                resp = self.request(client, method, url, ctx)
+            elif method == "POST":
                 resp = self.request(client, method, url, ctx, json={**body, **query})
             else:
                 resp = self.request(client, method, url, ctx, params=query)
@@ -195,12 +208,12 @@ class RestConnector(Connector):
                 nxt = _at(doc, pag.get("next_path", "next"))
                 if not nxt:
                     return
-                url, params = str(nxt), {}
+                url, following = str(nxt), True
             elif kind == "link_header":
                 nxt = resp.links.get("next", {}).get("url")
                 if not nxt:
                     return
-                url, params = str(nxt), {}
+                url, following = str(nxt), True
 
     # -- connector --------------------------------------------------------------------
 
@@ -310,6 +323,11 @@ def _later(a: Any, b: Any) -> bool:
         return bool(a > b)
     except TypeError:
         return str(a) > str(b)
+
+
+def query_key(params: dict[str, Any], page: int, offset: int, token: Any) -> str:
+    """What identifies one page request, to notice an API that loops."""
+    return f"{sorted(params.items())} {page} {offset} {token}"
 
 
 def _retry_after(value: str | None) -> float | None:
