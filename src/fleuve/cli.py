@@ -584,8 +584,11 @@ def _transform(
 def transform_history(ctx: Context, run_id: str | None, limit: int, as_json: bool) -> None:
     """List recent dbt runs, or show RUN_ID's nodes with their timings."""
     from fleuve.transform import get_run, run_history
+    from fleuve.transform.history import record_plain_run
 
-    db = ctx.project().db
+    project = ctx.project()
+    db = project.db
+    record_plain_run(db, project.settings.path(project.settings.transform.project_dir))
     if run_id:
         record = get_run(db, run_id)
         if as_json:

@@ -63,18 +63,9 @@ def land_shop(lake: Lake, *, customers: int = 400, orders: int = 3000, start: in
         """)
         con.execute("CREATE TABLE bronze.raw_orders AS " + _orders_sql(start, orders, customers))
         con.execute("CREATE TABLE bronze.raw_order_lines AS " + _lines_sql(start, orders))
-        con.execute(f"""
-            CREATE TABLE bronze.raw_web_events AS
-            SELECT range AS event_id, 's' || (range // 4) AS session_id,
-                   CASE WHEN range % 5 = 0 THEN NULL ELSE {start} + range % {customers} END AS customer_id,
-                   ['page_view', 'search', 'add_to_cart', 'checkout'][range % 4 + 1] AS event_type,
-                   '/produits/' || (range % 50 + 1) AS page_url, range % 50 + 1 AS product_id,
-                   {ANCHOR} - INTERVAL (range % 10000) MINUTE AS occurred_at,
-                   ['mobile', 'desktop'][range % 2 + 1] AS device,
-                   ['FR', 'MA', 'CN', 'JP'][range % 4 + 1] AS country_code,
-                   now() AS _fleuve_extracted_at, {sync} AS _fleuve_sync_id
-            FROM range(1, {orders * 2})
-        """)
+        con.execute(
+            "CREATE TABLE bronze.raw_web_events AS " + _events_sql(1, orders * 2 - 1, customers)
+        )
 
     lake.commit(work, what="land the test shop")
 
@@ -104,6 +95,30 @@ def _lines_sql(first: int, count: int) -> str:
                now() AS _fleuve_extracted_at, 'test-sync-' || {first} AS _fleuve_sync_id
         FROM range({first}, {first + count}) r(o), range(2) s(l)
     """
+
+
+def _events_sql(first: int, count: int, customers: int) -> str:
+    return f"""
+        SELECT range AS event_id, 's' || (range // 4) AS session_id,
+               CASE WHEN range % 5 = 0 THEN NULL ELSE 1 + range % {customers} END AS customer_id,
+               ['page_view', 'search', 'add_to_cart', 'checkout'][range % 4 + 1] AS event_type,
+               '/produits/' || (range % 50 + 1) AS page_url, range % 50 + 1 AS product_id,
+               {ANCHOR} - INTERVAL (range % 10000) MINUTE AS occurred_at,
+               ['mobile', 'desktop'][range % 2 + 1] AS device,
+               ['FR', 'MA', 'CN', 'JP'][range % 4 + 1] AS country_code,
+               now() AS _fleuve_extracted_at, 'test-sync-' || {first} AS _fleuve_sync_id
+        FROM range({first}, {first + count})
+    """
+
+
+def append_events(lake: Lake, first: int, count: int, customers: int = 400) -> None:
+    """Land `count` new web events (ids from `first`), as a new file drop would."""
+    lake.commit(
+        lambda con: con.execute(
+            "INSERT INTO bronze.raw_web_events " + _events_sql(first, count, customers)
+        ),
+        what="land new web events",
+    )
 
 
 def append_orders(lake: Lake, first: int, count: int, customers: int = 400) -> None:

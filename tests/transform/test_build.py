@@ -24,6 +24,16 @@ from tests.transform.conftest import land_shop
 
 MODELS = 13
 TESTS = 36
+EXPOSURES = """
+version: 2
+exposures:
+  - name: customer_analytics
+    type: dashboard
+    description: The seed's customer analytics dashboard.
+    url: https://bi.example/customer-analytics
+    depends_on: [ref('fct_customer_lifetime_value'), ref('customer_metrics')]
+    owner: {name: Data team}
+"""
 
 
 @pytest.fixture(scope="module")
@@ -33,6 +43,10 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Project, D
     init_project(folder, "shop")
     project = Project.open(folder)
     land_shop(project.lake)
+    # A dashboard declared the dbt way, as an exposure.
+    (project.settings.path("transform") / "models" / "marts" / "exposures.yml").write_text(
+        EXPOSURES, encoding="utf-8"
+    )
     run = run_transform(project.settings, ["build"], db=project.db)
     try:
         yield project, run
@@ -118,7 +132,7 @@ def test_every_run_is_recorded_with_the_timing_of_each_node(built) -> None:  # t
     assert record.metadata["command"] == ["build"]
     assert record.metadata["fleuve_project"] == "shop"
     assert record.started_at <= record.completed_at
-    assert len(record.nodes) == MODELS + TESTS + 2  # and the two exposures, as no-ops
+    assert len(record.nodes) == MODELS + TESTS + 1  # and the exposure, as a no-op
     models = {n.name: n for n in record.nodes if n.resource_type == "model"}
     assert models["fct_customer_lifetime_value"].relation == "gold.fct_customer_lifetime_value"
     assert all(n.seconds > 0 and n.started_at <= n.completed_at for n in models.values())
@@ -155,6 +169,7 @@ def test_lineage_traces_the_seeds_chain_tables_and_columns(built) -> None:  # ty
         "dashboards",
     }
     assert graph.node("stg_orders").layer == "staging"
+    assert graph.node("dashboard:customer_analytics").url == "https://bi.example/customer-analytics"
     assert "assert_positive_amounts" in graph.node("silver.stg_orders").tests
     # Column level: where the lifetime value and the customer's name come from.
     sources = {

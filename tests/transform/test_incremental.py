@@ -5,11 +5,12 @@ from __future__ import annotations
 from fleuve.lake import quote_ident
 from fleuve.project import Project
 from fleuve.transform import run_transform
-from tests.transform.conftest import append_orders
+from tests.transform.conftest import append_events, append_orders
 
 INCREMENTAL = [
     "silver.stg_customers",
     "silver.stg_orders",
+    "silver.stg_web_events",
     "silver.int_customer_orders",
     "gold.fct_orders",
     "gold.fct_customer_lifetime_value",
@@ -48,6 +49,7 @@ def test_incremental_run_merges_only_new_rows_and_equals_a_full_rebuild(shop: Pr
 
     before = lake.current_snapshot()
     append_orders(lake, first=3001, count=200)
+    append_events(lake, first=6000, count=150)
     # A customer whose completed orders all get cancelled must leave the lifetime-value mart,
     # and a day whose orders all go back to pending must leave the daily revenue.
     gone_customer = lake.query(
@@ -91,6 +93,7 @@ def test_incremental_run_merges_only_new_rows_and_equals_a_full_rebuild(shop: Pr
     # Only the new and changed orders were merged into the incremental models.
     assert _changed_rows(shop, "silver.stg_orders", before) == touched
     assert _changed_rows(shop, "silver.stg_customers", before) == 1
+    assert _changed_rows(shop, "silver.stg_web_events", before) == 150
     # The renamed customer's orders are re-derived, not only the changed orders.
     assert (
         _changed_rows(shop, "silver.int_customer_orders", before)

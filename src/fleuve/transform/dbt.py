@@ -281,7 +281,8 @@ def _progress(on_event: Callable[[NodeEvent], None]) -> Callable[[Any], None]:
                 getattr(data, "total", 0) or getattr(data, "num_models", 0),
                 node.node_name,
                 node.resource_type,
-                status=str(data.status).lower(),
+                # The result line's own status is the adapter's message ("OK") for models.
+                status=node.node_status or str(data.status).lower(),
                 seconds=float(data.execution_time),
                 failures=getattr(data, "num_failures", None),
             )

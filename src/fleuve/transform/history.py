@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select
@@ -11,7 +13,7 @@ from sqlalchemy import select
 from fleuve.errors import FleuveError
 from fleuve.metadata import Database, DbtRunHistory, DbtRunNode
 from fleuve.metadata.models import utcnow
-from fleuve.transform.dbt import DbtRun
+from fleuve.transform.dbt import DbtRun, relation_name
 
 _RAN = {"success", "error", "pass", "fail", "warn", "runtime error"}
 
@@ -110,6 +112,71 @@ def record_end(db: Database, run: DbtRun) -> None:
             )
             for n in run.nodes
         ]
+
+
+def record_plain_run(db: Database, project_dir: Path) -> str | None:
+    """Record the last plain `dbt` command run in `project_dir` (its run_results.json), once.
+
+    Returns the run's id when it was new. Only the latest plain run can be seen: dbt keeps one
+    run_results.json, so Fleuve picks it up before its own runs and when history is listed.
+    """
+    path = project_dir / "target" / "run_results.json"
+    try:
+        results = json.loads(path.read_text(encoding="utf-8"))
+        run_id = results["metadata"]["invocation_id"]
+    except (OSError, ValueError, KeyError):
+        return None
+    with db.session() as s:
+        if s.get(DbtRunHistory, run_id) is not None:
+            return None
+        args = results.get("args") or {}
+        nodes = [_plain_node(r) for r in results.get("results") or []]
+        completed = _time(results["metadata"].get("generated_at")) or utcnow()
+        started = _time(results["metadata"].get("invocation_started_at")) or completed
+        failed = [n for n in nodes if n.status in ("error", "fail", "runtime error")]
+        s.add(
+            DbtRunHistory(
+                run_id=run_id,
+                project_name=None,
+                started_at=started,
+                completed_at=completed,
+                status="failed" if failed else "succeeded",
+                models_run=sum(1 for n in nodes if n.resource_type != "test" and n.status in _RAN),
+                tests_run=sum(1 for n in nodes if n.resource_type == "test" and n.status in _RAN),
+                meta={
+                    "command": (args.get("invocation_command") or "dbt").split()[1:],
+                    "source": "plain dbt",
+                    "invocation_id": run_id,
+                    "seconds": round(float(results.get("elapsed_time") or 0), 3),
+                    "failures": [f"{n.name}: {n.status}" for n in failed],
+                },
+                nodes=nodes,
+            )
+        )
+    return run_id
+
+
+def _plain_node(result: dict[str, Any]) -> DbtRunNode:
+    timing = {t["name"]: t for t in result.get("timing") or []}
+    begun = timing.get("compile") or timing.get("execute") or {}
+    ended = timing.get("execute") or timing.get("compile") or {}
+    resource_type, _, rest = result["unique_id"].partition(".")
+    return DbtRunNode(
+        unique_id=result["unique_id"],
+        name=rest.split(".")[1] if "." in rest else rest,
+        resource_type=resource_type,
+        status=str(result.get("status")),
+        started_at=_time(begun.get("started_at")),
+        completed_at=_time(ended.get("completed_at")),
+        seconds=float(result.get("execution_time") or 0),
+        relation=relation_name(result.get("relation_name")),
+        failures=result.get("failures"),
+        message=(result.get("message") or "")[:4000] or None,
+    )
+
+
+def _time(text: str | None) -> datetime | None:
+    return datetime.fromisoformat(text.replace("Z", "+00:00")) if text else None
 
 
 def run_history(db: Database, limit: int = 20) -> list[RunRecord]:

@@ -15,7 +15,7 @@ from fleuve.config import Settings
 from fleuve.lake import is_conflict
 from fleuve.metadata import Database
 from fleuve.transform.dbt import DbtRun, NodeEvent, run_dbt
-from fleuve.transform.history import record_end, record_start
+from fleuve.transform.history import record_end, record_plain_run, record_start
 
 log = logging.getLogger("fleuve.transform")
 
@@ -43,6 +43,8 @@ def run_transform(
         **(metadata or {}),
     }
     if db is not None:
+        # A plain `dbt` run since Fleuve's last one joins the history before it is overwritten.
+        record_plain_run(db, settings.path(settings.transform.project_dir))
         record_start(db, pending, context)
     retries = settings.lake.commit_retries if retries is None else retries
     try:
