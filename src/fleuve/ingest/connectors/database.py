@@ -115,6 +115,10 @@ class DatabaseConnector(Connector):
         """Columns the scanner would read lossily; they are read as exact text instead."""
         return []
 
+    def query_text_columns(self, columns: list[tuple[str, str, str]]) -> list[str]:
+        """Text columns a source query returns in a form the scanner misreads (as BLOB)."""
+        return []
+
     def native_literal(self, since: Cursor) -> str:
         """The cursor value as a literal of the source's own SQL."""
         return "'" + since.value.replace("'", "''") + "'"
@@ -152,6 +156,7 @@ class DatabaseConnector(Connector):
             where = f" WHERE {quote_ident(cursor)} >= {since.literal()}"
         if lossy and self.query_function:
             # The scanner cannot carry these exactly; the source renders them as text.
+            lossy += self.query_text_columns(columns)
             native = ", ".join(
                 f"CAST({self.native_ident(n)} AS {self.text_type}) AS {self.native_ident(n)}"
                 if n in lossy
@@ -384,6 +389,10 @@ class MySQLConnector(DatabaseConnector):
             if native.startswith("decimal(") and int(native[8:].split(",")[0].rstrip(")")) > 38:
                 out.append(name)
         return out
+
+    def query_text_columns(self, columns: list[tuple[str, str, str]]) -> list[str]:
+        # mysql_query() hands TEXT and JSON columns over as BLOB.
+        return [n for n, _, native in columns if native.endswith("text") or native == "json"]
 
     def select_list(self, columns: list[tuple[str, str, str]]) -> str:
         parts = []
