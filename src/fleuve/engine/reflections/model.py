@@ -112,7 +112,7 @@ class Reflection:
         s = self.spec
         if not self.enabled:
             combined = "DISABLED"
-        elif self.refresh_started_at and not self.refreshed_at:
+        elif self.refresh_started_at:
             combined = "REFRESHING"
         elif self.table_name is None:
             combined = "FAILED" if self.error else "CANNOT_ACCELERATE_SCHEDULED"

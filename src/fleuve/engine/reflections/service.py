@@ -365,7 +365,6 @@ class Reflections:
                 .where(
                     (EngineReflection.refresh_started_at.is_(None))
                     | (EngineReflection.refresh_started_at < now - LEASE)
-                    | (EngineReflection.refreshed_at >= EngineReflection.refresh_started_at)
                 )
                 .values(refresh_started_at=now)
             )
@@ -521,6 +520,7 @@ class Reflections:
             row.refreshed_at = now
             started = row.refresh_started_at or now
             row.refresh_seconds_taken = max(0.0, (now - started).total_seconds())
+            row.refresh_started_at = None
             self.catalog.bump(s)
 
     def _size(self, table: str | None) -> int:

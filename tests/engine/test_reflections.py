@@ -1,0 +1,314 @@
+"""Reflections: both DDL spellings, REST objects, freshness, staleness, refresh policies,
+incremental refresh from the change feed, and the fallback to a full rebuild."""
+
+from __future__ import annotations
+
+import time
+from datetime import timedelta
+
+import pyarrow as pa
+import pytest
+
+from fleuve.engine import Engine, EngineError, NotFound
+from fleuve.engine.reflections.model import REFLECTION_SCHEMA
+from fleuve.metadata.engine import EngineReflection
+
+DAILY = (
+    "CREATE REFLECTION daily ON gold.orders USING DIMENSIONS "
+    "(status, date_trunc('day', ordered_at)) MEASURES (SUM(amount), COUNT(*), AVG(amount), "
+    "MIN(amount), MAX(amount), APPROX_COUNT_DISTINCT(customer_id))"
+)
+QUERY = "SELECT status, SUM(amount) AS s, COUNT(*) AS n FROM gold.orders GROUP BY status"
+
+
+def run(engine: Engine, sql: str, user: str = "admin") -> tuple[pa.Table, list[str]]:
+    """Rows and the reflections chosen for them."""
+    result = engine.execute(sql, user=user)
+    rows = result.read_all()
+    job = engine.job(result.job_id)
+    return rows, [r["reflectionName"] for r in job.reflections if r["relationship"] == "CHOSEN"]
+
+
+def reasons(engine: Engine, sql: str) -> dict[str, str]:
+    result = engine.execute(sql, user="admin")
+    result.read_all()
+    return {r["reflectionName"]: r.get("reason", "") for r in engine.job(result.job_id).reflections}
+
+
+def contents(engine: Engine, name: str) -> list[tuple]:
+    """The rows of a reflection's table, sorted, for comparing two builds."""
+    r = engine.reflections.get(name)
+    table = engine.reflections.materialization(r)
+    with engine.project.lake.session() as con:
+        rows = con.execute(f"SELECT * FROM {table}").fetchall()
+    return sorted(rows, key=repr)
+
+
+def test_dremio_spelling_status_and_rest_shape(engine: Engine) -> None:
+    run(
+        engine,
+        "ALTER TABLE gold.orders CREATE AGGREGATE REFLECTION by_country USING DIMENSIONS "
+        "(country, ordered_at BY DAY) MEASURES (amount (SUM, COUNT), quantity (MIN, MAX)) "
+        "PARTITION BY (country) LOCALSORT BY (country)",
+    )
+    run(
+        engine,
+        "ALTER TABLE gold.orders CREATE RAW REFLECTION ids USING DISPLAY (order_id, status) LOCALSORT BY (order_id)",
+    )
+    body = engine.reflection("by_country", user="admin")
+    assert body["type"] == "AGGREGATION" and body["enabled"] is True
+    assert body["dimensionFields"] == [
+        {"name": "country", "granularity": "NORMAL"},
+        {"name": "ordered_at", "granularity": "DATE"},
+    ]
+    assert body["measureFields"] == [
+        {"name": "amount", "measureTypeList": ["SUM", "COUNT"]},
+        {"name": "quantity", "measureTypeList": ["MIN", "MAX"]},
+    ]
+    assert body["partitionFields"] == [{"name": "country"}]
+    assert body["status"]["availability"] == "AVAILABLE"
+    assert body["status"]["combinedStatus"] == "CAN_ACCELERATE"
+    assert body["metrics"]["rows"] > 0 and body["metrics"]["sizeBytes"] > 0
+    assert body["datasetId"] == engine.dataset("gold.orders", user="admin").id
+    raw = engine.reflection("ids", user="admin")
+    assert raw["displayFields"] == [{"name": "order_id"}, {"name": "status"}]
+    run(engine, "ALTER TABLE gold.orders DROP REFLECTION ids")
+    with pytest.raises(NotFound):
+        engine.reflection("ids", user="admin")
+
+
+def test_seed_spelling_enable_disable_and_policy(engine: Engine) -> None:
+    run(engine, DAILY)
+    assert run(engine, QUERY)[1] == ["daily"]
+    run(engine, "ALTER REFLECTION daily SET ENABLED = FALSE")
+    assert run(engine, QUERY)[1] == []
+    run(engine, "ALTER REFLECTION daily SET ENABLED = TRUE")
+    assert run(engine, QUERY)[1] == ["daily"]
+    run(engine, "ALTER REFLECTION daily SET REFRESH EVERY 1 HOUR")
+    body = engine.reflection("daily", user="admin")
+    assert body["refreshPolicy"] == {"type": "EVERY", "everySeconds": 3600}
+    assert body["status"]["expiresAt"] is not None
+    status = run(
+        engine, "SELECT reflection_name, status, refresh_policy, chosen_count FROM sys.reflections"
+    )[0]
+    assert status.to_pylist()[0]["reflection_name"] == "daily"
+    assert status.to_pylist()[0]["chosen_count"] >= 2
+    run(engine, "DROP REFLECTION daily")
+    assert run(engine, QUERY)[1] == []
+
+
+def test_rest_crud(engine: Engine) -> None:
+    dataset = engine.dataset("gold.orders", user="admin")
+    created = engine.create_reflection(
+        {
+            "type": "AGGREGATION",
+            "name": "rest_agg",
+            "datasetId": dataset.id,
+            "enabled": True,
+            "dimensionFields": [{"name": "status"}],
+            "measureFields": [{"name": "amount", "measureTypeList": ["SUM", "COUNT"]}],
+        },
+        user="admin",
+    )
+    assert created["status"]["availability"] == "AVAILABLE"
+    assert run(engine, QUERY)[1] == ["rest_agg"]
+    assert [r["id"] for r in engine.list_reflections(user="admin", dataset_id=dataset.id)] == [
+        created["id"]
+    ]
+    # Changing the dimensions rebuilds it; the query it no longer covers goes to the source.
+    updated = engine.update_reflection(
+        created["id"], {"dimensionFields": [{"name": "country"}]}, user="admin"
+    )
+    assert updated["dimensionFields"] == [{"name": "country", "granularity": "NORMAL"}]
+    assert run(engine, QUERY)[1] == []
+    assert run(engine, "SELECT country, SUM(amount) FROM gold.orders GROUP BY country")[1] == [
+        "rest_agg"
+    ]
+    engine.delete_reflection(created["id"], user="admin")
+    assert engine.list_reflections(user="admin") == []
+    with pytest.raises(EngineError):
+        engine.create_reflection(
+            {"type": "AGGREGATION", "datasetId": dataset.id, "dimensionFields": [{"name": "nope"}]},
+            user="admin",
+        )
+
+
+def test_stale_reflection_is_not_used_until_refreshed(engine: Engine) -> None:
+    run(engine, DAILY)
+    before, _ = run(engine, QUERY)
+    run(
+        engine,
+        "INSERT INTO gold.orders (order_id, status, amount, ordered_at) VALUES (100000, 'paid', 1000.00, TIMESTAMP '2024-06-01 10:00')",
+    )
+    after, chosen = run(engine, QUERY)
+    assert chosen == []
+    assert "stale" in reasons(engine, QUERY)["daily"]
+    assert after != before
+    assert engine.reflection("daily", user="admin")["status"]["combinedStatus"] == "EXPIRED"
+    assert [r.name for r in engine.reflections.due()] == ["daily"]
+    result = engine.refresh_reflection("daily", user="admin")
+    assert result.mode == "INCREMENTAL"
+    again, chosen = run(engine, QUERY)
+    assert chosen == ["daily"]
+    assert sorted(again.to_pylist(), key=repr) == sorted(after.to_pylist(), key=repr)
+    assert engine.reflections.due() == []
+
+
+def test_staleness_window_allows_a_stale_reflection(engine: Engine) -> None:
+    run(engine, DAILY)
+    run(engine, "INSERT INTO gold.orders (order_id, status, amount) VALUES (100001, 'new', 5.00)")
+    assert run(engine, QUERY)[1] == []
+    run(engine, "ALTER TABLE gold.orders SET STALENESS 1 HOUR")
+    assert run(engine, QUERY)[1] == ["daily"]
+    assert engine.dataset("gold.orders", user="admin").staleness_seconds == 3600
+    run(engine, "ALTER TABLE gold.orders SET STALENESS NONE")
+    assert run(engine, QUERY)[1] == []
+
+
+def test_incremental_refresh_equals_a_full_rebuild_after_appends(engine: Engine) -> None:
+    run(engine, DAILY)
+    run(engine, "CREATE REFLECTION raw_ids ON gold.orders USING DISPLAY (order_id, status, amount)")
+    run(engine, "CREATE SPACE Shop")
+    run(
+        engine,
+        "CREATE VIEW Shop.paid AS SELECT order_id, amount, country, ordered_at FROM gold.orders WHERE status = 'paid'",
+    )
+    run(
+        engine,
+        "CREATE REFLECTION paid_by_country ON Shop.paid USING DIMENSIONS (country) MEASURES (SUM(amount), COUNT(*))",
+    )
+    for batch in range(3):
+        run(
+            engine,
+            "INSERT INTO gold.orders SELECT 200000 + i, i % 40, ['paid', 'new'][i % 2 + 1], "
+            "['FR', 'JP', NULL][i % 3 + 1], TIMESTAMP '2025-01-01' + to_hours(i + 100 * "
+            f"{batch}), (i % 97)::DECIMAL(12, 2), i % 5, i / 3.0 FROM range({batch * 50}, {batch * 50 + 50}) t(i)",
+        )
+    for name in ("daily", "raw_ids", "paid_by_country"):
+        result = engine.refresh_reflection(name, user="admin")
+        assert result.mode == "INCREMENTAL", (name, result)
+        incremental = contents(engine, name)
+        full = engine.refresh_reflection(name, user="admin", mode="FULL")
+        assert full.mode == "FULL"
+        assert contents(engine, name) == incremental, name
+    assert run(engine, QUERY)[1] == ["daily"]
+    assert run(engine, "SELECT country, SUM(amount) FROM Shop.paid GROUP BY country")[1] == [
+        "paid_by_country"
+    ]
+
+
+def test_updates_and_deletes_fall_back_to_a_full_rebuild(engine: Engine) -> None:
+    run(engine, DAILY)
+    run(engine, "UPDATE gold.orders SET amount = amount + 1 WHERE order_id < 10")
+    result = engine.refresh_reflection("daily", user="admin")
+    assert result.mode == "FULL" and "updated or deleted" in result.reason
+    run(engine, "DELETE FROM gold.orders WHERE order_id < 5")
+    assert engine.refresh_reflection("daily", user="admin").mode == "FULL"
+    plain = Engine(engine.project, accelerate=False)
+    try:
+        assert sorted(run(engine, QUERY)[0].to_pylist(), key=repr) == sorted(
+            run(plain, QUERY)[0].to_pylist(), key=repr
+        )
+    finally:
+        plain.close()
+
+
+def test_joins_refresh_fully(engine: Engine) -> None:
+    run(engine, "CREATE SPACE Shop")
+    run(
+        engine,
+        "CREATE VIEW Shop.lines AS SELECT o.amount, c.segment FROM gold.orders o JOIN gold.customers c USING (customer_id)",
+    )
+    run(
+        engine,
+        "CREATE REFLECTION seg ON Shop.lines USING DIMENSIONS (segment) MEASURES (SUM(amount))",
+    )
+    run(engine, "INSERT INTO gold.orders (order_id, customer_id, amount) VALUES (300000, 1, 10.00)")
+    result = engine.refresh_reflection("seg", user="admin")
+    assert result.mode == "FULL" and "exactly one lake table" in result.reason
+
+
+def test_full_refresh_builds_aside_and_swaps(engine: Engine) -> None:
+    run(engine, DAILY)
+    first = engine.reflections.get("daily").table_name
+    run(engine, "INSERT INTO gold.orders (order_id, amount) VALUES (400000, 1.00)")
+    engine.refresh_reflection("daily", user="admin", mode="FULL")
+    second = engine.reflections.get("daily").table_name
+    assert first != second
+    with engine.project.lake.session() as con:
+        tables = {
+            r[0]
+            for r in con.execute(
+                "SELECT table_name FROM duckdb_tables() WHERE database_name = 'lake' AND schema_name = ?",
+                [REFLECTION_SCHEMA],
+            ).fetchall()
+        }
+    assert second in tables and first not in tables
+    # The hidden schema is not a catalog container and cannot be named.
+    assert REFLECTION_SCHEMA not in run(engine, "SHOW SCHEMAS")[0].column(0).to_pylist()
+
+
+def test_policies_decide_what_is_due(engine: Engine) -> None:
+    run(engine, DAILY)
+    run(
+        engine,
+        "CREATE REFLECTION manual ON gold.orders USING DIMENSIONS (country) MEASURES (COUNT(*))",
+    )
+    run(engine, "ALTER REFLECTION manual SET REFRESH MANUAL")
+    run(
+        engine,
+        "CREATE REFLECTION hourly ON gold.orders USING DIMENSIONS (customer_id) MEASURES (COUNT(*))",
+    )
+    run(engine, "ALTER REFLECTION hourly SET REFRESH EVERY 1 HOUR")
+    assert engine.reflections.due() == []
+    run(engine, "INSERT INTO gold.orders (order_id) VALUES (500000)")
+    assert [r.name for r in engine.reflections.due()] == ["daily"]
+    # An hour later the periodic one is due as well.
+    with engine.project.db.session() as s:
+        row = s.query(EngineReflection).filter_by(name="hourly").one()
+        row.refreshed_at = row.refreshed_at - timedelta(hours=2)
+        engine.catalog.bump(s)
+    assert sorted(r.name for r in engine.reflections.due()) == ["daily", "hourly"]
+    results = {r.reflection: r.mode for r in engine.refresh_due()}
+    assert results == {"daily": "INCREMENTAL", "hourly": "INCREMENTAL"}
+    assert engine.reflections.due() == []
+
+
+def test_scheduler_refreshes_in_the_background(engine: Engine) -> None:
+    run(engine, DAILY)
+    run(engine, "INSERT INTO gold.orders (order_id, status, amount) VALUES (600000, 'paid', 3.00)")
+    engine.start_scheduler(interval=0.2)
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and run(engine, QUERY)[1] != ["daily"]:
+        time.sleep(0.2)
+    assert run(engine, QUERY)[1] == ["daily"]
+
+
+def test_definition_change_waits_for_a_rebuild(engine: Engine) -> None:
+    run(engine, DAILY)
+    r = engine.reflections.get("daily")
+    engine.reflections.alter(r, spec=r.spec)  # same columns, new version: rebuilt before use
+    assert run(engine, QUERY)[1] == []
+    assert "definition changed" in reasons(engine, QUERY)["daily"]
+    engine.refresh_reflection("daily", user="admin")
+    assert run(engine, QUERY)[1] == ["daily"]
+
+
+def test_bad_definitions_are_refused(engine: Engine) -> None:
+    with pytest.raises(EngineError, match="no column"):
+        run(engine, "CREATE REFLECTION bad ON gold.orders USING DISPLAY (nope)")
+    with pytest.raises(EngineError, match="APPROX_COUNT_DISTINCT"):
+        run(
+            engine,
+            "CREATE REFLECTION bad ON gold.orders USING DIMENSIONS (status) MEASURES (COUNT(DISTINCT customer_id))",
+        )
+    with pytest.raises(EngineError, match="dimension"):
+        run(
+            engine,
+            "CREATE REFLECTION bad ON gold.orders USING DIMENSIONS (status) MEASURES (SUM(amount)) PARTITION BY (country)",
+        )
+    with pytest.raises(NotFound):
+        run(engine, "CREATE REFLECTION bad ON gold.nothing USING DISPLAY (x)")
+    run(engine, DAILY)
+    with pytest.raises(EngineError, match="already exists"):
+        run(engine, DAILY)
