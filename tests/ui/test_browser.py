@@ -204,3 +204,52 @@ def test_each_chart_says_whether_a_reflection_served_it(page: Page, served: Serv
     expect(page.get_by_role("region", name="Reflection freshness")).to_contain_text(
         "ui_daily_revenue"
     )
+
+
+def test_chart_builder_saves_a_chart_onto_a_new_dashboard(page: Page, served: Served) -> None:
+    page.goto(served.url + "/ui/dashboards")
+    login(page, served)
+    page.get_by_label("Title").fill("Ventes par canal")
+    expect(page.get_by_label("Slug")).to_have_value("ventes-par-canal")
+    page.get_by_role("button", name="Create dashboard").click()
+    expect(page.get_by_role("heading", name="Ventes par canal")).to_be_visible()
+
+    page.goto(served.url + "/ui/charts/new?dataset=gold.fct_orders")
+    page.wait_for_selector("#chart-preview-run")
+    page.get_by_label("Title").fill("Orders per channel")
+    page.get_by_label("Chart type").select_option("bar")
+    page.get_by_label("X axis / dimension").select_option("channel")
+    page.get_by_label("Aggregate").select_option("sum")
+    page.get_by_label("Of column").select_option("amount")
+    page.get_by_role("button", name="Preview").click()
+    page.wait_for_selector("#chart-preview .main-svg")
+    expect(page.locator(".chart-card .meta")).to_contain_text("3 rows")
+    page.get_by_role("button", name="Save chart").click()
+    expect(page.locator("#toast")).to_contain_text("Saved chart Orders per channel")
+    page.get_by_label("Dashboard to add the chart to").select_option("ventes-par-canal")
+    page.get_by_role("button", name="Add to dashboard").click()
+    expect(page.locator("#toast")).to_contain_text("Added to the dashboard")
+
+    page.get_by_role("link", name="Charts").click()
+    expect(page.get_by_role("link", name="Orders per channel")).to_be_visible()
+    page.goto(served.url + "/ui/dashboards/ventes-par-canal")
+    card = page.locator('[data-chart="orders-per-channel"]')
+    expect(card).to_have_attribute("data-state", "ready")
+    assert rows(page, "orders-per-channel") == 3
+
+
+def test_admin_grants_and_revokes_through_the_engine(page: Page, served: Served) -> None:
+    page.goto(served.url + "/ui/admin")
+    login(page, served)
+    expect(page.get_by_role("tab", name="Users")).to_have_attribute("aria-selected", "true")
+    expect(page.get_by_role("tabpanel")).to_contain_text(ANALYST[0])
+    page.get_by_role("tab", name="Users").press("ArrowRight")  # tabs follow the arrow keys
+    expect(page.get_by_role("tab", name="Roles")).to_be_focused()
+    page.get_by_role("tab", name="Grants").click()
+    statement = page.get_by_label("GRANT or REVOKE statement")
+    statement.fill("GRANT SELECT ON gold.fct_daily_revenue TO ROLE finance")
+    statement.press("Enter")
+    expect(page.get_by_role("tabpanel")).to_contain_text("role finance")
+    statement.fill("REVOKE SELECT ON gold.fct_daily_revenue FROM ROLE finance")
+    statement.press("Enter")
+    expect(page.get_by_role("tabpanel")).not_to_contain_text("role finance")

@@ -679,7 +679,7 @@ async function chartBuilderPage(root, slug) {
 
   const datasets = await completionData().catch(() => ({}));
   let columns = [];
-  const field = (label, control) => h("label", {}, label, control);
+  const field = (label, control, wide) => h("label", { class: wide ? "wide" : null }, label, control);
   const source = h("select", { "aria-label": "Source" },
     h("option", { value: "" }, "SQL query"),
     Object.keys(datasets).map((d) => h("option", { value: d, selected: d === spec.dataset }, d)));
@@ -770,7 +770,7 @@ async function chartBuilderPage(root, slug) {
     h("h1", {}, slug ? `Chart ${spec.title}` : "New chart"),
     h("div", { class: "panel stack" },
       h("div", { class: "row" }, field("Title", title), field("Source", source), field("Chart type", type)),
-      field("SQL", sqlBox),
+      field("SQL", sqlBox, true),
       h("div", { class: "row" }, field("X axis / dimension", x), field("Time grain", grain), field("Series", series),
         field("Aggregate", agg), field("Of column", measure), field("Row limit", limit)),
       h("div", { class: "row" },
@@ -1067,9 +1067,9 @@ async function adminPage(root) {
     return table(["role", "members"], Object.entries(roles).sort().map(([r, m]) => [r, m.join(", ")]));
   };
   const grantsPanel = async () => {
-    const statement = h("input", { style: "min-width:min(520px,100%)", placeholder: "GRANT SELECT ON gold.customer_metrics TO ROLE analyst" });
+    const statement = h("input", { placeholder: "GRANT SELECT ON gold.customer_metrics TO ROLE analyst" });
     const out = h("div");
-    const form = h("form", { class: "row", "aria-label": "Grant or revoke" }, h("label", {}, "GRANT or REVOKE statement", statement), h("button", { type: "submit" }, "Run"));
+    const form = h("form", { class: "row", "aria-label": "Grant or revoke" }, h("label", { class: "wide" }, "GRANT or REVOKE statement", statement), h("button", { type: "submit" }, "Run"));
     form.addEventListener("submit", async (e) => {
       e.preventDefault();
       if (!/^\s*(GRANT|REVOKE)\s/i.test(statement.value)) { toast("write a GRANT or REVOKE statement"); return; }
