@@ -145,6 +145,7 @@ class FilesConnector(Connector):
     # -- reading ----------------------------------------------------------------------
 
     def check(self, con: duckdb.DuckDBPyConnection) -> str:
+        self.list_files(con, f"{self.base()}/*")
         found = {s.name: len(self.list_files(con, self.pattern(s))) for s in self.conn.streams}
         listed = ", ".join(f"{k}: {v} files" for k, v in found.items()) or "no streams declared"
         return f"reached {self.base()}; {listed}"

@@ -1,0 +1,65 @@
+"""The commands a user runs: fleuve source check|discover, fleuve sync, fleuve jobs."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from fleuve.cli import cli
+from tests.ingest.conftest import Workspace, connection
+
+
+def _run(folder: Path, *args: str) -> tuple[int, str]:
+    runner = CliRunner(env={"COLUMNS": "200"})
+    result = runner.invoke(cli, ["-p", str(folder), *args], catch_exceptions=False)
+    # The console wraps long lines; compare words.
+    return result.exit_code, " ".join(result.output.split())
+
+
+def test_source_sync_and_jobs_commands(workspace: Workspace, tmp_path: Path) -> None:
+    drops = tmp_path / "drops"
+    drops.mkdir()
+    (drops / "a.csv").write_text("id,ville\n1,Orléans\n2,東京\n", encoding="utf-8")
+    stream = {
+        "name": "towns",
+        "path": "*.csv",
+        "sync_mode": "incremental",
+        "destination_sync_mode": "append",
+    }
+    workspace.configure([connection({"type": "files", "path": str(drops)}, [stream])])
+    folder = workspace.folder
+
+    code, out = _run(folder, "source", "check", "src")
+    assert code == 0 and "towns: 1 files" in out
+
+    code, out = _run(folder, "source", "discover", "src", "--json")
+    catalog = json.loads(out.replace("\n", " "))
+    assert code == 0 and catalog["streams"][0]["columns"][1] == {"name": "ville", "type": "VARCHAR"}
+
+    code, out = _run(folder, "sync", "src")
+    assert code == 0 and "succeeded: 2 records committed" in out
+
+    (drops / "b.csv").write_text("id,ville\n3,الرباط\n", encoding="utf-8")
+    code, out = _run(folder, "sync", "src", "--stream", "towns")
+    assert code == 0 and "succeeded: 1 records committed" in out
+
+    code, out = _run(folder, "sync", "src", "--full-refresh")
+    assert code == 0 and "succeeded: 3 records committed" in out
+    assert workspace.rows("SELECT count(*) FROM bronze.towns") == [(3,)]
+
+    code, out = _run(folder, "jobs", "--json")
+    jobs = json.loads(out)
+    assert code == 0 and [j["job"]["status"] for j in jobs] == ["succeeded"] * 3
+    code, out = _run(folder, "jobs")
+    assert code == 0 and "src" in out and "succeeded" in out
+
+    code, out = _run(folder, "sync", "src", "--stream", "nope")
+    assert code == 1 and "no stream named 'nope'" in out and "towns" in out
+
+
+def test_failed_check_names_the_fix(workspace: Workspace, tmp_path: Path) -> None:
+    workspace.configure([connection({"type": "files", "path": str(tmp_path / "missing")}, [])])
+    code, out = _run(workspace.folder, "source", "check", "src")
+    assert code == 1 and "does not exist" in out and "Fix:" in out
