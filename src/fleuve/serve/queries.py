@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 import threading
@@ -33,20 +34,83 @@ class Caller:
     protocol: str = "rest"
 
 
-@dataclass
 class Stream:
-    """A running query's schema and its record batches, read once."""
+    """A running query: its schema now, its record batches as the engine produces them.
 
-    job_id: str
-    schema: pa.Schema
-    batches: Iterator[pa.RecordBatch]
-    rows: int = 0
+    Iterating reads the batches once; the query is audited when they end, fail, or when
+    `close()` stops it early (a client that went away, a shutdown, a ticket never fetched).
+    """
+
+    def __init__(
+        self,
+        queries: Queries,
+        job_id: str,
+        schema: pa.Schema,
+        inner: Iterator[pa.RecordBatch],
+        caller: Caller,
+        sql: str,
+        started: float,
+    ) -> None:
+        self.job_id = job_id
+        self.schema = schema
+        self.rows = 0
+        self._queries = queries
+        self._inner = inner
+        self._caller = caller
+        self._sql = sql
+        self._started_at = started
+        self._begun = False
+        self._done = False
+
+    @property
+    def batches(self) -> Iterator[pa.RecordBatch]:
+        """The record batches (an iterator over this stream)."""
+        return self
+
+    def __iter__(self) -> Iterator[pa.RecordBatch]:
+        return self
+
+    def __next__(self) -> pa.RecordBatch:
+        if self._done:
+            raise StopIteration
+        if self._queries.stopping:
+            self._stop("the server is shutting down")
+            raise StopIteration
+        self._begun = True
+        try:
+            batch = next(self._inner)
+        except StopIteration:
+            self._end("ok")
+            raise
+        except QueryCanceled as exc:
+            self._end("cancelled", _first_line(exc))
+            raise
+        except Exception as exc:
+            self._end("failed", _first_line(exc))
+            raise
+        self.rows += batch.num_rows
+        return batch
 
     def close(self) -> None:
         """Stop the query if it is still producing rows."""
-        close = getattr(self.batches, "close", None)
+        if not self._done:
+            self._stop("the client stopped reading")
+
+    def _stop(self, why: str) -> None:
+        if not self._begun:
+            # The engine's stream releases its cursor only once started: interrupt, then start it.
+            with contextlib.suppress(Exception):
+                self._queries.engine.cancel(self.job_id)
+            with contextlib.suppress(Exception):
+                next(self._inner)
+        close = getattr(self._inner, "close", None)
         if close is not None:
             close()
+        self._end("cancelled", why)
+
+    def _end(self, outcome: str, error: str | None = None) -> None:
+        self._done = True
+        self._queries._ended(self, self._caller, self._sql, self._started_at, outcome, error)
 
 
 @dataclass
@@ -99,46 +163,25 @@ class Queries:
             outcome = "denied" if isinstance(exc, AccessDenied) else "failed"
             self._audit(caller, sql, None, started, outcome=outcome, error=_first_line(exc))
             raise
-        stream = Stream(result.job_id, result.schema, iter(()))
-        stream.batches = self._follow(stream, result.batches, caller, sql, started)
+        stream = Stream(self, result.job_id, result.schema, result.batches, caller, sql, started)
         with self._lock:
             self._running[result.job_id] = stream
         return stream
 
-    def _follow(
+    def _ended(
         self,
         stream: Stream,
-        batches: Iterator[pa.RecordBatch],
         caller: Caller,
         sql: str,
         started: float,
-    ) -> Iterator[pa.RecordBatch]:
-        outcome, error = "ok", None
-        try:
-            for batch in batches:
-                if self._stopping.is_set():
-                    outcome, error = "cancelled", "the server is shutting down"
-                    break
-                stream.rows += batch.num_rows
-                yield batch
-        except GeneratorExit:
-            outcome, error = "cancelled", "the client stopped reading"
-            raise
-        except QueryCanceled as exc:
-            outcome, error = "cancelled", _first_line(exc)
-            raise
-        except Exception as exc:
-            outcome, error = "failed", _first_line(exc)
-            raise
-        finally:
-            close = getattr(batches, "close", None)
-            if close is not None:
-                close()
-            with self._lock:
-                self._running.pop(stream.job_id, None)
-            self._audit(
-                caller, sql, stream.job_id, started, outcome=outcome, error=error, rows=stream.rows
-            )
+        outcome: str,
+        error: str | None,
+    ) -> None:
+        with self._lock:
+            self._running.pop(stream.job_id, None)
+        self._audit(
+            caller, sql, stream.job_id, started, outcome=outcome, error=error, rows=stream.rows
+        )
 
     def submit(self, sql: str, caller: Caller, context: list[str] | None = None) -> str:
         """Start `sql` as an asynchronous job (the REST flow); audited when it ends."""
