@@ -13,7 +13,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from fleuve.project import ADMIN_PASSWORD_FILE
 from tests.conftest import free_port
@@ -32,6 +32,8 @@ CHROMIUM_ARGS = [
 ]
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 ANALYST = ("analyst", "analyst-password-1")
+# Other test suites may share the machine's two cores: assertions wait up to 30 s, not 5.
+expect.set_options(timeout=30_000)
 
 
 @dataclass
