@@ -147,9 +147,10 @@ def browser() -> Iterator[Browser]:
 
 
 def screenshot(page: Page, name: str) -> None:
-    """Save a screenshot for the docs and the README."""
-    DOCS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(DOCS / f"{name}.png"), full_page=True)
+    """Save a screenshot for the docs and the README when FLEUVE_SCREENSHOTS=1."""
+    if os.environ.get("FLEUVE_SCREENSHOTS") == "1":
+        DOCS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(DOCS / f"{name}.png"), full_page=True)
 
 
 def login(page: Page, served: Served, user: str = "admin", password: str | None = None) -> None:
