@@ -54,8 +54,12 @@ def profile(settings: Settings) -> dict[str, Any]:
         "threads": 1 if sqlite else settings.transform.threads,
         # Extension options must apply before ATTACH, hence config_options, not settings.
         "config_options": duckdb_config(),
-        # Applied after ATTACH: DuckLake retries a commit that lost a race with another writer.
-        "settings": {"ducklake_max_retry_count": lake.commit_retries},
+        "settings": {
+            # Applied after ATTACH: DuckLake retries a commit that lost a race with another writer.
+            "ducklake_max_retry_count": lake.commit_retries,
+            # Tables have no row order; not keeping one lets DuckDB write Parquet in parallel.
+            "preserve_insertion_order": False,
+        },
         "attach": [
             {
                 "path": _ducklake_path(settings),
