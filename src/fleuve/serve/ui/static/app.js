@@ -692,6 +692,10 @@ async function chartBuilderPage(root, slug) {
   const agg = h("select", {}, ["count", "sum", "avg", "min", "max", "count_distinct"].map((a) => h("option", { value: a, selected: a === spec.metrics?.[0]?.agg }, a)));
   const measure = h("select", {});
   const limit = h("input", { type: "number", min: 1, max: 100000, value: spec.limit || 1000 });
+  const condition = spec.where?.[0] || {};
+  const whereColumn = h("select", {});
+  const whereOp = h("select", {}, ["=", "!=", ">", ">=", "<", "<=", "in", "is null", "is not null"].map((o) => h("option", { value: o, selected: o === condition.op }, o)));
+  const whereValue = h("input", { value: Array.isArray(condition.value) ? condition.value.join(", ") : condition.value ?? "", placeholder: "completed, shipped" });
   const title = h("input", { value: spec.title || "", placeholder: "Revenue per day", required: true });
   const preview = h("div", { class: "chart-body", id: "chart-preview" }, h("p", { class: "muted" }, "Preview shows here."));
   const meta = h("div", { class: "meta" });
@@ -711,6 +715,7 @@ async function chartBuilderPage(root, slug) {
     fillColumns(x, spec.x, "none");
     fillColumns(series, spec.series, "none");
     fillColumns(measure, spec.metrics?.[0]?.column, "rows (count)");
+    fillColumns(whereColumn, condition.column, "no filter");
     sqlBox.closest("label").hidden = Boolean(source.value);
   }
 
@@ -729,6 +734,11 @@ async function chartBuilderPage(root, slug) {
     if (grain.value && out.x) out.time_grain = grain.value;
     if (series.value && !["pie", "big_number"].includes(type.value)) out.series = series.value;
     if (type.value === "table" && !x.value) { out.columns = columns.slice(0, 20); out.metrics = []; }
+    if (whereColumn.value) {
+      const raw = whereValue.value.trim();
+      const value = whereOp.value === "in" ? raw.split(",").map((v) => v.trim()).filter(Boolean) : raw;
+      out.where = [{ column: whereColumn.value, op: whereOp.value, value: whereOp.value.startsWith("is") ? null : value }];
+    }
     return out;
   }
 
@@ -773,6 +783,7 @@ async function chartBuilderPage(root, slug) {
       field("SQL", sqlBox, true),
       h("div", { class: "row" }, field("X axis / dimension", x), field("Time grain", grain), field("Series", series),
         field("Aggregate", agg), field("Of column", measure), field("Row limit", limit)),
+      h("div", { class: "row" }, field("Filter column", whereColumn), field("Operator", whereOp), field("Value(s)", whereValue)),
       h("div", { class: "row" },
         h("button", { type: "button", id: "chart-preview-run", onclick: runPreview }, "Preview"),
         h("button", { type: "button", class: "secondary", onclick: save }, "Save chart"),
@@ -1022,9 +1033,12 @@ async function jobsPage(root) {
         h("code", {}, q.detail.sql || q.target || "", q.detail.error ? h("div", { class: "error" }, q.detail.error) : "")]));
     }],
     ["Reflection refreshes", async () => {
-      const { data } = await api(`${FLEUVE}/jobs?configType=reflection&limit=50`);
-      if (!data.length) return h("p", { class: "muted" }, "No reflection refresh recorded.");
-      return table(["job", "reflection", "status", "updated", "log"], data.map(({ job }) => [job.id, job.configId, badge(job.status), when(job.updatedAt), logButton({ jobId: job.id }, "Show log")]));
+      const { data } = await api(`${UI}/reflections`);
+      if (!data.length) return h("p", { class: "muted" }, "No reflection defined.");
+      return table(["reflection", "dataset", "state", "last refresh", "mode", "seconds", "rows", "failures"], data.map((r) => [
+        r.name, (r.datasetPath || []).join("."), badge(r.status?.availability || "unknown"), when(r.status?.lastRefreshFinished),
+        r.metrics?.lastRefreshMode || "", r.metrics?.lastRefreshSeconds?.toFixed(2) ?? "", r.metrics?.rows ?? "",
+        r.status?.failureCount ? h("div", { class: "error" }, `${r.status.failureCount}: ${r.status.lastFailureMessage || ""}`) : "0"]));
     }],
   ])));
 }
