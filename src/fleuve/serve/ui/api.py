@@ -103,7 +103,7 @@ def _json(body: Any, status: int = 200) -> Response:
 def _bad(exc: ValidationError) -> HTTPException:
     first = exc.errors()[0]
     where = ".".join(str(p) for p in first.get("loc", ()))
-    return HTTPException(400, f"invalid spec: {where}: {first.get('msg')}".replace(": :", ":"))
+    return HTTPException(400, f"invalid {where or 'spec'}: {first.get('msg')}")
 
 
 def run_query(queries: Queries, caller: Caller, sql: str) -> dict[str, Any]:
@@ -120,7 +120,8 @@ def run_query(queries: Queries, caller: Caller, sql: str) -> dict[str, Any]:
     return {
         "jobId": stream.job_id,
         "columns": schema_json(table.schema),
-        "rows": [list(r.values()) for r in table.to_pylist()],
+        # Rows as lists, not dicts: two result columns may share a name.
+        "rows": [list(r) for r in zip(*(c.to_pylist() for c in table.columns), strict=True)],
         "rowCount": table.num_rows,
         "elapsedMs": round(elapsed, 1),
         "sql": sql,
