@@ -19,6 +19,14 @@ from fleuve.serve.server import FleuveServer
 ADMIN_PASSWORD = "admin-pass-1234"
 ANALYST_PASSWORD = "analyst-pass-5678"
 ORDERS_ROWS = 300_000
+VISITS = 250
+# Written into fleuve.yml in place of the template's `connections: []`.
+CONNECTION = """
+  - name: site_drops
+    source: {type: files, path: drops, format: csv}
+    streams:
+      - {name: raw_visits, path: "*.csv"}
+"""
 
 
 @dataclass
@@ -68,6 +76,16 @@ def make_project(folder: Path, monkeypatch: pytest.MonkeyPatch) -> Project:
     """A project with an admin, an analyst (no grants) and tables in bronze and gold."""
     monkeypatch.setenv("FLEUVE_ADMIN_PASSWORD", ADMIN_PASSWORD)
     init_project(folder, "serve-test")
+    drops = folder / "drops"
+    drops.mkdir()
+    (drops / "visits.csv").write_text(
+        "visit_id,page\n" + "".join(f"{i},/p/{i % 5}\n" for i in range(VISITS)), encoding="utf-8"
+    )
+    config = folder / "fleuve.yml"
+    config.write_text(
+        config.read_text(encoding="utf-8").replace("connections: []", "connections:" + CONNECTION),
+        encoding="utf-8",
+    )
     project = Project.open(folder)
     auth.create_user(project.db, "analyst", ANALYST_PASSWORD, ["analyst"])
     project.lake.commit(

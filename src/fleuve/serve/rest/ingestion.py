@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import threading
 import time
-from datetime import datetime
 from typing import Any
 
 from fastapi import APIRouter
 from pydantic import BaseModel, Field
 from sqlalchemy import select
 
+from fleuve import ingest
 from fleuve.errors import FleuveError
 from fleuve.metadata import Job
 from fleuve.project import Project
@@ -35,57 +35,21 @@ class JobRequest(BaseModel):
     id: int | str = Field(description="the job id returned by connections/sync")
 
 
-def _epoch(value: datetime | None) -> int | None:
-    return int(value.timestamp()) if value else None
-
-
-def job_info(job: Job) -> dict[str, Any]:
-    """A job and its attempts as a JobInfoRead."""
-    return {
-        "job": {
-            "id": job.id,
-            "configType": job.config_type,
-            "configId": job.config_id,
-            "createdAt": _epoch(job.created_at),
-            "updatedAt": _epoch(job.updated_at),
-            "status": job.status,
-        },
-        "attempts": [
-            {
-                "attempt": {
-                    "id": a.number,
-                    "status": a.status,
-                    "createdAt": _epoch(a.created_at),
-                    "updatedAt": _epoch(a.updated_at),
-                    "endedAt": _epoch(a.ended_at),
-                    "recordsSynced": a.records_synced,
-                    "bytesSynced": a.bytes_synced,
-                    "failureSummary": a.failure_summary,
-                }
-            }
-            for a in job.attempts
-        ],
-    }
-
-
 def read_job(project: Project, job_id: int) -> dict[str, Any]:
-    """The JobInfoRead of one job; a 404 when there is none."""
-    with project.db.session() as s:
-        job = s.get(Job, job_id)
-        if job is None:
-            raise ApiError(404, f"no job with id {job_id}", "use the id connections/sync returned")
-        return job_info(job)
+    """The JobInfoRead of one sync job; a 404 when there is none."""
+    info = ingest.job_info(project.db, job_id)
+    if info is None:
+        raise ApiError(404, f"no sync job with id {job_id}", "use the id connections/sync returned")
+    return info
 
 
 def start_sync(project: Project, name: str) -> int:
     """Start syncing connection `name` in the background; returns its job id once recorded."""
-    from fleuve.ingest import sync_connection
-
     project.settings.connection(name)  # an unknown name fails here, naming the known ones
     with project.db.session() as s:
         before = s.scalar(select(Job.id).order_by(Job.id.desc()).limit(1)) or 0
     thread = threading.Thread(
-        target=sync_connection,
+        target=ingest.sync_connection,
         args=(project.settings, project.lake, project.db, name),
         name=f"fleuve-sync-{name}",
         daemon=True,

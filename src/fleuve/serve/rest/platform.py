@@ -9,14 +9,14 @@ from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel, Field
 from sqlalchemy import select
 
-from fleuve import transform
+from fleuve import ingest, transform
 from fleuve.errors import FleuveError
 from fleuve.lake import LAYERS, quote_ident
-from fleuve.metadata import Job, PipelineRun
+from fleuve.metadata import PipelineRun
 from fleuve.security import audit, auth
 from fleuve.serve import catalog
 from fleuve.serve.rest.deps import Admin, ApiError, Authed, CallerDep, ProjectDep, QueriesDep, page
-from fleuve.serve.rest.ingestion import job_info, read_job, start_sync
+from fleuve.serve.rest.ingestion import read_job, start_sync
 from fleuve.serve.rest.types import dumps
 
 router = APIRouter(prefix="/api/fleuve/v1", tags=["Fleuve"])
@@ -73,15 +73,11 @@ def connection_sync(name: str, project: ProjectDep, user: Authed) -> dict[str, A
 def jobs(
     project: ProjectDep,
     _: Authed,
-    config_type: Annotated[str | None, Query(alias="configType", description="e.g. sync")] = None,
+    connection: Annotated[str | None, Query(description="only this connection's syncs")] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> dict[str, Any]:
-    """Recent jobs (syncs, dbt runs, refreshes), newest first, as JobInfoRead objects."""
-    q = select(Job).order_by(Job.id.desc()).limit(limit)
-    if config_type:
-        q = q.where(Job.config_type == config_type)
-    with project.db.session() as s:
-        return page([job_info(j) for j in s.scalars(q)])
+    """Recent sync jobs, newest first, as JobInfoRead objects."""
+    return page(ingest.recent_jobs(project.db, limit, connection))
 
 
 @router.get("/jobs/{job_id}")
