@@ -137,7 +137,14 @@ def load_stream(
             committed = _count(con.execute(f"INSERT INTO {table} BY NAME {source}"))
         else:
             committed = _merge(
-                con, table, source, target_cols, keys, cursor_col, extract.has_source_file
+                con,
+                table,
+                source,
+                target_cols,
+                keys,
+                cursor_col,
+                extract.has_source_file,
+                empty=not exists,
             )
         outcome.records_committed = committed
         rejected = _reject(
@@ -483,13 +490,18 @@ def _merge(
     keys: list[str],
     cursor_col: str | None,
     with_file: bool,
+    *,
+    empty: bool,
 ) -> int:
     """Upsert: one row per key, the latest by cursor (the incoming one when there is no cursor)."""
     all_cols = [*cols, EXTRACTED_AT, SYNC_ID, *([SOURCE_FILE] if with_file else [])]
     part = ", ".join(quote_ident(k) for k in keys)
     order = f"{quote_ident(cursor_col)} DESC NULLS LAST" if cursor_col else "1"
     latest = f"SELECT * FROM ({source}) QUALIFY row_number() OVER (PARTITION BY {part} ORDER BY {order}) = 1"
-    on = " AND ".join(f"t.{quote_ident(k)} IS NOT DISTINCT FROM s.{quote_ident(k)}" for k in keys)
+    if empty:
+        # A table created by this sync has nothing to match: a plain insert is much cheaper.
+        return _count(con.execute(f"INSERT INTO {table} BY NAME {latest}"))
+    on = " AND ".join(f"t.{quote_ident(k)} = s.{quote_ident(k)}" for k in keys)
     newer = (
         f" AND (t.{quote_ident(cursor_col)} IS NULL OR s.{quote_ident(cursor_col)} >= t.{quote_ident(cursor_col)})"
         if cursor_col
