@@ -176,8 +176,12 @@ def _env(settings: Settings) -> Iterator[None]:
     try:
         yield
     finally:
-        os.environ.clear()
-        os.environ.update(saved)
+        # Put back only what changed: other threads keep reading the environment meanwhile.
+        for key in set(os.environ) - set(saved):
+            del os.environ[key]
+        for key, value in saved.items():
+            if os.environ.get(key) != value:
+                os.environ[key] = value
 
 
 def run_dbt(
@@ -207,7 +211,9 @@ def run_dbt(
     run = DbtRun(command=list(args), success=False, seconds=0.0)
     started = time.monotonic()
     with _DBT_LOCK, _env(settings):
-        manifest = _manifest(settings, project_dir, dbtRunner) if args[0] != "parse" else None
+        # `--vars` can change what parsing yields, so such a command parses for itself.
+        reuse = args[0] != "parse" and "--vars" not in args
+        manifest = _manifest(settings, project_dir, dbtRunner) if reuse else None
         res = dbtRunner(manifest=manifest, callbacks=callbacks).invoke([*args, *dbt_args(settings)])
         run.invocation_id = get_invocation_id()
     run.seconds = time.monotonic() - started
@@ -255,11 +261,6 @@ def _fingerprint(project_dir: Path) -> str:
         stat = path.stat()
         digest.update(f"{rel}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
     return digest.hexdigest()
-
-
-def forget_manifest(settings: Settings) -> None:
-    """Drop the cached manifest of the project, e.g. after editing models programmatically."""
-    _MANIFESTS.pop(settings.path(settings.transform.project_dir), None)
 
 
 def _progress(on_event: Callable[[NodeEvent], None]) -> Callable[[Any], None]:

@@ -12,12 +12,20 @@ from typing import Any
 import yaml
 
 from fleuve.config import Settings
-from fleuve.lake import is_conflict
 from fleuve.metadata import Database
 from fleuve.transform.dbt import DbtRun, NodeEvent, run_dbt
 from fleuve.transform.history import record_end, record_plain_run, record_start
 
 log = logging.getLogger("fleuve.transform")
+
+# What the lake's catalogs say when another process committed or held the catalog first.
+_RACE_MARKERS = (
+    "database is locked",
+    "failed to commit ducklake transaction",
+    "write-write conflict",
+    "could not serialize access",
+    "deadlock detected",
+)
 
 
 def run_transform(
@@ -32,8 +40,9 @@ def run_transform(
     """Run a dbt command the way Fleuve does.
 
     Nodes that lost a commit race with another lake writer are resumed with `dbt retry` after a
-    bounded backoff, up to `retries` times (lake.commit_retries by default); tests that found failing rows are run again with `--store-failures` so the
-    rows wait in `audit.<test>`; with `db`, the run and each node's timing go to dbt_run_history.
+    bounded backoff, up to `retries` times (lake.commit_retries by default). Tests that found
+    failing rows are run again with `--store-failures`, so the rows wait in `audit.<test>`.
+    With `db`, the run and each node's timing go to dbt_run_history.
     """
     pending = DbtRun(command=list(args), success=False, seconds=0.0)
     pending.project_name = dbt_project_name(settings)
@@ -93,8 +102,15 @@ def dbt_project_name(settings: Settings) -> str | None:
 def _lost_races(run: DbtRun) -> bool:
     """True when every failure of the run is a commit conflict or a locked catalog."""
     if run.failed:
-        return all(n.status == "error" and is_conflict(n.message or "") for n in run.failed)
-    return bool(run.error) and is_conflict(run.error or "")
+        return all(n.status == "error" and _lost_race(n.message) for n in run.failed)
+    return _lost_race(run.error)
+
+
+def _lost_race(message: str | None) -> bool:
+    # Narrower than any error that mentions a "conflict": a real error resumed ten times
+    # would only make the user wait for the same failure.
+    text = (message or "").lower()
+    return any(marker in text for marker in _RACE_MARKERS)
 
 
 def _store_failures(settings: Settings, run: DbtRun) -> None:
