@@ -74,8 +74,12 @@ class Stream:
         if self._done:
             raise StopIteration
         if self._queries.stopping:
+            # An error, not the end of the stream: a cut result must not look complete.
             self._stop("the server is shutting down")
-            raise StopIteration
+            raise QueryCanceled(
+                f"job {self.job_id} was cancelled: the server is shutting down",
+                "run the query again once the server is back",
+            )
         self._begun = True
         try:
             batch = next(self._inner)

@@ -18,7 +18,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from fleuve import __version__
 
 STATIC = Path(__file__).parent / "static"
-SHELL_PREFIXES = ("/ui/", "/ui")
+CHART_PAGES = ("/ui/dashboards/", "/ui/charts/")
 # plotly.js is loaded from the installed `plotly` package, never from a CDN or a copy here.
 VENDOR = {"plotly.min.js": ("plotly", "package_data/plotly.min.js")}
 CSP = (
@@ -68,19 +68,21 @@ def static_asset(name: str) -> Asset | None:
 
 
 @cache
-def shell() -> Asset:
-    """The HTML page every UI route answers with, asset URLs pinned to their content hashes."""
+def shell(charts: bool = False) -> Asset:
+    """The HTML page every UI route answers with, asset URLs pinned to their content hashes.
+
+    Pages that draw charts start fetching and compiling plotly.js at once, alongside the app.
+    """
     html = (STATIC / "index.html").read_text(encoding="utf-8")
     for name in ("app.css", "app.js"):
         html = html.replace(f"{{{name}}}", f"/ui/static/{name}?v={static_asset(name).etag}")
     plotly = vendor_asset("plotly.min.js")
-    html = html.replace(
-        "{plotly.min.js}", f"/ui/vendor/plotly.min.js?v={plotly.etag if plotly else 0}"
-    )
-    html = html.replace("{version}", __version__)
-    return Asset(
-        html.encode(), "text/html; charset=utf-8", hashlib.sha256(html.encode()).hexdigest()[:16]
-    )
+    plotly_url = f"/ui/vendor/plotly.min.js?v={plotly.etag if plotly else 0}"
+    html = html.replace("{plotly.min.js}", plotly_url)
+    tag = f'\n  <script src="{plotly_url}" async data-plotly></script>' if charts else ""
+    html = html.replace("{plotly-tag}", tag).replace("{version}", __version__)
+    body = html.encode()
+    return Asset(body, "text/html; charset=utf-8", hashlib.sha256(body).hexdigest()[:16])
 
 
 def resolve(path: str) -> tuple[Asset | None, bool]:
@@ -94,7 +96,7 @@ def resolve(path: str) -> tuple[Asset | None, bool]:
         or path == "/ui"
         or (path.startswith("/ui/") and "." not in path.rsplit("/", 1)[-1])
     ):
-        return shell(), False
+        return shell(path.startswith(CHART_PAGES)), False
     return None, False
 
 

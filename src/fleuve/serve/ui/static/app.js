@@ -120,14 +120,18 @@ async function sqlJob(sql) {
   }
 }
 
+// Chart pages start loading plotly.js in the page's head; other pages load it on first use.
 function loadPlotly() {
   if (!state.plotly) {
     state.plotly = new Promise((resolve, reject) => {
-      const src = document.querySelector('meta[name="fleuve-plotly"]').content;
-      const script = h("script", { src });
-      script.onload = () => resolve(window.Plotly);
-      script.onerror = () => reject(new Error("could not load plotly.js"));
-      document.head.append(script);
+      if (window.Plotly) { resolve(window.Plotly); return; }
+      let script = document.querySelector("script[data-plotly]");
+      if (!script) {
+        script = h("script", { src: document.querySelector('meta[name="fleuve-plotly"]').content, "data-plotly": true });
+        document.head.append(script);
+      }
+      script.addEventListener("load", () => resolve(window.Plotly));
+      script.addEventListener("error", () => reject(new Error("could not load plotly.js")));
     });
   }
   return state.plotly;
