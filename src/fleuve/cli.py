@@ -526,7 +526,7 @@ def _transform(
     from fleuve.transform import NodeEvent, run_transform
 
     project = ctx.project()
-    args = [command]
+    args = command.split()
     args += [a for spec in select for a in ("--select", spec)]
     args += [a for spec in exclude for a in ("--exclude", spec)]
     if full_refresh:
@@ -573,6 +573,15 @@ def _transform(
             "see the failures above; failing rows are in the audit tables named there, the full "
             "dbt log in .fleuve/logs/dbt/dbt.log",
         )
+
+
+@transform.command("freshness")
+@_selection
+@pass_ctx
+@handles_errors
+def transform_freshness(ctx: Context, select: tuple[str, ...], exclude: tuple[str, ...]) -> None:
+    """Check how recently each bronze source landed rows (warn after 24 h, fail after 48 h)."""
+    _transform(ctx, "source freshness", select, exclude, False)
 
 
 @transform.command("history")

@@ -229,6 +229,19 @@ def test_cli_builds_shows_history_and_lineage(built) -> None:  # type: ignore[no
     assert "fct_customer_lifetime_value" in unknown.output
 
 
+def test_freshness_warns_about_a_stale_bronze_table(built) -> None:  # type: ignore[no-untyped-def]
+    project, _ = built
+    project.lake.commit(
+        lambda c: c.execute(
+            "UPDATE bronze.raw_products SET _fleuve_extracted_at = now() - INTERVAL 30 HOUR"
+        )
+    )
+    where = ["--project", str(project.settings.project_dir)]
+    done = CliRunner().invoke(cli, [*where, "transform", "freshness"])
+    assert done.exit_code == 0, done.output  # a warning, not yet an error (after 48 hours)
+    assert "raw_products" in done.output and "dbt source freshness: 4 pass, 1 warn" in done.output
+
+
 def test_profile_keeps_secrets_out_and_waits_for_other_writers(tmp_path: Path) -> None:
     from fleuve.config import load_settings
     from fleuve.transform import write_profile

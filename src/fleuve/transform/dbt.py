@@ -268,7 +268,7 @@ def _progress(on_event: Callable[[NodeEvent], None]) -> Callable[[Any], None]:
 
     def callback(msg: Any) -> None:
         name = msg.info.name
-        if name not in ("LogStartLine", "LogModelResult", "LogTestResult"):
+        if name not in ("LogStartLine", "LogModelResult", "LogTestResult", "LogFreshnessResult"):
             return
         data = msg.data
         node = data.node_info
