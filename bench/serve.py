@@ -1,0 +1,339 @@
+"""Serving: a 10M-row result over Arrow Flight, over the REST pages, and psql COPY as reference;
+then 32 concurrent Flight clients on the demo dashboard's queries, with and without reflections.
+
+    fleuve demo DIR --scale 1000000 --no-serve
+    python bench/serve.py DIR [--rows 10000000] [--clients 32] [--seconds 20]
+
+Writes `gold.bench_rows` (--rows rows) into DIR's lake and the same rows into the machine's
+PostgreSQL (`bench_serve.rows` in database `test`), starts `fleuve serve` on DIR (free ports),
+and measures from this process, as a client would:
+
+- Flight: `get_flight_info` + `do_get` of `SELECT *`, every batch read (Arrow bytes / s);
+- REST: `POST /api/v3/sql`, wait for COMPLETED, then every page of 500 rows (rows / s);
+- psql: `COPY bench_serve.rows TO STDOUT` read through a pipe (the PostgreSQL reference);
+- dashboard: `--clients` threads, each with its own Flight connection, run the dashboard queries
+  round-robin for `--seconds`; p50 / p99 latency of a whole query (info + every batch).
+
+Targets: Flight ≥ 1 GB/s and ≥ 20x REST; dashboard p99 ≤ 200 ms with reflections.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import pyarrow.flight as flight
+
+from fleuve.project import Project
+from fleuve.security import auth
+
+PG = "postgresql://postgres@127.0.0.1:5432/test"
+DASHBOARD = {
+    "daily revenue, last 30 days": (
+        "SELECT order_date, SUM(amount) AS daily_revenue FROM gold.fct_daily_revenue "
+        "WHERE order_date >= DATE '2025-06-01' GROUP BY order_date ORDER BY order_date"
+    ),
+    "orders by status": "SELECT status, COUNT(*) AS orders FROM gold.fct_orders GROUP BY status",
+    "revenue by country": (
+        "SELECT country_code, SUM(amount) AS revenue FROM gold.fct_orders GROUP BY country_code"
+    ),
+    "average basket": (
+        "SELECT AVG(amount) AS basket FROM gold.fct_orders WHERE status IN ('completed', 'shipped')"
+    ),
+    "top customers by lifetime value": (
+        "SELECT customer_id, customer_name, lifetime_value FROM gold.fct_customer_lifetime_value "
+        "ORDER BY lifetime_value DESC LIMIT 15"
+    ),
+}
+REFLECTIONS = [
+    "CREATE REFLECTION bench_orders_agg ON gold.fct_orders USING DIMENSIONS (status, country_code) "
+    "MEASURES (SUM(amount), COUNT(*), AVG(amount))",
+    "CREATE REFLECTION bench_daily_agg ON gold.fct_daily_revenue USING DIMENSIONS (order_date) "
+    "MEASURES (SUM(amount))",
+    "CREATE REFLECTION bench_ltv_raw ON gold.fct_customer_lifetime_value USING DISPLAY "
+    "(customer_id, customer_name, lifetime_value)",
+]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def prepare(project: Project, rows: int) -> None:
+    """The same rows in the lake and in PostgreSQL (skipped when already there)."""
+    select = (
+        "SELECT i AS id, i % 100000 AS customer_id, round(i * 0.37 % 1000, 2)::DOUBLE AS amount, "
+        "DATE '2020-01-01' + (i % 2000)::INT AS day, 'item-' || (i % 50000) AS label "
+        f"FROM range({rows}) t(i)"
+    )
+    con = project.lake.connect()
+    have = con.execute(
+        "SELECT count(*) FROM duckdb_tables() WHERE database_name = 'lake' "
+        "AND schema_name = 'gold' AND table_name = 'bench_rows'"
+    ).fetchone()[0]
+    if not have or con.execute("SELECT count(*) FROM gold.bench_rows").fetchone()[0] != rows:
+        print(f"writing {rows:,} rows to gold.bench_rows ...", flush=True)
+        project.lake.commit(
+            lambda c: c.execute(f"CREATE OR REPLACE TABLE gold.bench_rows AS {select}")
+        )
+    con.execute(f"ATTACH '{PG}' AS pg (TYPE postgres)")
+    con.execute("CALL postgres_execute('pg', 'CREATE SCHEMA IF NOT EXISTS bench_serve')")
+    try:
+        pg_rows = con.execute("SELECT count(*) FROM pg.bench_serve.rows").fetchone()[0]
+    except Exception:
+        pg_rows = -1
+    if pg_rows != rows:
+        print(f"writing {rows:,} rows to PostgreSQL bench_serve.rows ...", flush=True)
+        con.execute("DROP TABLE IF EXISTS pg.bench_serve.rows")
+        con.execute(f"CREATE TABLE pg.bench_serve.rows AS {select}")
+    con.execute("DETACH pg")
+    con.close()
+
+
+def start_server(folder: Path) -> tuple[subprocess.Popen, str, str]:
+    http, grpc = free_port(), free_port()
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "fleuve",
+            "--project",
+            str(folder),
+            "serve",
+            "--port",
+            str(http),
+            "--flight-port",
+            str(grpc),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"http://127.0.0.1:{http}/health").is_success:
+                return proc, f"http://127.0.0.1:{http}", f"grpc://127.0.0.1:{grpc}"
+        except httpx.TransportError:
+            time.sleep(0.2)
+    proc.kill()
+    raise SystemExit("fleuve serve did not start")
+
+
+def flight_query(url: str, token: str, sql: str) -> tuple[int, int]:
+    """Run one query over Flight; (rows, Arrow bytes) read."""
+    client = flight.FlightClient(url)
+    options = flight.FlightCallOptions(headers=[(b"authorization", f"Bearer {token}".encode())])
+    info = client.get_flight_info(flight.FlightDescriptor.for_command(sql.encode()), options)
+    rows = size = 0
+    for endpoint in info.endpoints:
+        for chunk in client.do_get(endpoint.ticket, options):
+            rows += chunk.data.num_rows
+            size += chunk.data.nbytes
+    client.close()
+    return rows, size
+
+
+def bench_flight(url: str, token: str, rows: int, runs: int) -> dict[str, float]:
+    times = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        got, size = flight_query(url, token, "SELECT * FROM gold.bench_rows")
+        times.append(time.perf_counter() - started)
+        assert got == rows, f"Flight returned {got} rows"
+    best = statistics.median(times)
+    return {"seconds": best, "rows_per_s": rows / best, "bytes": size, "bytes_per_s": size / best}
+
+
+def bench_rest(base: str, token: str, rows: int) -> dict[str, float]:
+    client = httpx.Client(base_url=base, headers={"Authorization": f"Bearer {token}"}, timeout=600)
+    started = time.perf_counter()
+    job = client.post("/api/v3/sql", json={"sql": "SELECT * FROM gold.bench_rows"}).json()["id"]
+    while client.get(f"/api/v3/job/{job}").json()["jobState"] not in ("COMPLETED", "FAILED"):
+        time.sleep(0.05)
+    completed = time.perf_counter() - started
+    got = size = 0
+    for offset in range(0, rows, 500):
+        resp = client.get(f"/api/v3/job/{job}/results", params={"offset": offset, "limit": 500})
+        size += len(resp.content)
+        got += len(resp.json()["rows"])
+    seconds = time.perf_counter() - started
+    assert got == rows, f"REST returned {got} rows"
+    return {
+        "seconds": seconds,
+        "job_seconds": completed,
+        "rows_per_s": rows / seconds,
+        "bytes": size,
+    }
+
+
+def bench_psql(rows: int) -> dict[str, float]:
+    started = time.perf_counter()
+    proc = subprocess.Popen(
+        ["psql", PG, "-c", "COPY bench_serve.rows TO STDOUT"], stdout=subprocess.PIPE
+    )
+    size = lines = 0
+    while chunk := proc.stdout.read(1 << 20):
+        size += len(chunk)
+        lines += chunk.count(b"\n")
+    proc.wait()
+    seconds = time.perf_counter() - started
+    assert lines == rows, f"psql returned {lines} rows"
+    return {
+        "seconds": seconds,
+        "rows_per_s": rows / seconds,
+        "bytes": size,
+        "bytes_per_s": size / seconds,
+    }
+
+
+def run_sql(url: str, token: str, sql: str) -> None:
+    try:
+        flight_query(url, token, sql)
+    except flight.FlightError as exc:
+        if "already exists" not in str(exc):
+            raise
+
+
+def bench_dashboard(url: str, token: str, clients: int, seconds: float) -> dict[str, float]:
+    latencies: list[float] = []
+    errors: list[str] = []
+    lock = threading.Lock()
+    stop = time.monotonic() + seconds
+    queries = list(DASHBOARD.values())
+
+    def worker(n: int) -> None:
+        client = flight.FlightClient(url)
+        options = flight.FlightCallOptions(headers=[(b"authorization", f"Bearer {token}".encode())])
+        mine, i = [], n
+        while time.monotonic() < stop:
+            sql = queries[i % len(queries)]
+            i += 1
+            started = time.perf_counter()
+            try:
+                info = client.get_flight_info(
+                    flight.FlightDescriptor.for_command(sql.encode()), options
+                )
+                client.do_get(info.endpoints[0].ticket, options).read_all()
+            except flight.FlightError as exc:
+                with lock:
+                    errors.append(str(exc).splitlines()[0])
+                continue
+            mine.append(time.perf_counter() - started)
+        with lock:
+            latencies.extend(mine)
+        client.close()
+
+    threads = [threading.Thread(target=worker, args=(n,)) for n in range(clients)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if errors:
+        print(f"  {len(errors)} errors, e.g. {errors[0]}")
+    latencies.sort()
+    pick = lambda q: latencies[min(len(latencies) - 1, int(q * len(latencies)))] * 1000  # noqa: E731
+    return {
+        "queries": len(latencies),
+        "qps": len(latencies) / seconds,
+        "p50_ms": pick(0.5),
+        "p99_ms": pick(0.99),
+    }
+
+
+def reflections_chosen(base: str, token: str) -> dict[str, bool]:
+    client = httpx.Client(base_url=base, headers={"Authorization": f"Bearer {token}"})
+    out = {}
+    for name, sql in DASHBOARD.items():
+        job = client.post("/api/v3/sql", json={"sql": sql}).json()["id"]
+        while (state := client.get(f"/api/v3/job/{job}").json())["jobState"] not in (
+            "COMPLETED",
+            "FAILED",
+            "CANCELED",
+        ):
+            time.sleep(0.02)
+        rel = state["acceleration"]["reflectionRelationships"]
+        out[name] = any(r["relationship"] == "CHOSEN" for r in rel)
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("project", type=Path, help="a demo project (fleuve demo DIR --no-serve)")
+    parser.add_argument("--rows", type=int, default=10_000_000)
+    parser.add_argument("--clients", type=int, default=32)
+    parser.add_argument("--seconds", type=float, default=20)
+    parser.add_argument("--runs", type=int, default=3, help="Flight and psql runs (median)")
+    args = parser.parse_args()
+
+    project = Project.open(args.project)
+    prepare(project, args.rows)
+    token, _ = auth.create_personal_token(project.db, "admin", "bench-serve", days=1)
+    project.close()
+    proc, base, url = start_server(args.project)
+    try:
+        print(f"{args.rows:,} rows, {os.cpu_count()} cores", flush=True)
+        fl = bench_flight(url, token, args.rows, args.runs)
+        print(
+            f"Flight   {fl['seconds']:7.2f} s  {fl['rows_per_s'] / 1e6:7.2f} M rows/s  "
+            f"{fl['bytes_per_s'] / 1e9:5.2f} GB/s ({fl['bytes'] / 1e6:,.0f} MB Arrow)",
+            flush=True,
+        )
+        ps = statistics.median_low([bench_psql(args.rows)["seconds"] for _ in range(args.runs)])
+        print(
+            f"psql     {ps:7.2f} s  {args.rows / ps / 1e6:7.2f} M rows/s  (COPY TO STDOUT, text)",
+            flush=True,
+        )
+        rest = bench_rest(base, token, args.rows)
+        print(
+            f"REST     {rest['seconds']:7.2f} s  {rest['rows_per_s'] / 1e6:7.2f} M rows/s  "
+            f"(job {rest['job_seconds']:.1f} s, {args.rows // 500:,} pages, "
+            f"{rest['bytes'] / 1e6:,.0f} MB JSON)",
+            flush=True,
+        )
+        print(
+            f"Flight / REST: {rest['seconds'] / fl['seconds']:.1f}x   "
+            f"Flight / psql: {ps / fl['seconds']:.1f}x",
+            flush=True,
+        )
+
+        for sql in REFLECTIONS:
+            run_sql(url, token, sql)
+        chosen = reflections_chosen(base, token)
+        print(
+            "reflection chosen: "
+            + ", ".join(f"{k}: {'yes' if v else 'no'}" for k, v in chosen.items())
+        )
+        bench_dashboard(url, token, args.clients, 3)  # warm-up
+        with_r = bench_dashboard(url, token, args.clients, args.seconds)
+        print(
+            f"dashboard, {args.clients} clients, reflections on:  p50 {with_r['p50_ms']:6.1f} ms  "
+            f"p99 {with_r['p99_ms']:6.1f} ms  {with_r['qps']:6.0f} queries/s",
+            flush=True,
+        )
+        for name in ("bench_orders_agg", "bench_daily_agg", "bench_ltv_raw"):
+            run_sql(url, token, f"ALTER REFLECTION {name} SET ENABLED = FALSE")
+        without = bench_dashboard(url, token, args.clients, args.seconds)
+        print(
+            f"dashboard, {args.clients} clients, reflections off: p50 {without['p50_ms']:6.1f} ms  "
+            f"p99 {without['p99_ms']:6.1f} ms  {without['qps']:6.0f} queries/s",
+            flush=True,
+        )
+        for name in ("bench_orders_agg", "bench_daily_agg", "bench_ltv_raw"):
+            run_sql(url, token, f"ALTER REFLECTION {name} SET ENABLED = TRUE")
+    finally:
+        proc.terminate()
+        proc.wait(timeout=60)
+
+
+if __name__ == "__main__":
+    main()
