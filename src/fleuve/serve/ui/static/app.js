@@ -194,27 +194,34 @@ const ROUTES = [
 ];
 
 let currentCleanup = null;
+let rendering = 0;
 
+// Each render draws into its own container: a page still loading when the user moves on
+// finishes into a detached element instead of over the next page.
 async function render() {
   if (currentCleanup) { currentCleanup(); currentCleanup = null; }
+  const mine = ++rendering;
   const path = location.pathname;
   const route = ROUTES.find(([re]) => re.test(path));
   for (const a of document.querySelectorAll("#nav a")) {
     a.toggleAttribute("aria-current", false);
     if (route && a.getAttribute("href") === route[2]) a.setAttribute("aria-current", "page");
   }
-  const root = main();
-  root.replaceChildren(h("p", { class: "muted" }, "Loading…"));
+  const view = h("div", {}, h("p", { class: "muted" }, "Loading…"));
+  main().replaceChildren(view);
   if (!route) {
-    root.replaceChildren(h("h1", {}, "Not found"), h("p", {}, "No page at ", path, "."));
+    view.replaceChildren(h("h1", {}, "Not found"), h("p", {}, "No page at ", path, "."));
     return;
   }
   try {
     const params = path.match(route[0]).slice(1).map(decodeURIComponent);
-    const cleanup = await route[1](root, ...params);
-    if (typeof cleanup === "function") currentCleanup = cleanup;
+    const cleanup = await route[1](view, ...params);
+    if (typeof cleanup === "function") {
+      if (mine === rendering) currentCleanup = cleanup;
+      else cleanup();
+    }
   } catch (error) {
-    if (error.status !== 401) root.replaceChildren(errorBox(error));
+    if (error.status !== 401) view.replaceChildren(errorBox(error));
   }
 }
 
@@ -346,7 +353,9 @@ async function catalogPage(root) {
     }));
   }
 
+  let showing = 0;
   async function showDataset(d) {
+    const mine = ++showing;
     detail.replaceChildren(h("p", { class: "muted" }, "Loading…"));
     const pathUrl = d.path.map(encodeURIComponent).join("/");
     try {
@@ -354,6 +363,7 @@ async function catalogPage(root) {
         api(`/api/v3/catalog/by-path/${pathUrl}`),
         api(`${FLEUVE}/lake/tables/${pathUrl}?limit=50`),
       ]);
+      if (mine !== showing) return;
       const fields = entity.fields || [];
       const columns = fields.map((f) => f.name);
       detail.replaceChildren(
@@ -984,12 +994,16 @@ function tabs(defs) {
       if (e.key === "ArrowRight") select((i + 1) % defs.length, true);
       if (e.key === "ArrowLeft") select((i - 1 + defs.length) % defs.length, true);
     } }, label));
+  let shown = 0;
   async function select(i, focus) {
+    const mine = ++shown;  // a slower, earlier tab must not overwrite the one chosen since
     buttons.forEach((b, j) => { b.setAttribute("aria-selected", i === j ? "true" : "false"); b.tabIndex = i === j ? 0 : -1; });
     if (focus) buttons[i].focus();
     panel.setAttribute("aria-labelledby", `tab-${i}`);
     panel.replaceChildren(h("p", { class: "muted" }, "Loading…"));
-    try { panel.replaceChildren(await defs[i][1]()); } catch (error) { panel.replaceChildren(errorBox(error)); }
+    let content;
+    try { content = await defs[i][1](); } catch (error) { content = errorBox(error); }
+    if (mine === shown) panel.replaceChildren(content);
   }
   select(0);
   return h("div", {}, h("div", { class: "tabs", role: "tablist" }, buttons), panel);
