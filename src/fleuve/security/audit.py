@@ -9,7 +9,6 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-import sqlglot
 from sqlalchemy import delete, func, insert, select
 
 from fleuve.metadata import AuditEvent, Database
@@ -17,8 +16,6 @@ from fleuve.metadata.models import utcnow
 
 log = logging.getLogger("fleuve.security")
 
-# Statements sqlglot does not parse into tables; parsing them would only log a warning.
-_NO_TABLES = {"SHOW", "DESCRIBE", "DESC", "SET", "USE", "PRAGMA", "CALL", "GRANT", "REVOKE", "ALTER"}
 KINDS = ("login", "query", "user", "token", "grant", "connection", "reflection")
 
 
@@ -100,24 +97,6 @@ def purge(db: Database, retention_days: int) -> int:
             delete(AuditEvent).where(AuditEvent.at < utcnow() - timedelta(days=retention_days))
         )
         return result.rowcount or 0
-
-
-def objects_read(sql: str) -> list[str]:
-    """The tables and views a query names, as dotted paths (best effort)."""
-    words = sql.split(None, 1)
-    if not words or words[0].upper() in _NO_TABLES:
-        return []
-    try:
-        tree = sqlglot.parse_one(sql, read="duckdb")
-    except sqlglot.errors.ParseError:
-        return []
-    ctes = {cte.alias_or_name for cte in tree.find_all(sqlglot.exp.CTE)}
-    names = {
-        ".".join(part for part in (t.catalog, t.db, t.name) if part)
-        for t in tree.find_all(sqlglot.exp.Table)
-        if t.name and t.name not in ctes
-    }
-    return sorted(names)
 
 
 class AuditWriter:
