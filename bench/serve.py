@@ -10,6 +10,7 @@ and measures from this process, as a client would:
 
 - Flight: `get_flight_info` + `do_get` of `SELECT *`, every batch read (Arrow bytes / s);
 - REST: `POST /api/v3/sql`, wait for COMPLETED, then every page of 500 rows (rows / s);
+- DuckDB: the same read in-process, without a server (what serving adds to);
 - psql: `COPY bench_serve.rows TO STDOUT` read through a pipe (the PostgreSQL reference);
 - dashboard: `--clients` threads, each with its own Flight connection, run the dashboard queries
   round-robin for `--seconds`; p50 / p99 latency of a whole query (info + every batch).
@@ -154,6 +155,23 @@ def bench_flight(url: str, token: str, rows: int, runs: int) -> dict[str, float]
     return {"seconds": best, "rows_per_s": rows / best, "bytes": size, "bytes_per_s": size / best}
 
 
+def bench_duckdb(folder: Path, rows: int, runs: int) -> float:
+    """Seconds to read the rows straight from the lake in this process: what Flight adds to."""
+    project = Project.open(folder)
+    con = project.lake.connect()
+    times = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        got = sum(
+            b.num_rows for b in con.execute("SELECT * FROM gold.bench_rows").to_arrow_reader(65_536)
+        )
+        times.append(time.perf_counter() - started)
+        assert got == rows
+    con.close()
+    project.close()
+    return statistics.median(times)
+
+
 def bench_rest(base: str, token: str, rows: int) -> dict[str, float]:
     client = httpx.Client(base_url=base, headers={"Authorization": f"Bearer {token}"}, timeout=600)
     started = time.perf_counter()
@@ -286,6 +304,12 @@ def main() -> None:
         print(
             f"Flight   {fl['seconds']:7.2f} s  {fl['rows_per_s'] / 1e6:7.2f} M rows/s  "
             f"{fl['bytes_per_s'] / 1e9:5.2f} GB/s ({fl['bytes'] / 1e6:,.0f} MB Arrow)",
+            flush=True,
+        )
+        raw = bench_duckdb(args.project, args.rows, args.runs)
+        print(
+            f"DuckDB   {raw:7.2f} s  {args.rows / raw / 1e6:7.2f} M rows/s  "
+            f"{fl['bytes'] / raw / 1e9:5.2f} GB/s (the lake read in-process, no network)",
             flush=True,
         )
         ps = statistics.median_low([bench_psql(args.rows)["seconds"] for _ in range(args.runs)])
