@@ -256,3 +256,13 @@ def test_admin_grants_and_revokes_through_the_engine(page: Page, served: Served)
     statement.fill("REVOKE SELECT ON gold.fct_daily_revenue FROM ROLE finance")
     statement.press("Enter")
     expect(page.get_by_role("tabpanel")).not_to_contain_text("role finance")
+
+
+def test_auto_refresh_reloads_the_charts(page: Page, served: Served) -> None:
+    open_dashboard(page, served, "?refresh=2")
+    expect(page.locator("#dash-refresh")).to_have_value("2")
+    generation = int(page.get_attribute("#dash-grid", "data-generation") or 0)
+    expect(page.locator("#dash-grid")).to_have_attribute("data-generation", str(generation + 1))
+    expect(page.locator('[data-chart="daily-revenue"]')).to_have_attribute("data-state", "ready")
+    page.select_option("#dash-refresh", "0")
+    assert "refresh=0" in page.url

@@ -856,7 +856,7 @@ function writeFilters(spec, values, refresh) {
     else if (v.length) v.forEach((x) => params.append(f.name, x));
     else params.set(f.name, "");
   }
-  if (refresh) params.set("refresh", refresh);
+  params.set("refresh", refresh);  // 0 too: "off" must survive a shared link
   return params;
 }
 
