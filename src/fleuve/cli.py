@@ -989,6 +989,7 @@ def serve(
 
 def _print_where(project: Project, where: Any) -> None:
     console.print(f"\nFleuve {__version__} serving [bold]{project.settings.project_dir}[/]")
+    console.print(f"  Web UI       {where.http}/  (dashboards at {where.http}/ui/dashboards)")
     console.print(f"  REST API     {where.http}/api/v3  (OpenAPI at {where.http}/docs)")
     console.print(f"  Arrow Flight {where.flight}  (Dremio-style commands and Flight SQL)")
     if where.compat:
