@@ -17,6 +17,7 @@ from rich.table import Table
 
 from fleuve import __version__
 from fleuve.config import CONFIG_FILE, find_project, parse_assignments
+from fleuve.dashboards.cli import dashboards
 from fleuve.errors import FleuveError
 from fleuve.project import ADMIN_PASSWORD_FILE, Project, init_project
 
@@ -1053,6 +1054,9 @@ def demo(ctx: Context, directory: Path, scale: int, serve_after: bool, api_port:
             from fleuve.serve.server import serve as run_server
 
             run_server(project, on_ready=lambda where: _print_where(project, where))
+
+
+cli.add_command(dashboards)
 
 
 def main() -> None:

@@ -184,3 +184,33 @@ def test_loader_upserts_files_reports_errors_and_drops_vanished(project: Project
         "analytique-client"
     ]
     assert not store.dashboard_exists(project.db, "analytique-client")
+
+
+def test_cli_checks_every_chart_through_the_engine(project: Project) -> None:
+    from click.testing import CliRunner
+
+    from fleuve.cli import cli
+
+    project.lake.commit(
+        lambda c: c.execute("CREATE TABLE gold.sales AS SELECT 1 AS id, 2.5 AS amount"),
+        what="cli test data",
+    )
+    folder = project.settings.project_dir / "dashboards"
+    folder.mkdir()
+    chart = {"title": "T", "type": "big_number", "dataset": "gold.sales"}
+    spec = {
+        "slug": "s",
+        "title": "S",
+        "charts": [
+            {**chart, "name": "good", "metrics": [{"agg": "sum", "column": "amount"}]},
+            {**chart, "name": "typo", "metrics": [{"agg": "sum", "column": "amuont"}]},
+        ],
+    }
+    (folder / "s.yml").write_text(yaml.safe_dump(spec), encoding="utf-8")
+    result = CliRunner().invoke(
+        cli, ["-p", str(project.settings.project_dir), "dashboards", "check"]
+    )
+    assert result.exit_code == 1, result.output
+    lines = result.output.splitlines()
+    assert any("good" in line and "ok" in line for line in lines)
+    assert any("typo" in line and "amuont" in line for line in lines)
