@@ -34,9 +34,7 @@ def test_sigkill_at_random_moments_never_loses_or_duplicates(
         "timestamp '2026-01-01' + (i % 5000) * interval '1 second' AS updated_at "
         "FROM generate_series(1, 80000) i"
     )
-    _pg(
-        f"CREATE TABLE {s}.lines AS SELECT i AS id, i % 13 AS qty FROM generate_series(1, 80000) i"
-    )
+    _pg(f"CREATE TABLE {s}.lines AS SELECT i AS id, i % 13 AS qty FROM generate_series(1, 80000) i")
     _pg(
         f"CREATE TABLE {s}.prices AS SELECT i AS id, i * 2 AS price FROM generate_series(1, 50000) i"
     )

@@ -95,6 +95,7 @@ def load_stream(
         since = state.cursor if incremental else None
         files = state.files if incremental else None
         extract = connector.extract(con, stream, since, files, ctx)
+        ctx.on_estimate(extract.estimated_rows, extract.row_bytes)
         outcome.bytes_read = extract.bytes_read
         outcome.files_read = (
             len(extract.files or {}) - len(files or {}) + len(extract.replaced_files)
@@ -145,6 +146,8 @@ def load_stream(
                 cursor_col,
                 extract.has_source_file,
                 empty=not exists,
+                unique=bool(extract.unique_key)
+                and set(extract.unique_key) == set(stream.primary_key),
             )
         outcome.records_committed = committed
         rejected = _reject(
@@ -187,6 +190,8 @@ def load_stream(
         )
         write_state(con, conn.name, stream.name, cursor, extract.files, sync_id)
         outcome.cursor = cursor.value if cursor else None
+        if not outcome.bytes_read and extract.row_bytes:
+            outcome.bytes_read = int(outcome.records_read * extract.row_bytes)
         return outcome
 
     try:
@@ -492,12 +497,16 @@ def _merge(
     with_file: bool,
     *,
     empty: bool,
+    unique: bool,
 ) -> int:
     """Upsert: one row per key, the latest by cursor (the incoming one when there is no cursor)."""
     all_cols = [*cols, EXTRACTED_AT, SYNC_ID, *([SOURCE_FILE] if with_file else [])]
     part = ", ".join(quote_ident(k) for k in keys)
     order = f"{quote_ident(cursor_col)} DESC NULLS LAST" if cursor_col else "1"
     latest = f"SELECT * FROM ({source}) QUALIFY row_number() OVER (PARTITION BY {part} ORDER BY {order}) = 1"
+    if unique:
+        # The source's primary key already makes each incoming key unique.
+        latest = source
     if empty:
         # A table created by this sync has nothing to match: a plain insert is much cheaper.
         return _count(con.execute(f"INSERT INTO {table} BY NAME {latest}"))

@@ -42,6 +42,7 @@ class StreamProgress:
     rows: int = 0
     bytes: int = 0
     estimated_rows: int | None = None
+    row_bytes: float | None = None
     percent: float | None = None
     started: float | None = None
     error: str | None = None
@@ -114,6 +115,8 @@ class _Run:
                         p.percent = pct
                         if p.estimated_rows:
                             p.rows = max(p.rows, int(p.estimated_rows * pct / 100))
+                            if p.row_bytes:
+                                p.bytes = int(p.rows * p.row_bytes)
         if self.on_progress:
             self.on_progress(list(self.progress.values()))
 
@@ -178,7 +181,15 @@ def sync_connection(
                     progress.rows += rows
                     progress.bytes += nbytes
 
-                ctx = ExtractContext(scratch=scratch, cancelled=run.cancelled, on_rows=on_rows)
+                def on_estimate(rows: int | None, width: float | None) -> None:
+                    progress.estimated_rows, progress.row_bytes = rows, width
+
+                ctx = ExtractContext(
+                    scratch=scratch,
+                    cancelled=run.cancelled,
+                    on_rows=on_rows,
+                    on_estimate=on_estimate,
+                )
                 sync_id = f"{job_id}-{number}-{stream.name}"
                 try:
                     outcome = load_stream(

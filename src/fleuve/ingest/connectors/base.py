@@ -75,6 +75,9 @@ class Extract:
     relation: str
     bytes_read: int = 0
     estimated_rows: int | None = None
+    row_bytes: float | None = None
+    # Columns the source guarantees unique (a declared primary key), if any.
+    unique_key: list[str] = field(default_factory=list)
     # SELECT of (location, reason, raw) for rows the source could not parse, if any.
     rejected: str | None = None
     # Files streams: fingerprints of every file seen, and the files read again after a change.
@@ -94,6 +97,8 @@ class ExtractContext:
     scratch: Path
     cancelled: threading.Event
     on_rows: Callable[[int, int], None] = lambda rows, nbytes: None
+    # Called once the extract is planned: (estimated rows, estimated bytes per row).
+    on_estimate: Callable[[int | None, float | None], None] = lambda rows, width: None
 
 
 def stream_types(stream: StreamSettings) -> dict[str, str]:

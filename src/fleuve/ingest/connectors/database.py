@@ -12,6 +12,8 @@ from typing import ClassVar
 from urllib.parse import unquote, urlsplit
 
 import duckdb
+import sqlglot
+from sqlglot import exp
 
 from fleuve.config import StreamSettings
 from fleuve.ingest.connectors.base import (
@@ -107,6 +109,10 @@ class DatabaseConnector(Connector):
         """The source's own estimate of a table's row count, when it keeps one."""
         return None
 
+    def row_bytes(self, con: duckdb.DuckDBPyConnection, schema: str, table: str) -> float | None:
+        """The source's average stored row size, to report bytes read."""
+        return None
+
     def select_list(self, columns: list[tuple[str, str, str]]) -> str:
         """The projection of a table scan; subclasses map native types the scanner flattens."""
         return ", ".join(quote_ident(n) for n, _, _ in columns)
@@ -144,7 +150,9 @@ class DatabaseConnector(Connector):
             )
         schema, table = self.split_table(stream.table or stream.name)
         columns = self.source_columns(con, schema, table)
-        estimate = self.estimate_rows(con, schema, table)
+        estimate, width = self.estimate_rows(con, schema, table), self.row_bytes(con, schema, table)
+        if since is not None:
+            estimate = None  # an incremental read is a small, unknown part of the table
         lossy = self.text_columns(columns)
         where = ""
         if since is not None and cursor:
@@ -154,8 +162,10 @@ class DatabaseConnector(Connector):
                     f"pick one of: {', '.join(n for n, _, _ in columns)}",
                 )
             where = f" WHERE {quote_ident(cursor)} >= {since.literal()}"
-        if lossy and self.query_function:
-            # The scanner cannot carry these exactly; the source renders them as text.
+        # The source runs the query itself when some columns must be rendered as exact text,
+        # and for incremental reads, where its index on the cursor finds the few new rows
+        # (the parallel scanner reads page ranges, which no index helps).
+        if (lossy or where) and self.query_function:
             lossy += self.query_text_columns(columns)
             native = ", ".join(
                 f"CAST({self.native_ident(n)} AS {self.text_type}) AS {self.native_ident(n)}"
@@ -175,7 +185,10 @@ class DatabaseConnector(Connector):
                 f"SELECT {self.select_list(columns)} FROM "
                 f"{self.alias}.{quote_ident(schema)}.{quote_ident(table)}{where}"
             )
-        return Extract(relation=relation, estimated_rows=estimate)
+        unique = self.primary_key(con, schema, table) if stream.primary_key else []
+        return Extract(
+            relation=relation, estimated_rows=estimate, row_bytes=width, unique_key=unique
+        )
 
     text_type: ClassVar[str] = "TEXT"
 
@@ -196,26 +209,40 @@ class DatabaseConnector(Connector):
             [self.alias, self.alias],
         ).fetchall()
         wanted = self.source.get("schema")
-        hidden = ("information_schema", "pg_catalog")
+        hidden = ("information_schema", "pg_catalog", "mysql", "performance_schema", "sys")
         return [(s, t) for s, t in found if (s == wanted if wanted else s not in hidden)]
 
     def discover(self, con: duckdb.DuckDBPyConnection) -> list[StreamInfo]:
+        tables = self._tables(con)
+        columns: dict[tuple[str, str], list[tuple[str, str]]] = {}
+        for schema, table, name, kind in con.execute(
+            "SELECT schema_name, table_name, column_name, data_type FROM duckdb_columns() "
+            "WHERE database_name = ? ORDER BY schema_name, table_name, column_index",
+            [self.alias],
+        ).fetchall():
+            columns.setdefault((schema, table), []).append((name, kind))
+        keys, estimates = self.catalog_facts(con, tables)
         out = []
-        for schema, table in self._tables(con):
-            cols = [(n, t) for n, t, _ in self.source_columns(con, schema, table)]
-            keys = self.primary_key(con, schema, table)
-            name = table if schema == self.default_schema else f"{schema}.{table}"
+        for schema, table in tables:
+            cols = columns.get((schema, table), [])
             out.append(
                 StreamInfo(
-                    name=name,
+                    name=table if schema == self.default_schema else f"{schema}.{table}",
                     columns=cols,
-                    primary_key=keys,
+                    primary_key=keys.get((schema, table), []),
                     cursor_candidates=cursor_candidates(cols),
                     sync_modes=list(self.capabilities.sync_modes),
-                    estimated_rows=self.estimate_rows(con, schema, table),
+                    estimated_rows=estimates.get((schema, table)),
                 )
             )
         return out
+
+    def catalog_facts(
+        self, con: duckdb.DuckDBPyConnection, tables: list[tuple[str, str]]
+    ) -> tuple[dict[tuple[str, str], list[str]], dict[tuple[str, str], int | None]]:
+        """Primary keys and row estimates of `tables` (sources with a catalog ask it once)."""
+        keys = {t: self.primary_key(con, *t) for t in tables}
+        return keys, {t: self.estimate_rows(con, *t) for t in tables}
 
     def primary_key(self, con: duckdb.DuckDBPyConnection, schema: str, table: str) -> list[str]:
         """The table's declared primary key, when the scanner reports it."""
@@ -328,6 +355,47 @@ class PostgresConnector(DatabaseConnector):
         ).fetchall()
         return int(rows[0][0]) if rows and rows[0][0] and rows[0][0] > 0 else None
 
+    def catalog_facts(
+        self, con: duckdb.DuckDBPyConnection, tables: list[tuple[str, str]]
+    ) -> tuple[dict[tuple[str, str], list[str]], dict[tuple[str, str], int | None]]:
+        keys: dict[tuple[str, str], list[str]] = {}
+        for schema, table, column in con.execute(
+            "SELECT * FROM postgres_query(?, ?)",
+            [
+                self.alias,
+                "SELECT n.nspname, c.relname, a.attname FROM pg_index i "
+                "JOIN pg_class c ON c.oid = i.indrelid JOIN pg_namespace n ON n.oid = c.relnamespace "
+                "JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, pos) ON true "
+                "JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum = k.attnum "
+                "WHERE i.indisprimary ORDER BY 1, 2, k.pos",
+            ],
+        ).fetchall():
+            keys.setdefault((schema, table), []).append(column)
+        estimates = {
+            (s, t): int(n) if n and n > 0 else None
+            for s, t, n in con.execute(
+                "SELECT * FROM postgres_query(?, ?)",
+                [
+                    self.alias,
+                    "SELECT n.nspname, c.relname, c.reltuples::bigint FROM pg_class c "
+                    "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind IN ('r', 'p')",
+                ],
+            ).fetchall()
+        }
+        return keys, estimates
+
+    def row_bytes(self, con: duckdb.DuckDBPyConnection, schema: str, table: str) -> float | None:
+        rows = con.execute(
+            "SELECT * FROM postgres_query(?, ?)",
+            [
+                self.alias,
+                "SELECT pg_relation_size(oid)::float8 / greatest(reltuples, 1) FROM pg_class "
+                f"WHERE oid = {quote_literal(quote_ident(schema) + '.' + quote_ident(table))}::regclass "
+                "AND reltuples > 0",
+            ],
+        ).fetchall()
+        return float(rows[0][0]) if rows else None
+
     def primary_key(self, con: duckdb.DuckDBPyConnection, schema: str, table: str) -> list[str]:
         rows = con.execute(
             "SELECT * FROM postgres_query(?, ?)",
@@ -417,9 +485,47 @@ class MySQLConnector(DatabaseConnector):
         ).fetchall()
         return int(rows[0][0]) if rows and rows[0][0] else None
 
+    def row_bytes(self, con: duckdb.DuckDBPyConnection, schema: str, table: str) -> float | None:
+        rows = con.execute(
+            "SELECT * FROM mysql_query(?, ?)",
+            [
+                self.alias,
+                "SELECT avg_row_length FROM information_schema.tables "
+                f"WHERE table_schema = {quote_literal(schema)} AND table_name = {quote_literal(table)}",
+            ],
+        ).fetchall()
+        return float(rows[0][0]) if rows and rows[0][0] else None
+
     def discover(self, con: duckdb.DuckDBPyConnection) -> list[StreamInfo]:
         self.default_schema = self.database  # type: ignore[misc]
         return super().discover(con)
+
+    def catalog_facts(
+        self, con: duckdb.DuckDBPyConnection, tables: list[tuple[str, str]]
+    ) -> tuple[dict[tuple[str, str], list[str]], dict[tuple[str, str], int | None]]:
+        keys: dict[tuple[str, str], list[str]] = {}
+        for schema, table, column in con.execute(
+            "SELECT * FROM mysql_query(?, ?)",
+            [
+                self.alias,
+                "SELECT table_schema, table_name, column_name FROM information_schema.key_column_usage "
+                f"WHERE constraint_name = 'PRIMARY' AND table_schema = {quote_literal(self.database)} "
+                "ORDER BY table_name, ordinal_position",
+            ],
+        ).fetchall():
+            keys.setdefault((schema, table), []).append(column)
+        estimates = {
+            (s, t): int(n) if n else None
+            for s, t, n in con.execute(
+                "SELECT * FROM mysql_query(?, ?)",
+                [
+                    self.alias,
+                    "SELECT table_schema, table_name, table_rows FROM information_schema.tables "
+                    f"WHERE table_schema = {quote_literal(self.database)}",
+                ],
+            ).fetchall()
+        }
+        return keys, estimates
 
     def primary_key(self, con: duckdb.DuckDBPyConnection, schema: str, table: str) -> list[str]:
         rows = con.execute(
@@ -464,6 +570,23 @@ class SQLiteConnector(DatabaseConnector):
         except duckdb.Error as exc:
             raise self._unreachable(exc) from None
 
+    def _in_file(self, query: str) -> str:
+        """The query with its tables resolved in the attached file rather than the lake."""
+        try:
+            tree = sqlglot.parse_one(query.strip().rstrip(";"), read="duckdb")
+        except sqlglot.errors.ParseError as exc:
+            raise IngestError(
+                f"connection '{self.conn.name}': cannot parse the stream's query: {exc}",
+                "write the query in DuckDB's SQL dialect",
+            ) from None
+        ctes = {cte.alias_or_name for cte in tree.find_all(exp.CTE)}
+        for table in tree.find_all(exp.Table):
+            if not table.args.get("catalog") and table.name not in ctes:
+                table.set("catalog", exp.to_identifier(self.alias))
+                if not table.args.get("db"):
+                    table.set("db", exp.to_identifier("main"))
+        return tree.sql(dialect="duckdb")
+
     def extract(
         self,
         con: duckdb.DuckDBPyConnection,
@@ -473,23 +596,10 @@ class SQLiteConnector(DatabaseConnector):
         ctx: ExtractContext,
     ) -> Extract:
         if stream.query:
-            # Queries name tables as they are in the file; they are resolved in that database.
-            con.execute(f"USE {self.alias}")
-            try:
-                sql = f"SELECT * FROM ({stream.query.strip().rstrip(';')}) AS q"
-                con.execute(
-                    f"CREATE OR REPLACE TEMP VIEW {self.alias}_{_slug(stream.name)} AS {sql}"
-                )
-            finally:
-                con.execute("USE lake")
-            relation = f"SELECT * FROM temp.{self.alias}_{_slug(stream.name)}"
+            relation = f"SELECT * FROM ({self._in_file(stream.query)}) AS q"
             if since is not None and stream.cursor_field:
                 relation += f" WHERE {quote_ident(stream.cursor_field)} >= {since.literal()}"
             return Extract(relation=relation)
         extract = super().extract(con, stream, since, files, ctx)
         extract.bytes_read = 0
         return extract
-
-
-def _slug(name: str) -> str:
-    return "".join(ch if ch.isalnum() else "_" for ch in name)

@@ -238,18 +238,19 @@ class FilesConnector(Connector):
             options["types"] = "{" + pairs + "}"
         declared = self.option(stream, "encoding")
         reads, rejects = [], []
-        # DuckDB keeps rejected lines only for a single-schema scan, so each file is its own scan.
-        for file in files:
+        # DuckDB keeps rejected lines only for a single-schema scan: files sharing a header,
+        # encoding and compression are read by one (parallel) scan, the others each by their own.
+        for group in self._groups(files, declared):
             tag = uuid.uuid4().hex[:12]
             errors, scans = f"fleuve_rejects_{tag}", f"fleuve_scans_{tag}"
             opts = {
                 **options,
-                "encoding": quote_literal(declared or self._encoding(file)),
+                "encoding": quote_literal(declared or self._encoding(group[0])),
                 "rejects_table": quote_literal(errors),
                 "rejects_scan": quote_literal(scans),
             }
             args = ", ".join(f"{k} = {v}" for k, v in opts.items())
-            reads.append(f"SELECT * FROM read_csv({quote_literal(file)}, {args})")
+            reads.append(f"SELECT * FROM read_csv({_list(group)}, {args})")
             rejects.append(
                 f"SELECT s.file_path || ':' || e.line AS location, e.error_type || "
                 f"coalesce(' in column ' || e.column_name, '') || ': ' || e.error_message AS reason, "
@@ -257,6 +258,22 @@ class FilesConnector(Connector):
             )
         relation = "(" + " UNION ALL BY NAME ".join(reads) + ")"
         return relation, " UNION ALL ".join(rejects)
+
+    def _groups(self, files: list[str], declared: str | None) -> list[list[str]]:
+        """Files that one CSV scan can read together: same first line, encoding, compression."""
+        if self.on_s3:
+            return [[f] for f in files]
+        groups: dict[tuple[str, bytes | str], list[str]] = {}
+        for file in files:
+            compression = file.rsplit(".", 1)[-1] if file.endswith((".gz", ".zst", ".zstd")) else ""
+            encoding = declared or self._encoding(file)
+            header: bytes | str = file  # a zstd file's header is not read here: a group of its own
+            if not file.endswith((".zst", ".zstd")):
+                opener = gzip.open if compression == "gz" else open
+                with opener(file, "rb") as fh:  # type: ignore[operator]
+                    header = fh.readline(_SNIFF_BYTES).removeprefix(b"\xef\xbb\xbf").rstrip()
+            groups.setdefault((f"{compression}:{encoding}", header), []).append(file)
+        return list(groups.values())
 
     def _encoding(self, file: str) -> str:
         """'utf-8' (with or without BOM) or 'latin-1', from the start of a local file."""
