@@ -6,6 +6,7 @@ ranges with binary COPY), which measured fastest of the paths tried; see docs/be
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from pathlib import Path
 from typing import ClassVar
@@ -34,7 +35,6 @@ class DatabaseConnector(Connector):
     """A database attached to the lake session for the length of a sync."""
 
     capabilities: ClassVar[Capabilities] = Capabilities(custom_query=True)
-    duck_type: ClassVar[str]
     default_schema: ClassVar[str]
     query_function: ClassVar[str | None] = None
 
@@ -44,25 +44,13 @@ class DatabaseConnector(Connector):
 
     # -- session --------------------------------------------------------------------
 
-    def attach_sql(self) -> str:
-        """The ATTACH statement (secrets go through a DuckDB secret, never the statement)."""
-        raise NotImplementedError
-
-    def open(self, con: duckdb.DuckDBPyConnection) -> None:
-        try:
-            con.execute(self.attach_sql())
-        except duckdb.Error as exc:
-            raise self._unreachable(exc) from None
-
     def close(self, con: duckdb.DuckDBPyConnection) -> None:
         for sql in (
             f"DETACH DATABASE IF EXISTS {self.alias}",
             f"DROP SECRET IF EXISTS {self.alias}",
         ):
-            try:
+            with contextlib.suppress(duckdb.Error):
                 con.execute(sql)
-            except duckdb.Error:
-                continue
 
     def _unreachable(self, exc: BaseException) -> IngestError:
         text = scrub(str(exc).splitlines()[0])
@@ -289,7 +277,6 @@ class PostgresConnector(DatabaseConnector):
     """PostgreSQL: tables (in parallel, binary COPY) or custom queries run by the server."""
 
     type = "postgres"
-    duck_type = "postgres"
     default_schema = "public"
     query_function = "postgres_query"
 
@@ -413,7 +400,6 @@ class MySQLConnector(DatabaseConnector):
     """MySQL and MariaDB: tables or custom queries, through DuckDB's MySQL scanner."""
 
     type = "mysql"
-    duck_type = "mysql"
     default_schema = ""
     query_function = "mysql_query"
     text_type = "CHAR"
@@ -544,7 +530,6 @@ class SQLiteConnector(DatabaseConnector):
     """A SQLite database file (the demo's shop); custom queries run in DuckDB over it."""
 
     type = "sqlite"
-    duck_type = "sqlite"
     default_schema = "main"
 
     def path(self) -> Path:

@@ -21,7 +21,7 @@ from fleuve.ingest.connectors.base import (
     stream_types,
 )
 from fleuve.ingest.errors import IngestError, SourceUnavailable
-from fleuve.lake import quote_ident, quote_literal
+from fleuve.lake import quote_literal
 from fleuve.observe.logs import scrub
 
 SOURCE_FILE = "_fleuve_source_file"
@@ -369,4 +369,4 @@ def _list(files: list[str]) -> str:
     return "[" + ", ".join(quote_literal(f) for f in files) + "]"
 
 
-__all__ = ["SOURCE_FILE", "FilesConnector", "quote_ident"]
+__all__ = ["SOURCE_FILE", "FilesConnector"]
