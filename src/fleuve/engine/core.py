@@ -197,7 +197,8 @@ class Engine:
         except GeneratorExit:
             self._finish(job, canceled=True)
             raise
-        except duckdb.Error as exc:
+        except (duckdb.Error, pa.ArrowException, OSError) as exc:
+            # DuckDB's errors reach an Arrow stream's reader as Arrow or OS errors.
             raise self._failure(job, exc, who, prepared) from None
         finally:
             if complete:
@@ -253,6 +254,10 @@ class Engine:
             cur = self._cursor(prepared)
             with self._lock:
                 self._cursors[job.id] = cur
+            if job.state == "CANCELLATION_REQUESTED":
+                self._discard(job, cur)
+                self._finish(job, canceled=True)
+                return
             started = time.perf_counter()
             try:
                 table = cur.execute(prepared.sql).to_arrow_table()
@@ -293,10 +298,20 @@ class Engine:
             return
         job.state = "CANCELLATION_REQUESTED"
         self.jobs_store.save(job)
-        with self._lock:
-            cur = self._cursors.get(job_id)
-        if cur is not None:
-            cur.interrupt()
+        threading.Thread(
+            target=self._interrupt, args=(job,), name="fleuve-cancel", daemon=True
+        ).start()
+
+    def _interrupt(self, job: QueryJob) -> None:
+        # An interrupt sent just before DuckDB starts the query is lost: repeat until it stops.
+        deadline = time.monotonic() + 30
+        while job.state not in FINAL_STATES and time.monotonic() < deadline:
+            with self._lock:
+                cur = self._cursors.get(job.id)
+            if cur is not None:
+                with contextlib.suppress(duckdb.Error):
+                    cur.interrupt()
+            time.sleep(0.05)
 
     def explain(
         self, sql: str, *, user: str, dialect: str | None = None, context: Sequence[str] = ()
@@ -368,7 +383,7 @@ class Engine:
         self.jobs_store.save(job)
 
     def _failure(
-        self, job: QueryJob, exc: duckdb.Error, who: Principal, prepared: _Prepared
+        self, job: QueryJob, exc: Exception, who: Principal, prepared: _Prepared
     ) -> EngineError:
         if isinstance(exc, duckdb.InterruptException) or job.state == "CANCELLATION_REQUESTED":
             self._finish(job, canceled=True)
