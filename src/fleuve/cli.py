@@ -949,6 +949,259 @@ def audit_purge(ctx: Context) -> None:
     console.print(f"Removed {trail.purge(project.db, days):,} events older than {days} days.")
 
 
+# -- the SQL engine --------------------------------------------------------------------
+
+
+def _engine(ctx: Context) -> Any:
+    from fleuve.engine import Engine
+
+    return Engine(ctx.project())
+
+
+def _print_arrow(table: Any, limit: int = 200) -> None:
+    out = Table(*table.schema.names)
+    for row in table.slice(0, limit).to_pylist():
+        out.add_row(*("" if v is None else str(v) for v in row.values()))
+    console.print(out)
+    if table.num_rows > limit:
+        console.print(f"({table.num_rows:,} rows, {limit} shown)")
+
+
+@cli.command("sql")
+@click.argument("query")
+@click.option("--user", default="admin", show_default=True, help="Run as this user (grants apply).")
+@click.option(
+    "--dialect", type=click.Choice(["duckdb", "dremio"]), default="duckdb", show_default=True
+)
+@click.option("--context", help="Resolve relative names here, e.g. gold or 'My Space.folder'.")
+@click.option("--limit", default=200, show_default=True, help="Rows to print.")
+@click.option("--json", "as_json", is_flag=True, help="Print rows as JSON lines.")
+@pass_ctx
+@handles_errors
+def sql_command(
+    ctx: Context,
+    query: str,
+    user: str,
+    dialect: str,
+    context: str | None,
+    limit: int,
+    as_json: bool,
+) -> None:
+    """Run QUERY through the engine: datasets, views, reflections, grants, DDL."""
+    engine = _engine(ctx)
+    try:
+        result = engine.execute(query, user=user, dialect=dialect, default_schema=context)
+        table = result.read_all()
+        if as_json:
+            for row in table.slice(0, limit).to_pylist():
+                console.print_json(json.dumps(row, default=str))
+        else:
+            _print_arrow(table, limit)
+        job = engine.job(result.job_id)
+        chosen = [r["reflectionName"] for r in job.reflections if r["relationship"] == "CHOSEN"]
+        err_console.print(
+            f"job {job.id}: {job.row_count:,} rows, planned in {job.planning_ms or 0:.1f} ms"
+            + (f", accelerated by {', '.join(chosen)}" if chosen else ""),
+            highlight=False,
+        )
+    finally:
+        engine.close()
+
+
+@cli.group()
+def reflections() -> None:
+    """Reflections: list them, show one, refresh them."""
+
+
+@reflections.command("list")
+@click.option("--user", default="admin", show_default=True)
+@pass_ctx
+@handles_errors
+def reflections_list(ctx: Context, user: str) -> None:
+    """Every reflection with its status, size and use."""
+    engine = _engine(ctx)
+    try:
+        table = Table("name", "type", "dataset", "status", "rows", "refreshed", "policy", "chosen")
+        for r in engine.list_reflections(user=user):
+            m, st = r["metrics"], r["status"]
+            policy = r["refreshPolicy"]["type"] + (
+                f" {r['refreshPolicy']['everySeconds']}s"
+                if r["refreshPolicy"]["everySeconds"]
+                else ""
+            )
+            table.add_row(
+                r["name"],
+                r["type"],
+                ".".join(r["datasetPath"]),
+                st["combinedStatus"],
+                f"{m['rows']:,}",
+                st["lastRefreshFinished"] or "never",
+                policy,
+                str(m["chosen"]),
+            )
+        console.print(table)
+    finally:
+        engine.close()
+
+
+@reflections.command("show")
+@click.argument("name")
+@click.option("--user", default="admin", show_default=True)
+@pass_ctx
+@handles_errors
+def reflections_show(ctx: Context, name: str, user: str) -> None:
+    """One reflection as the REST API returns it."""
+    engine = _engine(ctx)
+    try:
+        console.print_json(json.dumps(engine.reflection(name, user=user)))
+    finally:
+        engine.close()
+
+
+@reflections.command("refresh")
+@click.argument("name", required=False)
+@click.option(
+    "--full", is_flag=True, help="Rebuild from scratch even if an incremental refresh would do."
+)
+@click.option("--user", default="admin", show_default=True)
+@pass_ctx
+@handles_errors
+def reflections_refresh(ctx: Context, name: str | None, full: bool, user: str) -> None:
+    """Refresh NAME now, or every reflection that is due."""
+    engine = _engine(ctx)
+    try:
+        if name:
+            results = [engine.refresh_reflection(name, user=user, mode="FULL" if full else "AUTO")]
+        else:
+            results = engine.refresh_due()
+        for r in results:
+            console.print(
+                f"{r.reflection}: {r.mode.lower()}, {r.rows:,} rows at snapshot {r.snapshot}"
+                f" in {r.seconds:.2f}s" + (f" ({r.reason})" if r.reason else ""),
+                highlight=False,
+            )
+        if not results:
+            console.print("No reflection is due.")
+    finally:
+        engine.close()
+
+
+@cli.group()
+def grants() -> None:
+    """Grants of SELECT or ALL on datasets, schemas and spaces."""
+
+
+@grants.command("list")
+@click.option("--on", "path", help="Only grants on this dataset or container (e.g. gold.*).")
+@click.option("--grantee", help="Only grants to this user or role.")
+@click.option("--user", default="admin", show_default=True)
+@pass_ctx
+@handles_errors
+def grants_list(ctx: Context, path: str | None, grantee: str | None, user: str) -> None:
+    """List grants."""
+    engine = _engine(ctx)
+    try:
+        table = Table("grantee", "type", "privilege", "object")
+        for g in engine.list_grants(user=user, path=path, grantee=grantee):
+            table.add_row(g.grantee, g.grantee_kind, g.privilege, g.as_json()["object"])
+        console.print(table)
+    finally:
+        engine.close()
+
+
+def _grant_command(revoke: bool) -> Callable[..., None]:
+    @click.argument("privilege", type=click.Choice(["SELECT", "ALL"], case_sensitive=False))
+    @click.argument("path")
+    @click.option("--role", help="Grantee role.")
+    @click.option("--to-user", "to_user", help="Grantee user.")
+    @click.option("--user", default="admin", show_default=True, help="Who grants.")
+    @pass_ctx
+    @handles_errors
+    def command(
+        ctx: Context, privilege: str, path: str, role: str | None, to_user: str | None, user: str
+    ) -> None:
+        if bool(role) == bool(to_user):
+            raise FleuveError("name one grantee", "pass --role NAME or --to-user NAME")
+        engine = _engine(ctx)
+        try:
+            kind, who = ("ROLE", role) if role else ("USER", to_user)
+            if revoke:
+                n = engine.revoke(privilege, path, user=user, grantee=who, grantee_type=kind)
+                console.print(
+                    f"Revoked {privilege.upper()} on {path} from {kind.lower()} {who} ({n})."
+                )
+            else:
+                engine.grant(privilege, path, user=user, grantee=who, grantee_type=kind)
+                console.print(f"Granted {privilege.upper()} on {path} to {kind.lower()} {who}.")
+        finally:
+            engine.close()
+
+    return command
+
+
+grants.command("add", help="GRANT PRIVILEGE on PATH (a dataset, or a container as path.*).")(
+    _grant_command(revoke=False)
+)
+grants.command("revoke", help="REVOKE PRIVILEGE on PATH.")(_grant_command(revoke=True))
+
+
+@cli.group()
+def catalog() -> None:
+    """The engine's catalog: external sources and promoted folders of files."""
+
+
+@catalog.command("add-source")
+@click.argument("name")
+@click.argument("kind", type=click.Choice(["postgres", "mysql", "files"]))
+@click.option(
+    "--dsn",
+    help="postgres/mysql: e.g. 'host=db port=5432 dbname=shop user=reader password=${PGPASS}'.",
+)
+@click.option("--location", help="files: a folder or s3://bucket/prefix.")
+@click.option(
+    "--option", "options", multiple=True, metavar="KEY=VALUE", help="e.g. endpoint=minio:9000."
+)
+@pass_ctx
+@handles_errors
+def catalog_add_source(
+    ctx: Context,
+    name: str,
+    kind: str,
+    dsn: str | None,
+    location: str | None,
+    options: tuple[str, ...],
+) -> None:
+    """Attach an external database read-only, or a folder or bucket of files."""
+    config: dict[str, Any] = dict(parse_assignments(options))
+    if dsn:
+        config["dsn"] = dsn
+    if location:
+        config["location"] = location
+    engine = _engine(ctx)
+    try:
+        src = engine.add_source(name, kind, user="admin", **config)
+        console.print(f"Source {src['name']} ({src['type']}) added.")
+    finally:
+        engine.close()
+
+
+@catalog.command("promote")
+@click.argument("path")
+@click.option("--format", "fmt", type=click.Choice(["parquet", "csv", "json"]))
+@pass_ctx
+@handles_errors
+def catalog_promote(ctx: Context, path: str, fmt: str | None) -> None:
+    """Make PATH (source.folder...) a dataset in place; Hive partitions become columns."""
+    from fleuve.engine import paths
+
+    engine = _engine(ctx)
+    try:
+        ds = engine.promote(paths.parse(path), user="admin", format=fmt)
+        console.print(f"{paths.render(ds.path)}: {', '.join(f.name for f in ds.fields)}")
+    finally:
+        engine.close()
+
+
 # -- serving and demo ------------------------------------------------------------------
 
 

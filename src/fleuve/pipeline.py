@@ -124,8 +124,25 @@ def _dbt(command: str, select: str) -> Callable[[Project], str]:
 
 
 def _reflections(project: Project) -> str:
-    # The engine's reflections refresh here once they exist; until then nothing is due.
-    return "no reflections defined"
+    """Refresh the reflections whose policy says they are due, incrementally where possible."""
+    from fleuve.engine import Engine
+
+    engine = Engine(project)
+    try:
+        results = engine.refresh_due()
+    finally:
+        engine.close()
+    failed = [r for r in results if r.mode == "FAILED"]
+    if failed:
+        raise FleuveError(
+            "reflection refresh failed for "
+            + "; ".join(f"{r.reflection}: {r.reason}" for r in failed),
+            "see `fleuve reflections list`, fix the dataset or the reflection, then run again",
+        )
+    if not results:
+        return f"{len(engine.reflections.all())} reflections, none due"
+    done = ", ".join(f"{r.reflection} ({r.mode.lower()}, {r.rows:,} rows)" for r in results)
+    return f"refreshed {done}"
 
 
 def _warm_up(project: Project) -> str:

@@ -312,3 +312,33 @@ def test_bad_definitions_are_refused(engine: Engine) -> None:
     run(engine, DAILY)
     with pytest.raises(EngineError, match="already exists"):
         run(engine, DAILY)
+
+
+def test_pipeline_step_refreshes_due_reflections(engine: Engine) -> None:
+    from fleuve.pipeline import _reflections
+
+    assert _reflections(engine.project) == "0 reflections, none due"
+    run(engine, DAILY)
+    assert _reflections(engine.project) == "1 reflections, none due"
+    run(engine, "INSERT INTO gold.orders (order_id, status, amount) VALUES (700000, 'paid', 9.00)")
+    assert _reflections(engine.project).startswith("refreshed daily (incremental")
+    assert run(engine, QUERY)[1] == ["daily"]
+
+
+def test_cli_runs_sql_and_refreshes(engine: Engine) -> None:
+    from click.testing import CliRunner
+
+    from fleuve.cli import cli
+
+    project_dir = str(engine.project.settings.project_dir)
+    runner = CliRunner()
+    out = runner.invoke(cli, ["-p", project_dir, "sql", DAILY])
+    assert out.exit_code == 0, out.output
+    out = runner.invoke(cli, ["-p", project_dir, "sql", QUERY, "--json"])
+    assert out.exit_code == 0 and '"status"' in out.output
+    out = runner.invoke(cli, ["-p", project_dir, "reflections", "list"])
+    assert out.exit_code == 0 and "daily" in out.output
+    out = runner.invoke(cli, ["-p", project_dir, "reflections", "refresh", "daily", "--full"])
+    assert out.exit_code == 0 and "daily: full" in out.output
+    out = runner.invoke(cli, ["-p", project_dir, "sql", "SELECT * FROM gold.nope"])
+    assert out.exit_code == 1 and "not found" in out.output
