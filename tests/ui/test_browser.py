@@ -125,6 +125,7 @@ def test_user_without_a_grant_sees_an_error_not_data(page: Page, served: Served)
         expect(card.get_by_role("alert")).not_to_be_empty()
         assert card.get_attribute("data-rows") is None
     assert page.locator(".chart-plot, .big-number, .dash-grid table").count() == 0
+    screenshot(page, "dashboard-no-grant")
 
 
 def test_overview_catalog_and_lineage(page: Page, served: Served) -> None:
