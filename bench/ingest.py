@@ -162,6 +162,32 @@ def run_fleuve(kind: str, workdir: Path, rows: int) -> dict[str, Any]:
     }
 
 
+def run_yardstick(kind: str, workdir: Path) -> dict[str, Any]:
+    """DuckDB alone copying the same data into a fresh DuckLake: the machine's ceiling right now."""
+    from fleuve.lake import connect_duckdb
+
+    con = connect_duckdb()
+    con.execute(
+        f"ATTACH 'ducklake:sqlite:{workdir / 'raw.sqlite'}' AS raw (DATA_PATH '{workdir / 'raw'}/')"
+    )
+    if kind == "csv":
+        files = sorted(str(f) for f in (workdir / "csv").glob("*.csv"))
+        size = sum(Path(f).stat().st_size for f in files)
+        started = time.perf_counter()
+        con.execute(f"CREATE TABLE raw.t AS SELECT * FROM read_csv({files})")
+        seconds = time.perf_counter() - started
+        rows = con.execute("SELECT count(*) FROM raw.t").fetchone()[0]
+        return {"seconds": seconds, "rows": rows, "mb": size / 1e6, "rss_mb": peak_rss_mb()}
+    con.execute(
+        "ATTACH 'host=127.0.0.1 user=postgres dbname=test' AS src (TYPE postgres, READ_ONLY)"
+    )
+    started = time.perf_counter()
+    con.execute(f"CREATE TABLE raw.t AS SELECT * FROM src.{SCHEMA}.{TABLE}")
+    seconds = time.perf_counter() - started
+    rows = con.execute("SELECT count(*) FROM raw.t").fetchone()[0]
+    return {"seconds": seconds, "rows": rows, "rss_mb": peak_rss_mb()}
+
+
 def run_dlt(backend: str, workdir: Path) -> dict[str, Any]:
     """Time a dlt pipeline copying the table into DuckDB with the given sql_database backend."""
     import dlt
@@ -220,6 +246,8 @@ def child(args: argparse.Namespace) -> None:
     workdir = Path(args.workdir)
     if args.child.startswith("fleuve-"):
         out = run_fleuve(args.child.removeprefix("fleuve-"), workdir, args.rows)
+    elif args.child.startswith("duckdb-"):
+        out = run_yardstick(args.child.removeprefix("duckdb-"), workdir)
     else:
         out = run_dlt(args.child.removeprefix("dlt-"), workdir)
     print(json.dumps(out))
@@ -258,8 +286,13 @@ def main() -> None:
     base = Path(tempfile.mkdtemp(prefix="fleuve-bench-"))
     results: dict[str, dict[str, Any]] = {}
     try:
-        print(f"PostgreSQL {SCHEMA}.{TABLE}: {args.rows:,} rows; work folder {base}", flush=True)
-        plan = ["fleuve-full"] + ([] if args.skip_dlt else ["dlt-connectorx", "dlt-pyarrow"])
+        print(
+            f"PostgreSQL {SCHEMA}.{TABLE}: {args.rows:,} rows; work folder {base}; "
+            f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores",
+            flush=True,
+        )
+        plan = ["duckdb-full", "fleuve-full"]
+        plan += [] if args.skip_dlt else ["dlt-connectorx", "dlt-pyarrow"]
         for name in plan:
             workdir = base / name
             workdir.mkdir()
@@ -282,25 +315,36 @@ def main() -> None:
         workdir = base / "csv"
         workdir.mkdir()
         make_csv(workdir, min(args.rows, CSV_ROWS))
-        results["fleuve-csv"] = r = measure("fleuve-csv", workdir, args.rows)
-        print(
-            f"  fleuve           CSV: {r['mb']:,.0f} MB, {r['rows']:,} rows in {r['seconds']:.2f} s "
-            f"= {r['mb'] / r['seconds']:,.0f} MB/s",
-            flush=True,
-        )
+        for name in ("duckdb-csv", "fleuve-csv"):
+            results[name] = r = measure(name, workdir, args.rows)
+            print(
+                f"  {name:<16} CSV: {r['mb']:,.0f} MB, {r['rows']:,} rows in {r['seconds']:.2f} s "
+                f"= {r['mb'] / r['seconds']:,.0f} MB/s",
+                flush=True,
+            )
     finally:
         shutil.rmtree(base, ignore_errors=True)
     full = results["fleuve-full"]
     rate = full["rows"] / full["seconds"]
     print("\nsummary")
-    print(f"  full refresh: {rate / 1e6:.2f} M rows/s (target >= 2.0)")
+    raw = results["duckdb-full"]
+    print(
+        f"  full refresh: {rate / 1e6:.2f} M rows/s (target >= 2.0); DuckDB alone on the machine "
+        f"as it is now: {raw['rows'] / raw['seconds'] / 1e6:.2f} M rows/s "
+        f"(Fleuve at {raw['seconds'] / full['seconds']:.0%} of it)"
+    )
     for peer in ("dlt-connectorx", "dlt-pyarrow"):
         if peer in results:
             print(f"  Fleuve vs {peer}: {results[peer]['seconds'] / full['seconds']:.1f}x faster")
     inc = results["fleuve-incremental"]
     print(f"  incremental 1%: {inc['seconds']:.2f} s (target < 3)")
     csv = results["fleuve-csv"]
-    print(f"  CSV: {csv['mb'] / csv['seconds']:.0f} MB/s (target >= 300)")
+    raw_csv = results["duckdb-csv"]
+    print(
+        f"  CSV: {csv['mb'] / csv['seconds']:.0f} MB/s (target >= 300); DuckDB alone: "
+        f"{raw_csv['mb'] / raw_csv['seconds']:.0f} MB/s"
+    )
+    print(f"  load average now: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
     print(f"  peak RSS of the 10M-row full refresh: {full['rss_mb']:.0f} MB (limit 1500)")
 
 
