@@ -246,6 +246,9 @@ Statement = (
 def parse(sql: str) -> Statement | None:
     """The engine statement `sql` spells, or None when it is a query for sqlglot."""
     text = sql.strip().rstrip(";").strip()
+    first = _FIRST_WORD.match(text)
+    if first is not None and first.group(1).upper() not in _STATEMENT_WORDS:
+        return None  # SELECT, WITH, INSERT...: no need to tokenize twice
     try:
         tokens = DuckDB().tokenize(text)
         if tokens and tokens[0].token_type == TokenType.COMMAND:
@@ -258,6 +261,22 @@ def parse(sql: str) -> Statement | None:
     if not tokens:
         return None
     return _Parser(text, tokens).statement()
+
+
+_FIRST_WORD = re.compile(r"([A-Za-z]+)\b")
+_STATEMENT_WORDS = {
+    "CREATE",
+    "DROP",
+    "ALTER",
+    "GRANT",
+    "REVOKE",
+    "REFRESH",
+    "SHOW",
+    "DESCRIBE",
+    "DESC",
+    "EXPLAIN",
+    "USE",
+}
 
 
 def _shifted(t: Token, offset: int) -> Token:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import sqlglot
 from sqlglot import exp
@@ -242,6 +242,7 @@ class Plan:
     read: list[Dataset] = field(default_factory=list)  # every dataset read, through views too
     reflections: dict[str, Outcome] = field(default_factory=dict)
     system: list[SystemRef] = field(default_factory=list)
+    lake_state: Any = None
 
     @property
     def sql(self) -> str:
@@ -260,18 +261,20 @@ class Plan:
         return self.reflections[r.id]
 
 
-class Accelerator:
-    """What the planner needs from the reflections: candidates, usability, cost, relations."""
+class Accelerator(Protocol):
+    """What the planner needs from the reflections."""
 
-    def candidates(self, dataset: Dataset) -> list[Any]:  # pragma: no cover - interface
-        raise NotImplementedError
+    def candidates(self, dataset: Dataset) -> list[Any]:
+        """Enabled reflections on `dataset`."""
 
-    def usable(self, reflection: Any, dataset: Dataset) -> str | None:  # pragma: no cover
+    def lake_state(self) -> Any:
+        """The lake's state, read once per plan and passed to `usable`."""
+
+    def usable(self, reflection: Any, dataset: Dataset, state: Any) -> str | None:
         """None when the reflection may answer now, else why not."""
-        raise NotImplementedError
 
-    def relation(self, reflection: Any) -> exp.Expression:  # pragma: no cover
-        raise NotImplementedError
+    def relation(self, reflection: Any) -> exp.Expression:
+        """The table to read for the reflection."""
 
 
 class Planner:
@@ -378,18 +381,20 @@ class Planner:
     def _accelerate(self, ref: Ref, bound: Bound, plan: Plan) -> None:
         acc = self.accelerator
         assert acc is not None
-        candidates = acc.candidates(ref.dataset)
+        candidates = sorted(acc.candidates(ref.dataset), key=lambda r: r.cost)
         if not candidates:
             return
+        if plan.lake_state is None:
+            plan.lake_state = acc.lake_state()
         select = ref.node.parent.parent if ref.node.parent is not None else None
         if not isinstance(select, exp.Select):
             select = None
         fields = [f.name for f in ref.dataset.fields]
-        options: list[tuple[float, Any, exp.Expression]] = []
         output: list[tuple[str, str]] | None = None
-        for r in candidates:
+        # Cheapest first: the first reflection that answers is the one to read.
+        for i, r in enumerate(candidates):
             outcome = plan.outcome(r, ref.dataset)
-            reason = acc.usable(r, ref.dataset)
+            reason = acc.usable(r, ref.dataset, plan.lake_state)
             if reason:
                 outcome.note(reason)
                 continue
@@ -411,18 +416,16 @@ class Planner:
             except Miss as miss:
                 outcome.note(str(miss))
                 continue
-            outcome.promote("MATCHED")
-            options.append((r.cost, r, new))
-        if not options:
+            outcome.promote("CHOSEN")
+            for other in candidates[i + 1 :]:
+                plan.outcome(other, ref.dataset).note(f"{r.name} answers at a lower cost")
+            target = select if r.kind == "AGGREGATION" else ref.node
+            if target is bound.ast:
+                bound.ast = new
+            else:
+                target.replace(new)
+            ref.replaced = True
             return
-        _, best, new = min(options, key=lambda o: o[0])
-        plan.reflections[best.id].promote("CHOSEN")
-        target = select if best.kind == "AGGREGATION" else ref.node
-        if target is bound.ast:
-            bound.ast = new
-        else:
-            target.replace(new)
-        ref.replaced = True
 
     def _output(self, select: exp.Select, ref: Ref) -> list[tuple[str, str]]:
         try:

@@ -32,7 +32,7 @@ from fleuve.engine import paths
 from fleuve.engine.catalog import Catalog, Dataset
 from fleuve.engine.ddl import ReflectionSpec
 from fleuve.engine.errors import EngineError, NotFound
-from fleuve.engine.freshness import LakeClock
+from fleuve.engine.freshness import LakeClock, LakeState
 from fleuve.engine.reflections.model import REFLECTION_SCHEMA, Reflection, spec_json
 from fleuve.lake import CATALOG, quote_ident
 from fleuve.metadata.engine import EngineReflection
@@ -112,11 +112,15 @@ class Reflections:
         """Enabled, built reflections on `dataset`."""
         return [r for r in self.on(dataset) if r.enabled]
 
-    def fresh(self, r: Reflection) -> bool:
+    def lake_state(self) -> LakeState:
+        """The lake's current state (the planner reads it once per query)."""
+        return self.clock.state()
+
+    def fresh(self, r: Reflection, state: LakeState | None = None) -> bool:
         """True when nothing the reflection reads changed since it was built."""
         if r.built_snapshot is None or r.built_inputs.get("external"):
             return False
-        state = self.clock.state()
+        state = state or self.clock.state()
         if state.snapshot == r.built_snapshot:
             return True
         history = self.clock.history(r.built_snapshot, state.snapshot)
@@ -130,7 +134,7 @@ class Reflections:
                 return False
         return True
 
-    def usable(self, r: Reflection, dataset: Dataset) -> str | None:
+    def usable(self, r: Reflection, dataset: Dataset, state: LakeState | None = None) -> str | None:
         """None when `r` may answer a query on `dataset` now, else why not."""
         if not r.enabled:
             return "disabled"
@@ -138,7 +142,7 @@ class Reflections:
             return "not built yet" + (f" (last refresh failed: {r.error})" if r.error else "")
         if r.version != r.built_inputs.get("version"):
             return "its definition changed since it was built"
-        if self.fresh(r):
+        if self.fresh(r, state):
             return None
         window = dataset.staleness_seconds
         if window is not None and r.refreshed_at is not None:
