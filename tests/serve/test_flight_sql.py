@@ -6,6 +6,7 @@ import warnings
 from collections.abc import Iterator
 
 import adbc_driver_flightsql.dbapi as flight_sql
+import pyarrow as pa
 import pytest
 import sqlalchemy as sa
 
@@ -134,3 +135,21 @@ def test_sqlalchemy_dremio_flight_lists_and_queries(served: Served) -> None:
     assert tables == ["fct_daily_revenue"]
     assert [c["name"] for c in columns] == ["order_date", "store_id", "amount", "city"]
     assert len(rows) == 7 and sum(n for _, n in rows) == ORDERS_ROWS
+
+
+def test_adbc_updates_plain_and_prepared(adbc: flight_sql.Connection) -> None:
+    """DoPut with CommandStatementUpdate and CommandPreparedStatementUpdate (bound rows)."""
+    with adbc.cursor() as cur:
+        statement = cur.adbc_statement
+        statement.set_sql_query("CREATE TABLE bronze.scratch AS SELECT range AS id FROM range(10)")
+        statement.execute_update()
+        statement.set_sql_query("INSERT INTO bronze.scratch VALUES (?)")
+        statement.prepare()
+        statement.bind(pa.record_batch([pa.array([100, 101, 102])], names=["id"]))
+        assert statement.execute_update() == 3
+        statement.set_sql_query("DELETE FROM bronze.scratch WHERE id < 5")
+        assert statement.execute_update() == 5
+    with adbc.cursor() as cur:
+        cur.execute("SELECT count(*) AS n, max(id) AS top FROM bronze.scratch")
+        assert cur.fetchone() == (8, 102)
+        cur.execute("DROP TABLE bronze.scratch")
