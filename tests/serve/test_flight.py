@@ -217,3 +217,22 @@ def test_stale_pending_queries_are_cancelled(
     client.get_flight_info(flight.FlightDescriptor.for_command(b"SELECT 1"), options)
     (event,) = served.audit_events("query", target=sql)
     assert event.outcome == "cancelled"
+
+
+def test_no_grant_no_data_over_flight(served: Served) -> None:
+    client = flight.FlightClient(served.flight_url)
+    options = flight.FlightCallOptions(
+        headers=[client.authenticate_basic_token("analyst", "analyst-pass-5678")]
+    )
+    for sql in (
+        b"SELECT * FROM gold.fct_daily_revenue",
+        b'SELECT * FROM "gold"."fct_daily_revenue"',
+        b"SELECT store_id, sum(amount) FROM gold.fct_daily_revenue GROUP BY 1",
+    ):
+        with pytest.raises(flight.FlightServerError, match="not found"):
+            client.get_flight_info(flight.FlightDescriptor.for_command(sql), options)
+    info = client.get_flight_info(
+        flight.FlightDescriptor.for_command(b'SELECT * FROM INFORMATION_SCHEMA."TABLES"'), options
+    )
+    names = client.do_get(info.endpoints[0].ticket, options).read_all().column("TABLE_NAME")
+    assert "fct_daily_revenue" not in names.to_pylist()

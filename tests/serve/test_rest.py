@@ -152,6 +152,16 @@ def test_reflection_lifecycle(api: httpx.Client, served: Served) -> None:
     (event,) = served.audit_events("query", target=sql)
     assert event.detail["reflections"] == [created["id"]]
 
+    # Without a grant on the dataset, its reflection gives the analyst nothing either.
+    analyst = httpx.Client(
+        base_url=served.http,
+        headers={"Authorization": f"Bearer {served.login('analyst', ANALYST_PASSWORD)}"},
+    )
+    denied = wait(analyst, analyst.post("/api/v3/sql", json={"sql": sql}).json()["id"])
+    assert denied["jobState"] == "FAILED" and "not found" in denied["errorMessage"]
+    assert analyst.get("/api/v3/reflection").json()["data"] == []
+    assert analyst.get(f"/api/v3/reflection/{created['id']}").status_code == 404
+
     changed = api.put(f"/api/v3/reflection/{created['id']}", json={"enabled": False}).json()
     assert changed["enabled"] is False
     assert api.delete(f"/api/v3/reflection/{created['id']}").status_code == 204
