@@ -65,28 +65,6 @@ def _load(context: BrowserContext, url: str, reload: bool = False) -> tuple[floa
     return float(page.evaluate("window.fleuveDashboardLoadedMs")), float(slowest)
 
 
-def _plotly_ms(browser: Browser, url: str) -> float:
-    """Milliseconds to fetch, parse and run plotly.js with an empty cache."""
-    context = browser.new_context()
-    page = context.new_page()
-    page.goto(url + "/")
-    ms = page.evaluate(
-        """async () => {
-            const t0 = performance.now();
-            await new Promise((resolve, reject) => {
-                const s = document.createElement('script');
-                s.src = document.querySelector('meta[name=fleuve-plotly]').content;
-                s.onload = resolve;
-                s.onerror = reject;
-                document.head.append(s);
-            });
-            return performance.now() - t0;
-        }"""
-    )
-    context.close()
-    return float(ms)
-
-
 def main() -> None:
     """Measure and print a Markdown table."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -98,7 +76,6 @@ def main() -> None:
     proc = start_server(args.project, http_port, _free_port())
     url = f"http://127.0.0.1:{http_port}"
     results: dict[str, list[tuple[float, float]]] = {"cold": [], "cold browser": [], "warm": []}
-    plotly: list[float] = []
     try:
         token = httpx.post(
             f"{url}/apiv2/login", json={"userName": "admin", "password": password}
@@ -117,7 +94,6 @@ def main() -> None:
             for _ in range(args.runs):
                 results["warm"].append(_load(context, url, reload=True))
             context.close()
-            plotly = [_plotly_ms(browser, url) for _ in range(args.runs)]
             browser.close()
     finally:
         stop_server(proc)
@@ -134,9 +110,6 @@ def main() -> None:
             f"| {name} | {len(values)} | {median:.0f} | {min(totals):.0f} | {max(totals):.0f} "
             f"| {server:.0f} | {TARGETS[name]:.0f} | {'yes' if median < TARGETS[name] else 'no'} |"
         )
-    print(
-        f"\nplotly.js fetch + parse with an empty cache: median {statistics.median(plotly):.0f} ms"
-    )
 
 
 if __name__ == "__main__":

@@ -1,13 +1,12 @@
 """The browser app's pages and assets: served before authentication, since they hold no data.
 
-The pages are one HTML shell, the app's own JavaScript and CSS, and plotly.js as shipped in
-the `plotly` wheel. Every piece of data the app shows comes from the authenticated JSON API.
+The pages are one HTML shell and the app's own JavaScript and CSS, charts included: nothing is
+loaded from elsewhere. Every piece of data the app shows comes from the authenticated JSON API.
 """
 
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import mimetypes
 from dataclasses import dataclass
 from functools import cache
@@ -18,9 +17,6 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from fleuve import __version__
 
 STATIC = Path(__file__).parent / "static"
-CHART_PAGES = ("/ui/dashboards/", "/ui/charts/")
-# plotly.js is loaded from the installed `plotly` package, never from a CDN or a copy here.
-VENDOR = {"plotly.min.js": ("plotly", "package_data/plotly.min.js")}
 CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
     "img-src 'self' data: blob:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; "
@@ -46,19 +42,6 @@ def _asset(path: Path) -> Asset:
 
 
 @cache
-def vendor_asset(name: str) -> Asset | None:
-    """A third-party asset from the package that ships it."""
-    if name not in VENDOR:
-        return None
-    package, relative = VENDOR[name]
-    spec = importlib.util.find_spec(package)
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    path = Path(next(iter(spec.submodule_search_locations))) / relative
-    return _asset(path) if path.is_file() else None
-
-
-@cache
 def static_asset(name: str) -> Asset | None:
     """One of the app's own files under static/."""
     path = (STATIC / name).resolve()
@@ -68,20 +51,12 @@ def static_asset(name: str) -> Asset | None:
 
 
 @cache
-def shell(charts: bool = False) -> Asset:
-    """The HTML page every UI route answers with, asset URLs pinned to their content hashes.
-
-    Pages that draw charts start fetching and compiling plotly.js at once, alongside the app.
-    """
+def shell() -> Asset:
+    """The HTML page every UI route answers with, asset URLs pinned to their content hashes."""
     html = (STATIC / "index.html").read_text(encoding="utf-8")
     for name in ("app.css", "app.js"):
         html = html.replace(f"{{{name}}}", f"/ui/static/{name}?v={static_asset(name).etag}")
-    plotly = vendor_asset("plotly.min.js")
-    plotly_url = f"/ui/vendor/plotly.min.js?v={plotly.etag if plotly else 0}"
-    html = html.replace("{plotly.min.js}", plotly_url)
-    tag = f'\n  <script src="{plotly_url}" async data-plotly></script>' if charts else ""
-    html = html.replace("{plotly-tag}", tag).replace("{version}", __version__)
-    body = html.encode()
+    body = html.replace("{version}", __version__).encode()
     return Asset(body, "text/html; charset=utf-8", hashlib.sha256(body).hexdigest()[:16])
 
 
@@ -89,14 +64,12 @@ def resolve(path: str) -> tuple[Asset | None, bool]:
     """The asset answering `path`, and whether it may be cached for good (a pinned URL)."""
     if path.startswith("/ui/static/"):
         return static_asset(path.removeprefix("/ui/static/")), True
-    if path.startswith("/ui/vendor/"):
-        return vendor_asset(path.removeprefix("/ui/vendor/")), True
     if (
         path == "/"
         or path == "/ui"
         or (path.startswith("/ui/") and "." not in path.rsplit("/", 1)[-1])
     ):
-        return shell(path.startswith(CHART_PAGES)), False
+        return shell(), False
     return None, False
 
 
