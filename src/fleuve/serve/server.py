@@ -134,7 +134,9 @@ class FleuveServer:
         )
 
     def _background(self) -> None:
-        """Serve Flight, purge the audit trail daily, and cancel queries once a stop is asked."""
+        """Serve Flight, refresh due reflections, purge the audit trail daily, and cancel
+        queries once a stop is asked."""
+        self.queries.engine.start_scheduler()
         flight = threading.Thread(target=self.flight.serve, name="fleuve-flight", daemon=True)
         purge = threading.Thread(target=self._purge_daily, name="fleuve-audit-purge", daemon=True)
         stopper = threading.Thread(target=self._stop_on_signal, name="fleuve-stop", daemon=True)
