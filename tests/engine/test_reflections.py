@@ -342,3 +342,27 @@ def test_cli_runs_sql_and_refreshes(engine: Engine) -> None:
     assert out.exit_code == 0 and "daily: full" in out.output
     out = runner.invoke(cli, ["-p", project_dir, "sql", "SELECT * FROM gold.nope"])
     assert out.exit_code == 1 and "not found" in out.output
+
+
+def test_explain_shows_considered_matched_and_chosen(engine: Engine) -> None:
+    run(engine, DAILY)
+    run(
+        engine,
+        "CREATE REFLECTION by_status ON gold.orders USING DIMENSIONS (status) MEASURES (SUM(amount), COUNT(*))",
+    )
+    run(
+        engine,
+        "CREATE REFLECTION by_country ON gold.orders USING DIMENSIONS (country) MEASURES (SUM(amount))",
+    )
+    lines = [
+        r["text"]
+        for r in engine.explain(QUERY, user="admin").to_pylist()
+        if r["section"] == "reflection"
+    ]
+    assert any(t.startswith("CHOSEN by_status") for t in lines)
+    assert any(t.startswith("MATCHED daily") for t in lines)
+    assert any(t.startswith("CONSIDERED by_country") and "not a dimension" in t for t in lines)
+    plan = next(
+        r["text"] for r in engine.explain(QUERY, user="admin").to_pylist() if r["section"] == "sql"
+    )
+    assert "fleuve_reflections" in plan

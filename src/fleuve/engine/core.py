@@ -487,9 +487,14 @@ class Engine:
         ctx: Sequence[str],
         *,
         accelerate: bool | None = None,
+        explain: bool = False,
     ) -> _Prepared:
         plan = self.planner.plan(
-            ast, who, ctx, accelerate=self.accelerate if accelerate is None else accelerate
+            ast,
+            who,
+            ctx,
+            accelerate=self.accelerate if accelerate is None else accelerate,
+            explain=explain,
         )
         system = {}
         for ref in plan.system:
@@ -520,7 +525,7 @@ class Engine:
         ast = parse_query(stmt.sql, dialect)
         if not isinstance(ast, _QUERY_TYPES):
             raise EngineError("EXPLAIN takes a query", "write EXPLAIN SELECT ...")
-        prepared = self._plan_query(ast, who, ctx)
+        prepared = self._plan_query(ast, who, ctx, explain=True)
         plan = prepared.plan
         assert plan is not None
         rows = [("datasets", ", ".join(paths.render(d.path) for d in plan.datasets) or "(none)")]

@@ -200,6 +200,15 @@ def _unqualify_columns(ast: exp.Expression, refs: list[Ref]) -> None:
 
 
 @dataclass
+class _Site:
+    """Where a reflection could stand in: a dataset reference and the SELECT reading it."""
+
+    ref: Ref
+    select: exp.Select | None
+    output: list[tuple[str, str]] | None = None
+
+
+@dataclass
 class Outcome:
     """What became of one reflection while planning a query."""
 
@@ -243,6 +252,7 @@ class Plan:
     reflections: dict[str, Outcome] = field(default_factory=dict)
     system: list[SystemRef] = field(default_factory=list)
     lake_state: Any = None
+    explain: bool = False  # also find which costlier reflections would answer
 
     @property
     def sql(self) -> str:
@@ -302,13 +312,19 @@ class Planner:
         context: Sequence[str] = (),
         *,
         accelerate: bool = True,
+        explain: bool = False,
     ) -> Plan:
         """The plan for `ast` run by `who`; NotFound for datasets they may not read."""
         bound = bind(ast, self.resolve, context, trusted=who.admin)
         for ref in bound.refs:
             if not self.allows(who, "SELECT", ref.dataset.path):
                 raise not_found(ref.dataset.path)
-        plan = Plan(bound.ast, datasets=_unique(r.dataset for r in bound.refs), system=bound.system)
+        plan = Plan(
+            bound.ast,
+            datasets=_unique(r.dataset for r in bound.refs),
+            system=bound.system,
+            explain=explain,
+        )
         plan.ast = self._process(bound, plan, accelerate, ())
         return plan
 
@@ -387,45 +403,57 @@ class Planner:
         if plan.lake_state is None:
             plan.lake_state = acc.lake_state()
         select = ref.node.parent.parent if ref.node.parent is not None else None
-        if not isinstance(select, exp.Select):
-            select = None
-        fields = [f.name for f in ref.dataset.fields]
-        output: list[tuple[str, str]] | None = None
-        # Cheapest first: the first reflection that answers is the one to read.
-        for i, r in enumerate(candidates):
+        site = _Site(ref, select if isinstance(select, exp.Select) else None)
+        chosen: tuple[Any, exp.Expression] | None = None
+        # Cheapest first: the first reflection that answers is the one to read. EXPLAIN
+        # goes on to say which costlier ones would also answer.
+        for r in candidates:
             outcome = plan.outcome(r, ref.dataset)
-            reason = acc.usable(r, ref.dataset, plan.lake_state)
-            if reason:
-                outcome.note(reason)
+            if chosen is not None and not plan.explain:
+                outcome.note(f"{chosen[0].name} answers at a lower cost")
                 continue
             try:
-                if select is None:
-                    raise Miss("the dataset is not read by a SELECT")
-                if r.kind == "AGGREGATION":
-                    frm = select.args.get("from_")
-                    if frm is None or frm.this is not ref.node or select.args.get("joins"):
-                        raise Miss("the dataset is joined or read inside a larger FROM")
-                    if output is None:
-                        output = self._output(select, ref)
-                    new = rewrite_aggregate(
-                        select, ref.alias, fields, r.layout, acc.relation(r), output
-                    )
-                else:
-                    raw_covers(select, ref.node, ref.alias, fields, r.spec.display)
-                    new = replace_table(ref.node, acc.relation(r), ref.alias)
+                new = self._attempt(r, site, plan)
             except Miss as miss:
                 outcome.note(str(miss))
                 continue
-            outcome.promote("CHOSEN")
-            for other in candidates[i + 1 :]:
-                plan.outcome(other, ref.dataset).note(f"{r.name} answers at a lower cost")
-            target = select if r.kind == "AGGREGATION" else ref.node
-            if target is bound.ast:
-                bound.ast = new
+            if chosen is None:
+                chosen = (r, new)
+                outcome.promote("CHOSEN")
             else:
-                target.replace(new)
-            ref.replaced = True
+                outcome.promote("MATCHED")
+        if chosen is None:
             return
+        r, new = chosen
+        target = site.select if r.kind == "AGGREGATION" else ref.node
+        if target is bound.ast:
+            bound.ast = new
+        else:
+            target.replace(new)
+        ref.replaced = True
+
+    def _attempt(self, r: Any, site: _Site, plan: Plan) -> exp.Expression:
+        """What replaces the site when reflection `r` answers; Miss when it cannot."""
+        acc = self.accelerator
+        assert acc is not None
+        ref, select = site.ref, site.select
+        reason = acc.usable(r, ref.dataset, plan.lake_state)
+        if reason:
+            raise Miss(reason)
+        if select is None:
+            raise Miss("the dataset is not read by a SELECT")
+        fields = [f.name for f in ref.dataset.fields]
+        if r.kind == "AGGREGATION":
+            frm = select.args.get("from_")
+            if frm is None or frm.this is not ref.node or select.args.get("joins"):
+                raise Miss("the dataset is joined or read inside a larger FROM")
+            if site.output is None:
+                site.output = self._output(select, ref)
+            return rewrite_aggregate(
+                select, ref.alias, fields, r.layout, acc.relation(r), site.output
+            )
+        raw_covers(select, ref.node, ref.alias, fields, r.spec.display)
+        return replace_table(ref.node, acc.relation(r), ref.alias)
 
     def _output(self, select: exp.Select, ref: Ref) -> list[tuple[str, str]]:
         try:
