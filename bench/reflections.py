@@ -93,22 +93,25 @@ def timed(engine: Engine, sql: str) -> tuple[float, float, list, list[str]]:
 
 
 def bench(rows: int, runs: int, raw_runs: int, keep: Path | None) -> list[dict]:
-    root = Path(tempfile.mkdtemp(prefix="fleuve-bench-", dir=keep))
-    init_project(root / "proj", "bench")
+    root = keep / f"orders-{rows}" if keep else Path(tempfile.mkdtemp(prefix="fleuve-bench-"))
+    reuse = (root / "proj" / "fleuve.yml").exists()
+    if not reuse:
+        init_project(root / "proj", "bench")
     project = Project.open(root / "proj")
     out = []
     try:
-        gen = generate(project, rows)
+        gen = 0.0 if reuse else generate(project, rows)
         engine = Engine(project)
         plain = Engine(project, accelerate=False)
         t0 = time.monotonic()
-        for ddl in REFLECTIONS:
+        for ddl in [] if reuse else REFLECTIONS:
             engine.execute(ddl, user="admin").read_all()
         build = time.monotonic() - t0
         sizes = {r.name: r.rows for r in engine.reflections.all()}
         print(
             f"\n{rows:,} rows: generated in {gen:.1f}s; reflections built in {build:.1f}s "
-            f"({', '.join(f'{k}: {v:,} rows' for k, v in sizes.items())}); "
+            + ("(reused project) " if reuse else "")
+            + f"({', '.join(f'{k}: {v:,} rows' for k, v in sizes.items())}); "
             f"load average {os.getloadavg()[0]:.1f}",
             flush=True,
         )
