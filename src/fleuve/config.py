@@ -181,7 +181,10 @@ class ConnectionSettings(_Section):
     )
     timeout_minutes: float = Field(60, gt=0, description="minutes before a sync is stopped")
     max_rejected_ratio: float = Field(
-        0.01, ge=0, le=1, description="share of rows that may be rejected before a stream fails (0-1)"
+        0.01,
+        ge=0,
+        le=1,
+        description="share of rows that may be rejected before a stream fails (0-1)",
     )
     schedule: str | None = Field(None, description="e.g. 'every 15 minutes' or 'daily'")
 
