@@ -292,8 +292,8 @@ class Reflections:
             if row is not None:
                 s.delete(row)
                 self.catalog.bump(s)
-        if r.table_name:
-            self._drop_table(r.table_name)
+        for table in {r.table_name, r.built_inputs.get("previous")} - {None}:
+            self._drop_table(table)
 
     def _drop_table(self, table: str) -> None:
         self.project.lake.commit(
@@ -389,7 +389,10 @@ class Reflections:
         inputs, external = _lake_inputs(body)
         ids = self.clock.table_ids(state.schema_version)
         tables = {f"{s.lower()}.{t.lower()}": ids.get((s.lower(), t.lower())) for s, t in inputs}
-        built = {"version": r.version, "tables": tables, "external": external}
+        # The table before the current one is dropped only now: a query planned on it just
+        # before the last swap has had a whole refresh interval to finish.
+        previous = r.built_inputs.get("previous")
+        built = {"version": r.version, "tables": tables, "external": external, "previous": previous}
         reason = ""
         if mode != "FULL":
             reason = self._incremental_blocker(r, body, tables, external, snapshot)
@@ -402,13 +405,14 @@ class Reflections:
         if table == r.table_name:
             table += f"_{uuid.uuid4().hex[:6]}"
         rows = self._build(r, pinned, table)
+        built["previous"] = r.table_name
         try:
             self._record(r, table, snapshot, built, rows, "FULL")
         except Exception:
             self._drop_table(table)
             raise
-        if r.table_name and r.table_name != table:
-            self._drop_table(r.table_name)
+        if previous and previous not in (table, r.table_name):
+            self._drop_table(previous)
         return RefreshResult(r.name, "FULL", rows, 0.0, snapshot, reason)
 
     def _definition(self, r: Reflection, source: exp.Expression) -> str:
