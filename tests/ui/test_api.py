@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import time
 from collections.abc import Iterator
@@ -194,3 +195,29 @@ def test_sql_lab_downloads_csv_and_parquet(server: str, tmp_path: Path) -> None:
             ).status_code
             == 403
         )
+
+
+def test_dashboard_data_streams_one_line_per_chart(server: str) -> None:
+    headers = login(server)
+    with httpx.stream(
+        "POST",
+        f"{server}/api/fleuve/v1/ui/dashboards/sales/data",
+        headers=headers,
+        json={"filters": {"period": "last_7_days"}},
+    ) as res:
+        assert res.headers["content-type"].startswith("application/x-ndjson")
+        lines = [json.loads(line) for line in res.iter_lines() if line]
+    assert [line["chart"] for line in lines] == ["revenue"]
+    assert "rows" in lines[0] and "acceleration" in lines[0]
+    bad = httpx.post(
+        f"{server}/api/fleuve/v1/ui/dashboards/sales/data",
+        headers=headers,
+        json={"filters": {"period": "last_fortnight"}},
+    )
+    assert (
+        json.loads(bad.text.splitlines()[0])["errorMessage"]
+        == "unknown date range 'last_fortnight'"
+    )
+    assert (
+        httpx.post(f"{server}/api/fleuve/v1/ui/dashboards/sales/data", json={}).status_code == 401
+    )

@@ -12,6 +12,8 @@ import json
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -19,6 +21,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
+from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field, ValidationError
 
 from fleuve.dashboards import lineage as _dashboards_in_lineage  # noqa: F401 (registers)
@@ -38,6 +41,8 @@ router = APIRouter(prefix="/api/fleuve/v1/ui", tags=["Web UI"])
 DOWNLOAD_PAGE = 50_000
 CACHE_SECONDS = 60.0
 CACHE_MAX_ROWS = 10_000
+# A dashboard's charts run this many at a time: enough to overlap I/O, few enough for 2 cores.
+CHART_WORKERS = 4
 LOG_TAIL_BYTES = 8 * 1024 * 1024  # job logs are looked up in the recent end of the log
 # Column listing for completion, read as the user: the engine shows only what they may read.
 _COLUMNS_SQL = (
@@ -165,9 +170,11 @@ class ResultCache:
 _cache = ResultCache()
 
 
-def cached_query(project: Project, queries: Queries, caller: Caller, sql: str) -> dict[str, Any]:
+def cached_query(
+    project: Project, queries: Queries, caller: Caller, sql: str, snapshot: int | None = None
+) -> dict[str, Any]:
     """`run_query`, answered from the cache when the same user ran it on the same snapshot."""
-    key = (caller.username, sql, project.lake.current_snapshot())
+    key = (caller.username, sql, project.lake.current_snapshot() if snapshot is None else snapshot)
     hit = _cache.get(key)
     if hit is not None:
         return {**hit, "cached": True, "elapsedMs": 0.0}
@@ -463,6 +470,34 @@ def dashboard_chart_data(
         raise HTTPException(404, f"dashboard '{slug}' has no chart '{name}'")
     sql = chart_query(chart, filter_conditions(spec, chart, body.filters))
     return _json(cached_query(project, queries, caller, sql))
+
+
+@router.post("/dashboards/{slug}/data")
+def dashboard_data(
+    slug: str,
+    body: ChartData,
+    project: ProjectDep,
+    queries: QueriesDep,
+    caller: CallerDep,
+) -> StreamingResponse:
+    """Every chart's rows under the chosen filters, read as the user: one JSON line per chart,
+    sent as soon as that chart is ready (`{"chart", ...}` or `{"chart", "errorMessage"}`)."""
+    _, spec = _dashboard(project, slug)
+    snapshot = project.lake.current_snapshot()
+
+    def one(chart: ChartSpec) -> dict[str, Any]:
+        try:
+            sql = chart_query(chart, filter_conditions(spec, chart, body.filters))
+            return {"chart": chart.name, **cached_query(project, queries, caller, sql, snapshot)}
+        except FleuveError as exc:
+            return {"chart": chart.name, "errorMessage": exc.message, "moreInfo": exc.fix or ""}
+
+    def lines() -> Iterator[bytes]:
+        with ThreadPoolExecutor(max_workers=CHART_WORKERS) as pool:
+            for done in as_completed([pool.submit(one, chart) for chart in spec.charts]):
+                yield dumps(done.result()) + b"\n"
+
+    return StreamingResponse(lines(), media_type="application/x-ndjson")
 
 
 @router.get("/dashboards/{slug}/filters/{name}/options")

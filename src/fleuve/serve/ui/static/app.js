@@ -985,31 +985,55 @@ async function dashboardPage(root, slug) {
     grid.append(card);
   }
 
-  async function loadChart({ card, body, meta, chart }, gen) {
-    card.dataset.state = "loading";
-    try {
-      const data = await api(`${UI}/dashboards/${encodeURIComponent(slug)}/charts/${encodeURIComponent(chart.name)}/data`,
-        { method: "POST", body: { filters: values } });
-      if (gen !== generation) return;
-      drawChart(body, chart, data);
-      meta.replaceChildren(accelBadge(data), h("span", {}, `${data.rowCount} rows · ${Math.round(data.elapsedMs)} ms`));
-      card.dataset.rows = data.rowCount;
-      card.dataset.accelerated = data.acceleration?.accelerated ? "true" : "false";
-      card.dataset.state = "ready";
-    } catch (error) {
-      if (gen !== generation) return;
+  function show(result) {
+    const target = cards[result.chart];
+    if (!target) return;
+    const { card, body, meta, chart } = target;
+    if (result.errorMessage) {
       meta.replaceChildren();
-      body.replaceChildren(errorBox(error));
+      body.replaceChildren(errorBox(new Error(result.errorMessage)));
+      delete card.dataset.rows;
       card.dataset.state = "error";
+      return;
     }
+    drawChart(body, chart, result);
+    meta.replaceChildren(accelBadge(result), h("span", {}, `${result.rowCount} rows · ${Math.round(result.elapsedMs)} ms`));
+    card.dataset.rows = result.rowCount;
+    card.dataset.accelerated = result.acceleration?.accelerated ? "true" : "false";
+    card.dataset.state = "ready";
   }
 
+  // One request for every chart; the server answers a JSON line per chart as each is ready.
   async function loadAll() {
     const gen = ++generation;
     const started = performance.now();
     grid.dataset.state = "loading";
-    await Promise.all(Object.values(cards).map((c) => loadChart(c, gen)));
+    for (const c of Object.values(cards)) c.card.dataset.state = "loading";
+    try {
+      const res = await api(`${UI}/dashboards/${encodeURIComponent(slug)}/data`, { method: "POST", body: { filters: values }, raw: true });
+      const reader = res.body.getReader();
+      const decoder = new TextDecoder();
+      let buffer = "";
+      for (;;) {
+        const { done, value } = await reader.read();
+        if (gen !== generation) { reader.cancel(); return; }
+        buffer += decoder.decode(value || new Uint8Array(), { stream: !done });
+        let end;
+        while ((end = buffer.indexOf("\n")) >= 0) {
+          const line = buffer.slice(0, end);
+          buffer = buffer.slice(end + 1);
+          if (line.trim()) show(JSON.parse(line));
+        }
+        if (done) break;
+      }
+    } catch (error) {
+      if (gen !== generation) return;
+      for (const c of Object.values(cards)) if (c.card.dataset.state === "loading") show({ chart: c.chart.name, errorMessage: error.message });
+    }
     if (gen !== generation) return;
+    for (const c of Object.values(cards)) {
+      if (c.card.dataset.state === "loading") show({ chart: c.chart.name, errorMessage: "the server sent no answer for this chart" });
+    }
     grid.dataset.state = "ready";
     grid.dataset.generation = gen;
     window.fleuveDashboardLoadedMs = performance.now();
