@@ -71,12 +71,16 @@ function badge(status) {
   return h("span", { class: `badge ${status}` }, status);
 }
 
-function table(columns, rows, { numeric = [] } = {}) {
+// Identifiers read as written (order 146297, not 146,297).
+const ID_COLUMN = /(^|_)id$/i;
+
+function table(columns, rows) {
+  const ids = columns.map((c) => ID_COLUMN.test(c));
   return h("table", { class: "grid" },
     h("thead", {}, h("tr", {}, columns.map((c) => h("th", { scope: "col" }, c)))),
     h("tbody", {}, rows.map((r) => h("tr", {}, r.map((v, i) =>
-      h("td", { class: numeric.includes(i) || typeof v === "number" ? "num" : null },
-        v instanceof Node ? v : fmt(v)))))));
+      h("td", { class: typeof v === "number" ? "num" : null },
+        v instanceof Node ? v : ids[i] && v !== null ? String(v) : fmt(v)))))));
 }
 
 // -- the API -------------------------------------------------------------------------------
