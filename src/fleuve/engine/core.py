@@ -11,7 +11,7 @@ import uuid
 from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from typing import Any
 
@@ -78,6 +78,7 @@ class _Prepared:
     system: dict[str, pa.Table] = field(default_factory=dict)
     lake_default: bool = False  # run with the lake as default catalog (admin statements)
     writes: bool = False  # changes the lake: run to completion, never streamed
+    cached: bool = False  # planned earlier for the same query, catalog and lake snapshot
 
 
 class Engine:
@@ -94,6 +95,7 @@ class Engine:
         dialect: str = "duckdb",
         accelerate: bool = True,
         result_retention: timedelta = RESULT_RETENTION,
+        plan_cache: int = 1024,
     ) -> None:
         if dialect not in DIALECTS:
             raise EngineError(f"unknown SQL dialect '{dialect}'", "use duckdb or dremio")
@@ -124,6 +126,9 @@ class Engine:
         self._cursors: dict[str, duckdb.DuckDBPyConnection] = {}
         self._stubs: set[str] = set()
         self._described: OrderedDict[str, list[tuple[str, str]]] = OrderedDict()
+        # Plans of recent queries, keyed by everything they depend on (see `_prepare`).
+        self._plans: OrderedDict[tuple, tuple[_Prepared, float]] = OrderedDict()
+        self._plan_cache = plan_cache
         self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="fleuve-query")
         self._scheduler: threading.Thread | None = None
         self._stopping = threading.Event()
@@ -162,12 +167,13 @@ class Engine:
             self._cursors[job.id] = cur
         started = time.perf_counter()
         try:
-            if prepared.writes:
-                # A write commits when its result closes: finish it before saying it is done.
-                done = cur.execute(prepared.sql).to_arrow_table()
-                reader = pa.RecordBatchReader.from_batches(done.schema, done.to_batches(batch_rows))
-            else:
-                reader = cur.execute(prepared.sql).to_arrow_reader(batch_rows)
+            try:
+                reader = _open(cur, prepared, batch_rows)
+            except duckdb.CatalogException:
+                if not prepared.cached:
+                    raise
+                prepared = self._replan(job, who, ctx)
+                reader = _open(cur, prepared, batch_rows)
         except duckdb.Error as exc:
             error = self._failure(job, exc, who, prepared)
             self._discard(job, cur)
@@ -175,6 +181,12 @@ class Engine:
         return QueryResult(
             job.id, reader.schema, self._stream(job, cur, reader, who, prepared, started)
         )
+
+    def _replan(self, job: QueryJob, who: Principal, ctx: tuple[str, ...]) -> _Prepared:
+        """Plan again without the plan cache: a remembered plan read a copy evicted since."""
+        with self._lock:
+            self._plans.clear()
+        return self._prepare(job.sql, who, ctx, job.dialect, reuse=False)
 
     def _stream(
         self,
@@ -260,7 +272,13 @@ class Engine:
                 return
             started = time.perf_counter()
             try:
-                table = cur.execute(prepared.sql).to_arrow_table()
+                try:
+                    table = cur.execute(prepared.sql).to_arrow_table()
+                except duckdb.CatalogException:
+                    if not prepared.cached:
+                        raise
+                    prepared = self._replan(job, who, tuple(job.context))
+                    table = cur.execute(prepared.sql).to_arrow_table()
                 job.execution_ms = (time.perf_counter() - started) * 1000
                 self._release(job, cur, prepared)
             except duckdb.Error as exc:
@@ -460,13 +478,31 @@ class Engine:
 
     # == statements =====================================================================
 
-    def _prepare(self, sql: str, who: Principal, ctx: tuple[str, ...], dialect: str) -> _Prepared:
+    def _prepare(
+        self, sql: str, who: Principal, ctx: tuple[str, ...], dialect: str, *, reuse: bool = True
+    ) -> _Prepared:
         stmt = ddl.parse(sql)
         if stmt is not None:
             return self._statement(stmt, who, ctx, dialect)
+        # A plan depends on the query, the caller's rights, the catalog (grants, views,
+        # reflections) and the lake's snapshot (reflections' freshness): the same key, the
+        # same plan.
+        key = None
+        if self._plan_cache:
+            state = self.clock.state()
+            version = self.catalog.meta().version
+            key = (sql, dialect, ctx, who, version, state, self.accelerate)
+            with self._lock:
+                hit = self._plans.get(key)
+                if hit is not None and reuse and hit[1] > time.monotonic():
+                    self._plans.move_to_end(key)
+                    return replace(hit[0], cached=True)
         ast = parse_query(sql, dialect)
         if isinstance(ast, _QUERY_TYPES):
-            return self._plan_query(ast, who, ctx)
+            prepared = self._plan_query(ast, who, ctx)
+            if key is not None and not prepared.system:
+                self._remember(key, prepared)
+            return prepared
         if isinstance(ast, _DML) or (
             isinstance(ast, exp.Create | exp.Drop)
             and str(ast.args.get("kind", "")).upper() == "TABLE"
@@ -479,6 +515,22 @@ class Engine:
             f"{type(ast).__name__.upper()} statements are not available",
             "run queries, or the engine's own statements (CREATE VIEW, CREATE REFLECTION, GRANT, ...)",
         )
+
+    def _remember(self, key: tuple, prepared: _Prepared) -> None:
+        """Keep a plan; one reading a stale reflection only while the dataset's window lasts."""
+        expires = float("inf")
+        assert prepared.plan is not None
+        windows = {d.id: d.staleness_seconds for d in prepared.plan.read}
+        for o in prepared.plan.chosen:
+            r = self.reflections.get(o.reflection_id)
+            if not self.reflections.fresh(r, prepared.plan.lake_state):
+                window = windows.get(o.dataset_id) or 0
+                age = (utcnow() - r.refreshed_at).total_seconds() if r.refreshed_at else window
+                expires = min(expires, time.monotonic() + window - age)
+        with self._lock:
+            self._plans[key] = (prepared, expires)
+            while len(self._plans) > self._plan_cache:
+                self._plans.popitem(last=False)
 
     def _plan_query(
         self,
@@ -1426,6 +1478,16 @@ class Engine:
                 con.execute(f"CREATE TABLE IF NOT EXISTS {name} ({cols})")
             self._stubs.add(name)
         return name
+
+
+def _open(
+    cur: duckdb.DuckDBPyConnection, prepared: _Prepared, batch_rows: int
+) -> pa.RecordBatchReader:
+    """Start the prepared query; a write runs to its end, as it commits when its result closes."""
+    if prepared.writes:
+        done = cur.execute(prepared.sql).to_arrow_table()
+        return pa.RecordBatchReader.from_batches(done.schema, done.to_batches(batch_rows))
+    return cur.execute(prepared.sql).to_arrow_reader(batch_rows)
 
 
 def _lake_table(path: Sequence[str]) -> exp.Table:
