@@ -374,3 +374,20 @@ def test_explain_shows_considered_matched_and_chosen(engine: Engine) -> None:
         r["text"] for r in engine.explain(QUERY, user="admin").to_pylist() if r["section"] == "sql"
     )
     assert "fleuve_reflections" in plan
+
+
+def test_remembered_plans_follow_the_catalog_and_the_window(engine: Engine) -> None:
+    run(engine, DAILY)
+    first = engine.execute(QUERY, user="admin")
+    first.read_all()
+    again = engine.execute(QUERY, user="admin")
+    again.read_all()
+    assert engine.job(again.job_id).reflections == engine.job(first.job_id).reflections
+    assert engine.job(again.job_id).planning_ms < engine.job(first.job_id).planning_ms
+    # A staleness window lets a plan read a stale reflection only until the window closes.
+    run(engine, "ALTER TABLE gold.orders SET STALENESS 3 SECONDS")
+    engine.refresh_reflection("daily", user="admin", mode="FULL")
+    run(engine, "INSERT INTO gold.orders (order_id, status, amount) VALUES (800000, 'paid', 2.00)")
+    assert run(engine, QUERY)[1] == ["daily"]
+    time.sleep(3.2)
+    assert run(engine, QUERY)[1] == []
