@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import click
+from rich import box
 from rich.console import Console
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
@@ -335,20 +336,28 @@ def sync(ctx: Context, connection: str, streams: tuple[str, ...], full_refresh: 
             full_refresh=full_refresh,
             on_progress=show,
         )
-    table = Table(
-        "stream", "mode", "committed", "rejected", "MB read", "seconds", "rows/s", "changes"
-    )
+    table = Table(box=box.SIMPLE_HEAD)
+    table.add_column("stream", overflow="fold", min_width=14)
+    for name in ("mode", "committed", "rejected", "MB", "s", "rows/s"):
+        table.add_column(
+            name, no_wrap=True, min_width=len(name), justify="left" if name == "mode" else "right"
+        )
+    drifted = any(out.schema_changes for out in result.streams.values())
+    if drifted:
+        table.add_column("schema changes", overflow="fold")
     for name, out in result.streams.items():
         rate = out.records_committed / out.seconds if out.seconds else 0
         table.add_row(
             name,
-            out.mode,
+            out.mode.replace("full_refresh", "full")
+            .replace("incremental", "incr")
+            .replace("+", " "),
             f"{out.records_committed:,}",
             f"{out.records_rejected:,}",
             f"{out.bytes_read / 1e6:,.1f}",
-            f"{out.seconds:.2f}",
-            f"{rate:,.0f}",
-            "; ".join(out.schema_changes),
+            f"{out.seconds:.1f}",
+            f"{rate / 1e6:.1f}M" if rate >= 1e6 else f"{rate / 1e3:,.0f}k",
+            *(["; ".join(out.schema_changes)] if drifted else []),
         )
     console.print(table)
     if result.status != "succeeded":
@@ -380,9 +389,12 @@ def jobs(ctx: Context, limit: int, connection: str | None, as_json: bool) -> Non
     if as_json:
         console.print_json(json.dumps(infos))
         return
-    table = Table(
-        "job", "connection", "status", "started", "attempts", "records", "MB", "seconds", "failure"
-    )
+    table = Table(box=box.SIMPLE_HEAD)
+    for name in ("job", "connection", "status", "started (UTC)", "tries", "records", "MB", "s"):
+        table.add_column(
+            name, no_wrap=True, justify="left" if name in ("connection", "status") else "right"
+        )
+    table.add_column("failure", overflow="fold")
     for info in infos:
         job, attempts = info["job"], [a["attempt"] for a in info["attempts"]]
         last = attempts[-1] if attempts else {}
@@ -392,7 +404,7 @@ def jobs(ctx: Context, limit: int, connection: str | None, as_json: bool) -> Non
             str(job["id"]),
             job["configId"],
             job["status"],
-            datetime.fromtimestamp(job["createdAt"], UTC).strftime("%Y-%m-%d %H:%M:%S"),
+            datetime.fromtimestamp(job["createdAt"], UTC).strftime("%m-%d %H:%M:%S"),
             str(len(attempts)),
             f"{sum(a['recordsSynced'] for a in attempts):,}",
             f"{sum(a['bytesSynced'] for a in attempts) / 1e6:,.1f}",
