@@ -31,8 +31,13 @@ def _rest(api: TestAPI, **extra: object) -> dict:
 def test_job_info_has_the_jobinforead_shape(api: TestAPI, workspace: Workspace) -> None:
     api.state.records["things"] = list(RECORDS)
     workspace.configure([connection(_rest(api), [{"name": "things", "path": "/page/things"}])])
-    result = workspace.sync()
+    seen: list[tuple[str, int, int]] = []
+    result = workspace.sync(
+        on_progress=lambda states: seen.extend((s.phase, s.rows, s.bytes) for s in states)
+    )
     assert result.status == "succeeded"
+    # The progress callback saw the rows and bytes that the sync committed.
+    assert seen[-1][0] == "committed" and seen[-1][1] == 50 and seen[-1][2] > 0
     p = workspace.project
     assert p is not None
     info = job_info(p.db, result.job_id)
