@@ -85,6 +85,8 @@ class _Run:
         self.on_progress = on_progress
 
     def session(self, stream: str) -> Callable[[duckdb.DuckDBPyConnection | None], None]:
+        """A callback that records (or forgets) the lake session a stream's commit runs on."""
+
         def register(con: duckdb.DuckDBPyConnection | None) -> None:
             with self.lock:
                 if con is None:
@@ -99,6 +101,7 @@ class _Run:
         return register
 
     def interrupt(self) -> None:
+        """Cancel the sync: stop every running statement; connectors see `cancelled`."""
         self.cancelled.set()
         with self.lock:
             for con in self.sessions.values():
@@ -106,6 +109,7 @@ class _Run:
                     con.interrupt()
 
     def poll(self) -> None:
+        """Refresh each running stream's figures from DuckDB's progress and report them."""
         with self.lock:
             for name, con in self.sessions.items():
                 p = self.progress[name]
