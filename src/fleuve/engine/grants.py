@@ -41,6 +41,10 @@ class Principal:
         return f"@{self.name}"
 
 
+# The engine itself, for work done on a user's behalf after their rights were checked.
+ENGINE = Principal("fleuve", frozenset({"admin"}))
+
+
 @dataclass(frozen=True)
 class Grant:
     """One privilege on one object for one grantee."""
