@@ -321,6 +321,7 @@ class Engine(Statements, CatalogApi):
             self._scheduler.join(timeout=5)
         self.jobs_store.close()
         self.reflections.flush_counts()
+        self.reflections.drop_copies()
         with self._lock:
             pool, self._pool = self._pool, []
         for cur in pool:

@@ -78,6 +78,7 @@ class Reflections:
         # (table, snapshot) -> (in-memory table, bytes, last use)
         self._cache: OrderedDict[tuple[str, int], tuple[str, int, float]] = OrderedDict()
         self._counts: dict[str, list[int]] = {}
+        self._tag = uuid.uuid4().hex[:6]
 
     # -- reading the definitions ------------------------------------------------------
 
@@ -209,25 +210,36 @@ class Reflections:
                 self._cache[key] = (hit[0], hit[1], now)
                 self._cache.move_to_end(key)
                 return hit[0]
-        if r.rows > CACHE_MAX_ROWS or r.bytes * 4 > CACHE_MAX_BYTES:
+        if r.rows > CACHE_MAX_ROWS:
             return None
-        name = f"{CACHE_SCHEMA}.{quote_ident(f'{r.table_name}@{r.built_snapshot}')}"
+        # Named per engine: another engine in the process evicts its own copies only.
+        label = f"{r.table_name}@{r.built_snapshot}~{self._tag}"
+        name = f"{CACHE_SCHEMA}.{quote_ident(label)}"
         with self.project.lake.session() as con:
             con.execute(f"CREATE SCHEMA IF NOT EXISTS {CACHE_SCHEMA}")
             con.execute(
                 f"CREATE OR REPLACE TABLE {name} AS SELECT * FROM "
                 f"{CATALOG}.{quote_ident(REFLECTION_SCHEMA)}.{quote_ident(r.table_name)}"
             )
-            size = con.execute(
-                "SELECT coalesce(sum(estimated_size), 0) FROM duckdb_tables() "
-                "WHERE database_name = 'memory' AND schema_name = 'fleuve_reflections' "
-                "AND table_name = ?",
-                [f"{r.table_name}@{r.built_snapshot}"],
-            ).fetchone()[0]
+            # Rows times columns times a generous 16 bytes: DuckDB reports no size per table.
+            size = (
+                r.rows
+                * (len(r.build_plan()[1]) if r.kind == "AGGREGATION" else len(r.spec.display))
+                * 16
+            )
             with self._lock:
-                self._cache[key] = (name, int(size), now)
+                self._cache[key] = (name, size, now)
                 self._evict(con, keep=key, now=now)
         return name
+
+    def drop_copies(self) -> None:
+        """Free every in-memory copy this engine made."""
+        with self._lock:
+            names, self._cache = [n for n, _, _ in self._cache.values()], OrderedDict()
+        if names:
+            with self.project.lake.session() as con:
+                for name in names:
+                    con.execute(f"DROP TABLE IF EXISTS {name}")
 
     def _evict(self, con: duckdb.DuckDBPyConnection, keep: tuple[str, int], now: float) -> None:
         """Drop copies over the memory budget, least recently used first.
