@@ -319,7 +319,9 @@ class Catalog:
                 relation=f"{CATALOG}.{quote_ident(schema)}.{quote_ident(table)}",
                 lake_table=(schema, table) if k in table_ids else None,
             )
-        visible = [s for s in schemas if not hidden_schema(s)]
+        used = {schema.lower() for schema, _ in names.values()}
+        # DuckLake's default schema is a container only once something is in it.
+        visible = [s for s in schemas if not hidden_schema(s) and (s != "main" or "main" in used)]
         return _LakeTables(schema_version, visible, tables)
 
     # -- lookups ----------------------------------------------------------------------
