@@ -95,7 +95,7 @@ def test_mysql_source(engine: Engine) -> None:
                 f"SELECT * FROM shop_my.test.{table} WHERE customer_id = 2", user="admin"
             ).to_pylist()
         )
-        assert "MYSQL_SCAN" in plan or "MySQL" in plan
+        assert "MYSQL_SCAN" in plan and "customer_id=2" in plan.replace(" ", "")
     finally:
         with conn.cursor() as cur:
             cur.execute(f"DROP TABLE IF EXISTS {table}")
