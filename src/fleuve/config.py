@@ -15,6 +15,7 @@ from pydantic import (
     Field,
     SecretStr,
     ValidationError,
+    field_serializer,
     field_validator,
     model_validator,
 )
@@ -171,7 +172,9 @@ class ConnectionSettings(_Section):
 
     name: str = Field(..., description="a short identifier, e.g. 'shop_db'")
     source: dict[str, Any] = Field(
-        ..., description="'type' (postgres, mysql, sqlite, files, rest) and its settings"
+        ...,
+        description="'type' (postgres, mysql, sqlite, files, rest) and its settings",
+        repr=False,  # it may hold passwords and tokens
     )
     streams: list[StreamSettings] = Field(default_factory=list)
     threads: int = Field(4, ge=1, le=64, description="parallel streams (1-64)")
@@ -195,6 +198,10 @@ class ConnectionSettings(_Section):
             raise ValueError("the source needs a 'type' (postgres, mysql, sqlite, files, rest)")
         return value
 
+    @field_serializer("source")
+    def _masked(self, value: dict[str, Any]) -> dict[str, Any]:
+        return _mask_secrets(value)
+
     @model_validator(mode="after")
     def _streams_fit(self) -> ConnectionSettings:
         seen: set[str] = set()
@@ -209,6 +216,22 @@ class ConnectionSettings(_Section):
                     "e.g. cursor_field: updated_at"
                 )
         return self
+
+
+_SECRET_KEYS = re.compile(r"password|secret|token|api_key|^value$", re.IGNORECASE)
+
+
+def _mask_secrets(value: Any, key: str = "") -> Any:
+    """A copy of a source's settings with passwords, tokens and keys shown as '***'."""
+    if isinstance(value, dict):
+        return {k: _mask_secrets(v, str(k)) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_mask_secrets(v, key) for v in value]
+    if isinstance(value, str) and _SECRET_KEYS.search(key):
+        return "***"
+    if isinstance(value, str) and key == "dsn":
+        return redact_dsn(value)
+    return value
 
 
 class DemoSettings(_Section):
