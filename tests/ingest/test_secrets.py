@@ -1,0 +1,24 @@
+"""A connection's passwords, tokens and keys never show in repr, dumps or `fleuve config show`."""
+
+from __future__ import annotations
+
+from fleuve.config import validate
+
+SECRETS = ["pw-in-dsn", "pw-key", "tok-123", "s3-secret", "key-456"]
+
+
+def test_source_secrets_are_masked() -> None:
+    source = {
+        "type": "postgres",
+        "dsn": "postgresql://reader:pw-in-dsn@db/shop",
+        "password": "pw-key",
+        "auth": {"type": "bearer", "token": "tok-123"},
+        "s3": {"secret_access_key": "s3-secret"},
+        "api_key": "key-456",
+    }
+    settings = validate({"connections": [{"name": "c", "source": source}], "project_dir": "."})
+    shown = repr(settings) + settings.model_dump_json() + str(settings.model_dump())
+    assert not [s for s in SECRETS if s in shown]
+    assert "postgresql://reader:***@db/shop" in shown
+    # The values themselves stay usable.
+    assert settings.connections[0].source["auth"]["token"] == "tok-123"
