@@ -36,6 +36,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import duckdb
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from fleuve.demo import demo_sources, prepare
@@ -91,7 +93,7 @@ def _reset(project_dir: Path) -> None:
         ).fetchall()
         con.close()
 
-        def drop(c):  # type: ignore[no-untyped-def]
+        def drop(c: duckdb.DuckDBPyConnection) -> None:
             for schema, name, kind in relations:
                 c.execute(f"DROP {kind} IF EXISTS {schema}.{quote_ident(name)}")
 
@@ -111,7 +113,7 @@ def _land_a_day(project_dir: Path) -> int:
     project = Project.open(project_dir)
     try:
 
-        def work(con):  # type: ignore[no-untyped-def]
+        def work(con: duckdb.DuckDBPyConnection) -> None:
             con.execute(
                 "UPDATE bronze.raw_orders SET status = 'completed', "
                 "updated_at = updated_at + INTERVAL 1 DAY, _fleuve_extracted_at = now() "

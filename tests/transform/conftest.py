@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
+import duckdb
 import pytest
 
 from fleuve.lake import Lake
@@ -36,7 +37,7 @@ def land_shop(lake: Lake, *, customers: int = 400, orders: int = 3000, start: in
     names = f"(VALUES {_values()}) AS n(first_name, last_name, locale, country_code, city, k)"
     sync = "'test-sync-1'"
 
-    def work(con):  # type: ignore[no-untyped-def]
+    def work(con: duckdb.DuckDBPyConnection) -> None:
         con.execute(f"""
             CREATE TABLE bronze.raw_customers AS
             SELECT range AS customer_id, n.first_name, n.last_name,
@@ -124,7 +125,7 @@ def append_events(lake: Lake, first: int, count: int, customers: int = 400) -> N
 def append_orders(lake: Lake, first: int, count: int, customers: int = 400) -> None:
     """Land `count` new orders (ids from `first`) and their lines, as an incremental sync would."""
 
-    def work(con):  # type: ignore[no-untyped-def]
+    def work(con: duckdb.DuckDBPyConnection) -> None:
         con.execute("INSERT INTO bronze.raw_orders " + _orders_sql(first, count, customers))
         con.execute("INSERT INTO bronze.raw_order_lines " + _lines_sql(first, count))
 

@@ -14,6 +14,7 @@ from fleuve.cli import cli
 from fleuve.project import Project, init_project
 from fleuve.transform import DbtRun, get_run, node_timings, run_history, run_transform
 from fleuve.transform.lineage import (
+    Lineage,
     LineageContext,
     LineageNode,
     lineage,
@@ -22,6 +23,7 @@ from fleuve.transform.lineage import (
 )
 from tests.transform.conftest import land_shop
 
+Built = tuple[Project, DbtRun]
 MODELS = 13
 TESTS = 36
 EXPOSURES = """
@@ -37,7 +39,7 @@ exposures:
 
 
 @pytest.fixture(scope="module")
-def built(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Project, DbtRun]]:
+def built(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Built]:
     """The test shop after one `fleuve transform build`."""
     folder = tmp_path_factory.mktemp("built") / "shop"
     init_project(folder, "shop")
@@ -54,7 +56,7 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Project, D
         project.close()
 
 
-def test_the_scaffolded_project_builds_green_into_silver_and_gold(built) -> None:  # type: ignore[no-untyped-def]
+def test_the_scaffolded_project_builds_green_into_silver_and_gold(built: Built) -> None:
     project, run = built
     assert run.success, run.summary()
     counts = run.counts()
@@ -85,7 +87,7 @@ def test_the_scaffolded_project_builds_green_into_silver_and_gold(built) -> None
     assert lake.tables("audit") == []
 
 
-def test_gold_is_zstd_and_partitioned_by_period_silver_snappy(built) -> None:  # type: ignore[no-untyped-def]
+def test_gold_is_zstd_and_partitioned_by_period_silver_snappy(built: Built) -> None:
     project, _ = built
     con = project.lake.connect()
 
@@ -113,7 +115,7 @@ def test_gold_is_zstd_and_partitioned_by_period_silver_snappy(built) -> None:  #
     assert codecs(files("silver", "stg_orders")) == {"SNAPPY"}
 
 
-def test_names_in_every_script_survive_the_layers(built) -> None:  # type: ignore[no-untyped-def]
+def test_names_in_every_script_survive_the_layers(built: Built) -> None:
     project, _ = built
     names = set(
         project.lake.query("SELECT customer_name FROM gold.dim_customers")[
@@ -123,7 +125,7 @@ def test_names_in_every_script_survive_the_layers(built) -> None:  # type: ignor
     assert {"FRANÇOIS MÜLLER-HÉLIE", "محمد العلوي", "王 伟", "中村 さくら"} <= names
 
 
-def test_every_run_is_recorded_with_the_timing_of_each_node(built) -> None:  # type: ignore[no-untyped-def]
+def test_every_run_is_recorded_with_the_timing_of_each_node(built: Built) -> None:
     project, run = built
     [record] = [r for r in run_history(project.db) if r.run_id == run.run_id]
     assert record.status == "succeeded"
@@ -141,7 +143,7 @@ def test_every_run_is_recorded_with_the_timing_of_each_node(built) -> None:  # t
     json.dumps(record.to_dict())
 
 
-def test_lineage_traces_the_seeds_chain_tables_and_columns(built) -> None:  # type: ignore[no-untyped-def]
+def test_lineage_traces_the_seeds_chain_tables_and_columns(built: Built) -> None:
     project, _ = built
     graph = lineage(project.settings, lake=project.lake)
     edges = set(graph.edges)
@@ -186,10 +188,10 @@ def test_lineage_traces_the_seeds_chain_tables_and_columns(built) -> None:  # ty
     assert {"nodes", "edges", "columns"} == set(data) and json.dumps(data, ensure_ascii=False)
 
 
-def test_other_layers_attach_to_the_lineage_through_providers(built) -> None:  # type: ignore[no-untyped-def]
+def test_other_layers_attach_to_the_lineage_through_providers(built: Built) -> None:
     project, _ = built
 
-    def reflections(graph, context: LineageContext) -> None:  # type: ignore[no-untyped-def]
+    def reflections(graph: Lineage, context: LineageContext) -> None:
         graph.add(
             LineageNode(
                 id="reflection:agg_daily_revenue",
@@ -209,7 +211,7 @@ def test_other_layers_attach_to_the_lineage_through_providers(built) -> None:  #
     assert list(graph.layers())[-1] == "reflections"
 
 
-def test_cli_builds_shows_history_and_lineage(built) -> None:  # type: ignore[no-untyped-def]
+def test_cli_builds_shows_history_and_lineage(built: Built) -> None:
     project, _ = built
     where = ["--project", str(project.settings.project_dir)]
     runner = CliRunner()
@@ -229,7 +231,7 @@ def test_cli_builds_shows_history_and_lineage(built) -> None:  # type: ignore[no
     assert "fct_customer_lifetime_value" in unknown.output
 
 
-def test_freshness_warns_about_a_stale_bronze_table(built) -> None:  # type: ignore[no-untyped-def]
+def test_freshness_warns_about_a_stale_bronze_table(built: Built) -> None:
     project, _ = built
     project.lake.commit(
         lambda c: c.execute(

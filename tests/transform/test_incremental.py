@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import duckdb
+
 from fleuve.lake import quote_ident
 from fleuve.project import Project
 from fleuve.transform import run_transform
@@ -62,7 +64,7 @@ def test_incremental_run_merges_only_new_rows_and_equals_a_full_rebuild(shop: Pr
     )["d"][0].as_py()
     renamed = 7
 
-    def changes(con):  # type: ignore[no-untyped-def]
+    def changes(con: duckdb.DuckDBPyConnection) -> None:
         bump = "updated_at = updated_at + INTERVAL 2 DAY, _fleuve_extracted_at = now()"
         con.execute(
             f"UPDATE bronze.raw_orders SET status = 'cancelled', {bump} WHERE customer_id = ?",
