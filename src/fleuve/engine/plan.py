@@ -450,7 +450,7 @@ class Planner:
             if site.output is None:
                 site.output = self._output(select, ref)
             return rewrite_aggregate(
-                select, ref.alias, fields, r.layout, acc.relation(r), site.output
+                select, ref.alias, fields, r.layout, acc.relation(r), site.output, r.column_types
             )
         raw_covers(select, ref.node, ref.alias, fields, r.spec.display)
         return replace_table(ref.node, acc.relation(r), ref.alias)

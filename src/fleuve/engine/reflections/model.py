@@ -95,6 +95,11 @@ class Reflection:
         return _layout(self.spec)
 
     @property
+    def column_types(self) -> dict[str, str]:
+        """The built table's column types (lowercase names), as DuckDB describes them."""
+        return self.built_inputs.get("columns") or {}
+
+    @property
     def cost(self) -> float:
         """What reading it costs, relatively: its rows, weighted by its width for raw ones."""
         width = len(self.spec.display) if self.kind == "RAW" else 1

@@ -530,6 +530,11 @@ class Reflections:
         self, r: Reflection, table: str | None, snapshot: int, built: dict, rows: int, mode: str
     ) -> None:
         size = self._size(table)
+        with self.project.lake.session() as con:
+            described = con.execute(
+                f"DESCRIBE {CATALOG}.{quote_ident(REFLECTION_SCHEMA)}.{quote_ident(table or '')}"
+            ).fetchall()
+        built = {**built, "columns": {name.lower(): typ for name, typ, *_ in described}}
         now = utcnow()
         with self.catalog.db.session() as s:
             row = s.get(EngineReflection, r.id)
