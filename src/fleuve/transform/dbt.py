@@ -251,15 +251,21 @@ def _manifest(settings: Settings, project_dir: Path, runner: Any) -> Any:
     return res.result
 
 
+def project_files(project_dir: Path) -> list[Path]:
+    """The dbt project's own files (models, macros, tests, YAML, profile), not dbt's output."""
+    return sorted(
+        path
+        for path in project_dir.rglob("*")
+        if path.relative_to(project_dir).parts[0] not in _NOT_SOURCES and path.is_file()
+    )
+
+
 def _fingerprint(project_dir: Path) -> str:
     """A digest of the names, sizes and times of the dbt project's own files."""
     digest = hashlib.sha256()
-    for path in sorted(project_dir.rglob("*")):
-        rel = path.relative_to(project_dir)
-        if rel.parts[0] in _NOT_SOURCES or not path.is_file():
-            continue
+    for path in project_files(project_dir):
         stat = path.stat()
-        digest.update(f"{rel}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
+        digest.update(f"{path}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
     return digest.hexdigest()
 
 

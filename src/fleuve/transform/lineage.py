@@ -21,7 +21,7 @@ from typing import Any
 from fleuve.config import Settings
 from fleuve.errors import FleuveError
 from fleuve.lake import CATALOG, Lake
-from fleuve.transform.dbt import relation_name, run_dbt, target_dir
+from fleuve.transform.dbt import project_files, relation_name, run_dbt, target_dir
 
 log = logging.getLogger("fleuve.transform")
 
@@ -235,8 +235,8 @@ def dbt_manifest(graph: Lineage, context: LineageContext) -> None:
             )
         )
     models = [n for n in manifest.get("nodes", {}).values() if n["resource_type"] == "model"]
-    ids: dict[str, str] = {
-        s["unique_id"]: graph.node(s["unique_id"]).id for s in manifest.get("sources", {}).values()
+    ids = {
+        s["unique_id"]: f"{s['schema']}.{s['name']}" for s in manifest.get("sources", {}).values()
     }
     for model in models:
         relation = (
@@ -287,16 +287,24 @@ def dbt_columns(graph: Lineage, context: LineageContext) -> None:
     """Column-level edges of every model, read from its compiled SQL with sqlglot."""
     if not context.columns:
         return
-    manifest = _load_manifest(context.settings)
-    compiled_dir = target_dir(context.settings) / "compiled"
+    settings = context.settings
+    manifest = _load_manifest(settings)
+    project_dir = settings.path(settings.transform.project_dir)
+    compiled_dir = target_dir(settings) / "compiled"
+    models = [n for n in manifest.get("nodes", {}).values() if n["resource_type"] == "model"]
     compiled = {
-        node["unique_id"]: compiled_dir / node["package_name"] / node["original_file_path"]
-        for node in manifest.get("nodes", {}).values()
-        if node["resource_type"] == "model"
+        n["unique_id"]: compiled_dir / n["package_name"] / n["original_file_path"] for n in models
     }
-    missing = [uid.split(".")[-1] for uid, path in compiled.items() if not path.exists()]
-    if missing:
-        run_dbt(context.settings, ["compile", "--select", *missing])
+    # A model never compiled, or edited since, is compiled now (dbt writes the SQL it runs).
+    stale = [
+        n["name"]
+        for n in models
+        if not compiled[n["unique_id"]].exists()
+        or compiled[n["unique_id"]].stat().st_mtime_ns
+        < (project_dir / n["original_file_path"]).stat().st_mtime_ns
+    ]
+    if stale:
+        run_dbt(settings, ["compile", "--select", *stale])
     schema = _lake_schema(context)
     if schema is None:
         return
@@ -319,14 +327,7 @@ def _load_manifest(settings: Settings) -> dict[str, Any]:
     """Fleuve's last manifest.json, parsed again first when the dbt project changed since."""
     path = target_dir(settings) / "manifest.json"
     project_dir = settings.path(settings.transform.project_dir)
-    newest = max(
-        (
-            p.stat().st_mtime_ns
-            for p in project_dir.rglob("*")
-            if p.is_file() and p.relative_to(project_dir).parts[0] not in ("target", "logs")
-        ),
-        default=0,
-    )
+    newest = max((p.stat().st_mtime_ns for p in project_files(project_dir)), default=0)
     if not path.exists() or path.stat().st_mtime_ns < newest:
         parsed = run_dbt(settings, ["parse"])
         if not parsed.success or not path.exists():
