@@ -497,15 +497,6 @@ class Catalog:
         self._source_tables[src.id] = (time.monotonic(), tables)
         return tables
 
-    def forget_source_tables(self, name: str | None = None) -> None:
-        """Drop the cached table list of one source (or all), so the next lookup re-reads it."""
-        if name is None:
-            self._source_tables.clear()
-            return
-        src = self.meta().sources.get(name.lower())
-        if src:
-            self._source_tables.pop(src.id, None)
-
     def attach(self, src: Source) -> None:
         """Attach an external database read-only (once per process)."""
         if src.alias in self._attached or src.kind == "files":
