@@ -528,9 +528,8 @@ class CatalogApi:
         dataset = self.catalog.lookup(r.dataset_path)
         fresh = self.reflections.fresh(r) if r.table_name else None
         out = r.as_json(dataset.id if dataset else None, fresh)
-        pending = self.reflections.pending_counts(r.id)
-        for k, n in zip(("considered", "matched", "chosen"), pending, strict=True):
-            out["metrics"][k] += n
+        counts = self.reflections.counts(r.id)
+        out["metrics"].update(zip(("considered", "matched", "chosen"), counts, strict=True))
         return out
 
     # -- grants -------------------------------------------------------------------------

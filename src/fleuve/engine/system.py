@@ -249,7 +249,7 @@ class SystemTables:
             dataset = self.catalog.lookup(r.dataset_path)
             fresh = self.reflections.fresh(r) if r.table_name else None
             status = r.as_json(dataset.id if dataset else None, fresh)["status"]["combinedStatus"]
-            pending = self.reflections.pending_counts(r.id)
+            considered, matched, chosen = self.reflections.counts(r.id)
             yield {
                 "reflection_id": r.id,
                 "reflection_name": r.name,
@@ -266,9 +266,9 @@ class SystemTables:
                 "built_from_snapshot": r.built_snapshot,
                 "record_count": r.rows,
                 "size_bytes": r.bytes,
-                "considered_count": r.considered + pending[0],
-                "matched_count": r.matched + pending[1],
-                "chosen_count": r.chosen + pending[2],
+                "considered_count": considered,
+                "matched_count": matched,
+                "chosen_count": chosen,
                 "error": r.error,
             }
 

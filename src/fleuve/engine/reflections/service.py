@@ -25,6 +25,7 @@ from datetime import timedelta
 from typing import Any
 
 import duckdb
+from sqlalchemy import select as sql_select
 from sqlalchemy import update
 from sqlglot import exp
 
@@ -78,6 +79,7 @@ class Reflections:
         # (table, snapshot) -> (in-memory table, bytes, last use)
         self._cache: OrderedDict[tuple[str, int], tuple[str, int, float]] = OrderedDict()
         self._counts: dict[str, list[int]] = {}
+        self._flush_lock = threading.Lock()
         self._tag = uuid.uuid4().hex[:6]
 
     # -- reading the definitions ------------------------------------------------------
@@ -177,27 +179,39 @@ class Reflections:
 
     def flush_counts(self) -> None:
         """Add the remembered counts to the metadata database."""
-        with self._lock:
-            counts, self._counts = self._counts, {}
-        if not counts:
-            return
-        with self.catalog.db.session() as s:
-            for rid, (considered, matched, chosen) in counts.items():
-                s.execute(
-                    update(EngineReflection)
-                    .where(EngineReflection.id == rid)
-                    .values(
-                        considered=EngineReflection.considered + considered,
-                        matched=EngineReflection.matched + matched,
-                        chosen=EngineReflection.chosen + chosen,
+        with self._flush_lock:
+            with self._lock:
+                counts, self._counts = self._counts, {}
+            if not counts:
+                return
+            with self.catalog.db.session() as s:
+                for rid, (considered, matched, chosen) in counts.items():
+                    s.execute(
+                        update(EngineReflection)
+                        .where(EngineReflection.id == rid)
+                        .values(
+                            considered=EngineReflection.considered + considered,
+                            matched=EngineReflection.matched + matched,
+                            chosen=EngineReflection.chosen + chosen,
+                        )
                     )
-                )
 
-    def pending_counts(self, rid: str) -> tuple[int, int, int]:
-        """Counts not yet flushed for one reflection."""
-        with self._lock:
-            c = self._counts.get(rid, [0, 0, 0])
-            return c[0], c[1], c[2]
+    def counts(self, rid: str) -> tuple[int, int, int]:
+        """Times considered, matched and chosen: recorded, plus what this engine holds back."""
+        # The flush lock keeps a count from being in both places, or in neither, meanwhile.
+        with self._flush_lock:
+            with self.catalog.db.session() as s:
+                row = s.execute(
+                    sql_select(
+                        EngineReflection.considered,
+                        EngineReflection.matched,
+                        EngineReflection.chosen,
+                    ).where(EngineReflection.id == rid)
+                ).first()
+            with self._lock:
+                held = self._counts.get(rid, [0, 0, 0])
+        stored = tuple(row) if row is not None else (0, 0, 0)
+        return stored[0] + held[0], stored[1] + held[1], stored[2] + held[2]
 
     # -- in-memory copies -------------------------------------------------------------
 
