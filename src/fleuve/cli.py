@@ -215,6 +215,16 @@ def lake_snapshots(ctx: Context, limit: int) -> None:
     console.print(table)
 
 
+@lake.command("maintain")
+@pass_ctx
+@handles_errors
+def lake_maintain(ctx: Context) -> None:
+    """Compact small files and expire snapshots older than lake.snapshot_retention_days."""
+    from fleuve.pipeline import maintain
+
+    console.print(maintain(ctx.project()))
+
+
 @lake.command("at")
 @click.argument("table")
 @click.argument("version", type=int)

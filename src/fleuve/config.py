@@ -70,6 +70,12 @@ class LakeSettings(_Section):
     connect_timeout_seconds: float = Field(
         5.0, gt=0, le=60, description="seconds to wait for the catalog or bucket (0-60)"
     )
+    snapshot_retention_days: float | None = Field(
+        7,
+        gt=0,
+        description="days of snapshots kept for time travel, e.g. 7; older ones are expired by "
+        "`fleuve lake maintain` and the pipeline (null keeps them all)",
+    )
 
     @field_validator("catalog")
     @classmethod

@@ -65,6 +65,22 @@ _CONFLICT_MARKERS = (
 
 
 @dataclass(frozen=True)
+class Maintenance:
+    """What one maintenance pass did."""
+
+    expired_snapshots: int
+    deleted_files: int
+    snapshot: int
+
+    def summary(self) -> str:
+        """One line for the pipeline's report."""
+        return (
+            f"expired {self.expired_snapshots} snapshots, deleted {self.deleted_files} files, "
+            f"snapshot {self.snapshot}"
+        )
+
+
+@dataclass(frozen=True)
 class Snapshot:
     """One committed version of the lake."""
 
@@ -356,6 +372,53 @@ class Lake:
 
             return _retry_conflicts(attempt, what=what, retries=self.settings.lake.commit_retries)
 
+    def maintain(self, *, keep_from: int | None = None) -> Maintenance:
+        """Compact small files, expire snapshots past retention, delete files nobody references.
+
+        Snapshots at or after `keep_from` survive whatever their age (reflections built from
+        them read the change feed from there). Files are deleted an hour after their last
+        snapshot expired, so a long query still reading them is not cut short.
+        """
+        lake = f"'{CATALOG}'"
+        self.commit(
+            lambda c: c.execute(f"CALL ducklake_flush_inlined_data({lake})"),
+            what="flush inlined data",
+        )
+        self.commit(
+            lambda c: c.execute(f"CALL ducklake_merge_adjacent_files({lake})"),
+            what="merge adjacent files",
+        )
+        expired = 0
+        days = self.settings.lake.snapshot_retention_days
+        if days is not None:
+            current = self.current_snapshot()
+            old = [
+                sid
+                for (sid,) in self._rows(
+                    f"SELECT snapshot_id FROM {CATALOG}.snapshots() "
+                    f"WHERE snapshot_time < now() - to_seconds(?::DOUBLE) AND snapshot_id < ?",
+                    [days * 86400, min(current, keep_from if keep_from is not None else current)],
+                )
+            ]
+            if old:
+                self.commit(
+                    lambda c: c.execute(
+                        f"CALL ducklake_expire_snapshots({lake}, versions => {old!r})"
+                    ).fetchall(),
+                    what="expire snapshots",
+                )
+                expired = len(old)
+        deleted = self.commit(
+            lambda c: len(
+                c.execute(
+                    f"CALL ducklake_cleanup_old_files({lake}, older_than => now() - INTERVAL 1 HOUR)"
+                ).fetchall()
+            ),
+            what="delete unreferenced files",
+        )
+        log.info("lake maintained", extra={"expired_snapshots": expired, "deleted_files": deleted})
+        return Maintenance(expired, deleted, self.current_snapshot())
+
     # -- reads ------------------------------------------------------------------------
 
     def query(self, sql: str, params: list[Any] | None = None) -> pa.Table:
@@ -384,10 +447,11 @@ class Lake:
         """The rows of `table` as they were at snapshot `version` (time travel)."""
         try:
             return self.query(f"SELECT {sql_columns} FROM {table} AT (VERSION => {int(version)})")
-        except duckdb.CatalogException as exc:
+        except (duckdb.CatalogException, duckdb.InvalidInputException) as exc:
+            # The table did not exist yet, or the snapshot was expired by maintenance.
             raise FleuveError(
-                f"{table} did not exist at snapshot {version}: {str(exc).splitlines()[0]}",
-                "list snapshots with `fleuve lake snapshots` and pick a later one",
+                f"{table} cannot be read at snapshot {version}: {_one_line(exc)}",
+                "list the snapshots kept with `fleuve lake snapshots` and pick one of them",
             ) from None
 
     def tables(self, schema: str | None = None) -> list[tuple[str, str]]:

@@ -69,10 +69,11 @@ def _ingest(project: Project) -> str:
 
 
 def _load_bronze(project: Project) -> str:
-    """Check that every stream landed in bronze and compact what small commits left behind."""
+    """Check that every stream landed in bronze and move small inlined inserts into Parquet."""
+    from fleuve.ingest.load import destination
+
     lake = project.lake
-    con = lake.connect()
-    expected = [s.name for c in project.settings.connections for s in c.streams]
+    expected = [destination(s) for c in project.settings.connections for s in c.streams]
     present = {t for _, t in lake.tables("bronze")}
     missing = [name for name in expected if name not in present]
     if missing:
@@ -81,7 +82,8 @@ def _load_bronze(project: Project) -> str:
             "check the connections' stream names and the sync logs",
         )
     rows = sum(
-        con.execute(f"SELECT count(*) FROM bronze.{quote_ident(t)}").fetchone()[0] for t in expected
+        lake.query(f"SELECT count(*) AS n FROM bronze.{quote_ident(t)}")["n"][0].as_py()
+        for t in expected
     )
     lake.commit(
         lambda c: c.execute(f"CALL ducklake_flush_inlined_data('{CATALOG}')"),
@@ -123,6 +125,20 @@ def _dbt(command: str, select: str) -> Callable[[Project], str]:
     return step
 
 
+def maintain(project: Project) -> str:
+    """Compact the day's small files and expire snapshots older than the retention window."""
+    from sqlalchemy import func, select
+
+    from fleuve.metadata.engine import EngineReflection
+
+    # A reflection refreshes incrementally from the snapshot it was built at: keep that one.
+    with project.db.session() as s:
+        keep_from = s.scalar(
+            select(func.min(EngineReflection.built_snapshot)).where(EngineReflection.enabled)
+        )
+    return project.lake.maintain(keep_from=keep_from).summary()
+
+
 def _reflections(project: Project) -> str:
     """Refresh the reflections whose policy says they are due, incrementally where possible."""
     from fleuve.engine import Engine
@@ -147,10 +163,10 @@ def _reflections(project: Project) -> str:
 
 def _warm_up(project: Project) -> str:
     """Read every gold table once so the first dashboard query finds warm file metadata."""
-    con = project.lake.connect()
     gold = [t for _, t in project.lake.tables("gold")]
-    for table in gold:
-        con.execute(f"SELECT * FROM gold.{quote_ident(table)} LIMIT 1000").fetchall()
+    with project.lake.session() as con:
+        for table in gold:
+            con.execute(f"SELECT * FROM gold.{quote_ident(table)} LIMIT 1000").fetchall()
     return f"read {len(gold)} gold tables"
 
 
@@ -163,6 +179,7 @@ STEPS: list[Step] = [
     Step("test_intermediate", "dbt test: intermediate", _dbt("test", "intermediate")),
     Step("marts", "dbt run: marts", _dbt("run", "marts")),
     Step("test_marts", "dbt test: marts", _dbt("test", "marts")),
+    Step("maintain", "Compact and expire snapshots", maintain),
     Step("reflections", "Refresh reflections", _reflections),
     Step("warm_up", "Warm dashboard caches", _warm_up),
 ]

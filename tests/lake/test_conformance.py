@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -133,7 +134,7 @@ def test_time_travel_and_snapshots(lake: Lake) -> None:
     assert sorted(lake.read_at("gold.tt", first)["v"].to_pylist()) == [1]
     assert sorted(lake.read_at("gold.tt", first + 1)["v"].to_pylist()) == [1, 2]
     assert lake.query("SELECT v FROM gold.tt")["v"].to_pylist() == [2]
-    with pytest.raises(FleuveError, match="did not exist at snapshot"):
+    with pytest.raises(FleuveError, match="cannot be read at snapshot"):
         lake.read_at("gold.tt", first - 1)
 
 
@@ -200,3 +201,30 @@ def test_bootstrap_is_idempotent(lake: Lake) -> None:
     before = lake.current_snapshot()
     lake.bootstrap()
     assert lake.current_snapshot() == before
+
+
+def test_maintenance_expires_old_snapshots_and_keeps_data(lake: Lake) -> None:
+    lake.commit(lambda c: c.execute("CREATE TABLE silver.m AS SELECT 1 AS v"))
+    for v in range(2, 6):
+        lake.commit(lambda c, v=v: c.execute(f"INSERT INTO silver.m VALUES ({v})"))
+    ids = [s.snapshot_id for s in lake.snapshots()]
+    keep = ids[-2]
+    # Every snapshot is "old" with a retention of a millisecond; keep_from protects the last two.
+    lake.settings.lake.snapshot_retention_days = 1e-8
+    time.sleep(0.01)
+    report = lake.maintain(keep_from=keep)
+    after = [s.snapshot_id for s in lake.snapshots()]
+    assert report.expired_snapshots == len([i for i in ids if i < keep])
+    assert min(after) == keep and ids[-1] in after
+    assert sorted(lake.query("SELECT v FROM silver.m")["v"].to_pylist()) == [1, 2, 3, 4, 5]
+    assert sorted(lake.read_at("silver.m", keep)["v"].to_pylist()) == [1, 2, 3, 4]
+    with pytest.raises(FleuveError):
+        lake.read_at("silver.m", ids[1])
+
+
+def test_maintenance_without_retention_keeps_every_snapshot(lake: Lake) -> None:
+    lake.commit(lambda c: c.execute("CREATE TABLE silver.k AS SELECT 1 AS v"))
+    before = [s.snapshot_id for s in lake.snapshots()]
+    lake.settings.lake.snapshot_retention_days = None
+    lake.maintain()
+    assert [s.snapshot_id for s in lake.snapshots()][: len(before)] == before
