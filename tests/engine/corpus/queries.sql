@@ -791,3 +791,36 @@ SELECT customer_id, COUNT(DISTINCT country), COUNT(DISTINCT status) FROM gold.or
 -- expect: agg_fine
 SELECT COUNT(DISTINCT customer_id) AS customers, COUNT(DISTINCT order_id) AS orders, SUM(amount) FROM gold.orders WHERE status = 'paid';
 
+
+-- Range filters on a truncated time dimension: `>=` and `<` on a bound that starts a period of
+-- the kept grain read the truncated values; `>`, `<=` and bounds inside a period do not.
+
+-- expect: agg_fine
+SELECT status, SUM(amount) FROM gold.orders WHERE ordered_at >= DATE '2024-03-15' AND ordered_at < DATE '2024-04-02' GROUP BY status;
+
+-- expect: agg_month
+SELECT status, SUM(amount) FROM gold.orders WHERE ordered_at >= DATE '2024-03-01' AND ordered_at < DATE '2024-06-01' GROUP BY status;
+
+-- expect: agg_fine
+SELECT country, COUNT(*) FROM gold.orders WHERE ordered_at >= CAST('2024-10-27' AS DATE) GROUP BY country;
+
+-- expect: agg_fine
+SELECT status, COUNT(*) FROM gold.orders WHERE DATE '2024-02-10' <= ordered_at AND DATE '2024-02-20' > ordered_at GROUP BY status;
+
+-- expect: agg_month
+SELECT COUNT(*), SUM(amount) FROM gold.orders WHERE ordered_at < TIMESTAMP '2024-07-01 00:00:00';
+
+-- expect: raw_orders
+SELECT status, SUM(amount) FROM gold.orders WHERE ordered_at > DATE '2024-03-15' GROUP BY status;
+
+-- expect: raw_orders
+SELECT status, SUM(amount) FROM gold.orders WHERE ordered_at <= DATE '2024-03-15' GROUP BY status;
+
+-- expect: raw_orders
+SELECT status, SUM(amount) FROM gold.orders WHERE ordered_at >= TIMESTAMP '2024-03-15 12:00:00' GROUP BY status;
+
+-- expect: agg_fine
+SELECT date_trunc('day', ordered_at) AS d, SUM(amount) FROM gold.orders WHERE ordered_at >= DATE '2024-12-01' GROUP BY 1 ORDER BY 1;
+
+-- expect: none
+SELECT customer_id, SUM(quantity) FROM gold.orders WHERE ordered_at > DATE '2024-03-15' GROUP BY customer_id;

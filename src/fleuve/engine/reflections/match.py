@@ -4,7 +4,8 @@
 reflection, when the reflection can answer it exactly:
 
 - every column the query touches outside aggregates is a dimension (or a coarser time grain
-  of one: `date_trunc('month', d)` from a `day` dimension, `CAST(d AS DATE)`, `year(d)`);
+  of one: `date_trunc('month', d)` from a `day` dimension, `CAST(d AS DATE)`, `year(d)`, and
+  `d >= b` or `d < b` when `b` is a date or timestamp starting a period of the kept grain);
 - every aggregate rolls up: SUM of SUMs, SUM of COUNTs, MIN of MINs, MAX of MAXs, AVG as
   SUM/COUNT, COUNT(DISTINCT d) and APPROX_COUNT_DISTINCT(d) of a dimension or of a column kept
   as APPROX_COUNT_DISTINCT (its distinct values, so both answers are exact).
@@ -23,6 +24,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from sqlglot import exp
 
@@ -173,6 +175,47 @@ def _volatile(node: exp.Expression) -> bool:
     return False
 
 
+_FLIPPED = {exp.GTE: exp.LTE, exp.LTE: exp.GTE, exp.GT: exp.LT, exp.LT: exp.GT}
+
+
+def _time_constant(node: exp.Expression) -> datetime | None:
+    """The value of a typed date or timestamp literal (`DATE '2024-03-01'`, a CAST of a string)."""
+    if not (
+        isinstance(node, exp.Cast) and isinstance(node.this, exp.Literal) and node.this.is_string
+    ):
+        return None
+    if not node.to.is_type("date", "timestamp", "timestampntz"):
+        return None
+    try:
+        value = datetime.fromisoformat(node.this.name)
+    except ValueError:
+        return None
+    return value if value.tzinfo is None else None
+
+
+def _starts_period(value: datetime, grain: str) -> bool:
+    """True when `value` is the first instant of a period of `grain` (weeks excepted)."""
+    parts = ["microsecond", "second", "minute", "hour", "day", "month", "year"]
+    zero = {
+        "microsecond": value.microsecond,
+        "second": value.second,
+        "minute": value.minute,
+        "hour": value.hour,
+        "day": value.day - 1,
+        "month": value.month - 1,
+    }
+    if grain == "week":
+        return False
+    if grain == "quarter":
+        return _starts_period(value, "month") and value.month in (1, 4, 7, 10)
+    if grain == "millisecond":
+        return value.microsecond % 1000 == 0
+    if grain not in parts:
+        return False
+    # Everything finer than the grain must be at its start: midnight for a day, the 1st for a month.
+    return all(zero[p] == 0 for p in parts[: parts.index(grain)])
+
+
 def _grain_index(grain: str) -> int:
     return GRAINS.index(grain)
 
@@ -235,7 +278,9 @@ class _Translator:
                 raise Miss("subqueries inside the query are not answered from reflections")
             if _volatile(n):
                 raise Miss(f"{n.sql('duckdb')} is not deterministic")
-            replaced = self._time_dimension(n)
+            replaced = self._aligned_range(n)
+            if replaced is None:
+                replaced = self._time_dimension(n)
             if replaced is not None:
                 return replaced
             if isinstance(n, exp.Column):
@@ -259,6 +304,31 @@ class _Translator:
             return n
 
         return node.copy().transform(visit, copy=False)
+
+    def _aligned_range(self, n: exp.Expression) -> exp.Expression | None:
+        """`col >= b` or `col < b` over a grain dimension, when `b` starts a period of that grain.
+
+        For such a bound, truncating `col` changes no answer: `col >= 2024-03-01` holds exactly
+        when `date_trunc('month', col) >= 2024-03-01`. Not so for `>` or `<=`, or an unaligned
+        bound, which stay misses.
+        """
+        if not isinstance(n, exp.GTE | exp.LT | exp.GT | exp.LTE):
+            return None
+        column, bound, kind = n.this, n.expression, type(n)
+        if isinstance(bound, exp.Column) and not isinstance(column, exp.Column):
+            column, bound, kind = bound, column, _FLIPPED[kind]
+        if kind not in (exp.GTE, exp.LT) or not isinstance(column, exp.Column):
+            return None
+        if isinstance(column.this, exp.Star) or column.name.lower() not in self.grains:
+            return None
+        name = self.column_name(column)
+        start = _time_constant(bound)
+        if start is None:
+            return None
+        for stored, phys in self.grains[name]:
+            if _starts_period(start, stored):
+                return kind(this=_col(phys), expression=bound.copy())
+        return None
 
     def _null_proxy(self, col: exp.Expression) -> exp.Column | None:
         """A dimension column that is NULL exactly when `col` is (truncation keeps NULLs)."""
@@ -526,7 +596,9 @@ class _Translator:
                 raise Miss("subqueries inside the query are not answered from reflections")
             if _volatile(n):
                 raise Miss(f"{n.sql('duckdb')} is not deterministic")
-            replaced = self._time_dimension(n)
+            replaced = self._aligned_range(n)
+            if replaced is None:
+                replaced = self._time_dimension(n)
             if replaced is not None:
                 return replaced
             if isinstance(n, exp.Column):
