@@ -395,3 +395,19 @@ def test_remembered_plans_follow_the_catalog_and_the_window(engine: Engine) -> N
     assert run(engine, QUERY)[1] == ["daily"]
     time.sleep(3.2)
     assert run(engine, QUERY)[1] == []
+
+
+def test_concurrent_first_uses_of_a_reflection_all_succeed(engine: Engine) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    run(engine, DAILY)
+    with ThreadPoolExecutor(8) as pool:  # the first uses: each needs the in-memory copy
+        results = list(pool.map(lambda _: run(engine, QUERY), range(8)))
+    plain = Engine(engine.project, accelerate=False)
+    try:
+        expected = plain.execute(QUERY, user="admin").read_all()
+    finally:
+        plain.close()
+    for rows, chosen in results:
+        assert chosen == ["daily"]
+        assert sorted(rows.to_pylist(), key=repr) == sorted(expected.to_pylist(), key=repr)

@@ -99,6 +99,8 @@ class Engine(Statements, CatalogApi):
         self._pool: list[duckdb.DuckDBPyConnection] = []
         self._cursors: dict[str, duckdb.DuckDBPyConnection] = {}
         self._stubs: set[str] = set()
+        # Concurrent first uses would race to create the same stub (a DuckDB write-write conflict).
+        self._stub_lock = threading.Lock()
         self._described: OrderedDict[str, list[tuple[str, str]]] = OrderedDict()
         # Plans of recent queries, keyed by everything they depend on (see `_prepare`).
         self._plans: OrderedDict[tuple, tuple[Prepared, float]] = OrderedDict()
@@ -593,12 +595,15 @@ class Engine(Statements, CatalogApi):
             :16
         ]
         name = f"{STUB_SCHEMA}.{quote_ident('s_' + sig)}"
-        if name not in self._stubs:
-            cols = ", ".join(f"{quote_ident(f.name)} {f.type}" for f in ds.fields)
-            with self.project.lake.session() as con:
-                con.execute(f"CREATE SCHEMA IF NOT EXISTS {STUB_SCHEMA}")
-                con.execute(f"CREATE TABLE IF NOT EXISTS {name} ({cols})")
-            self._stubs.add(name)
+        if name in self._stubs:
+            return name
+        with self._stub_lock:
+            if name not in self._stubs:
+                cols = ", ".join(f"{quote_ident(f.name)} {f.type}" for f in ds.fields)
+                with self.project.lake.session() as con:
+                    con.execute(f"CREATE SCHEMA IF NOT EXISTS {STUB_SCHEMA}")
+                    con.execute(f"CREATE TABLE IF NOT EXISTS {name} ({cols})")
+                self._stubs.add(name)
         return name
 
 

@@ -80,6 +80,10 @@ class Reflections:
         self._cache: OrderedDict[tuple[str, int], tuple[str, int, float]] = OrderedDict()
         self._counts: dict[str, list[int]] = {}
         self._flush_lock = threading.Lock()
+        # One builder per in-memory copy: concurrent first uses wait for it instead of racing
+        # to create the same table (a write-write conflict in DuckDB).
+        self._copying: dict[tuple[str, int], threading.Lock] = {}
+        self._schema_lock = threading.Lock()
         self._tag = uuid.uuid4().hex[:6]
 
     # -- reading the definitions ------------------------------------------------------
@@ -217,34 +221,46 @@ class Reflections:
 
     def _cached(self, r: Reflection) -> str | None:
         key = (r.table_name or "", r.built_snapshot or 0)
-        now = time.monotonic()
+        hit = self._cache_hit(key)
+        if hit is not None or r.rows > CACHE_MAX_ROWS:
+            return hit
+        with self._lock:
+            copying = self._copying.setdefault(key, threading.Lock())
+        with copying:
+            hit = self._cache_hit(key)
+            if hit is not None:
+                return hit
+            # Named per engine: another engine in the process evicts its own copies only.
+            label = f"{r.table_name}@{r.built_snapshot}~{self._tag}"
+            name = f"{CACHE_SCHEMA}.{quote_ident(label)}"
+            with self.project.lake.session() as con:
+                with self._schema_lock:  # two first copies at once would both create it
+                    con.execute(f"CREATE SCHEMA IF NOT EXISTS {CACHE_SCHEMA}")
+                con.execute(
+                    f"CREATE OR REPLACE TABLE {name} AS SELECT * FROM "
+                    f"{CATALOG}.{quote_ident(REFLECTION_SCHEMA)}.{quote_ident(r.table_name)}"
+                )
+                # Rows times columns times a generous 16 bytes: DuckDB reports no size per table.
+                size = (
+                    r.rows
+                    * (len(r.build_plan()[1]) if r.kind == "AGGREGATION" else len(r.spec.display))
+                    * 16
+                )
+                with self._lock:
+                    self._cache[key] = (name, size, time.monotonic())
+                    self._copying.pop(key, None)
+                    self._evict(con, keep=key, now=time.monotonic())
+        return name
+
+    def _cache_hit(self, key: tuple[str, int]) -> str | None:
+        """The in-memory copy for `key`, marked as just used; None when there is none."""
         with self._lock:
             hit = self._cache.get(key)
-            if hit is not None:
-                self._cache[key] = (hit[0], hit[1], now)
-                self._cache.move_to_end(key)
-                return hit[0]
-        if r.rows > CACHE_MAX_ROWS:
-            return None
-        # Named per engine: another engine in the process evicts its own copies only.
-        label = f"{r.table_name}@{r.built_snapshot}~{self._tag}"
-        name = f"{CACHE_SCHEMA}.{quote_ident(label)}"
-        with self.project.lake.session() as con:
-            con.execute(f"CREATE SCHEMA IF NOT EXISTS {CACHE_SCHEMA}")
-            con.execute(
-                f"CREATE OR REPLACE TABLE {name} AS SELECT * FROM "
-                f"{CATALOG}.{quote_ident(REFLECTION_SCHEMA)}.{quote_ident(r.table_name)}"
-            )
-            # Rows times columns times a generous 16 bytes: DuckDB reports no size per table.
-            size = (
-                r.rows
-                * (len(r.build_plan()[1]) if r.kind == "AGGREGATION" else len(r.spec.display))
-                * 16
-            )
-            with self._lock:
-                self._cache[key] = (name, size, now)
-                self._evict(con, keep=key, now=now)
-        return name
+            if hit is None:
+                return None
+            self._cache[key] = (hit[0], hit[1], time.monotonic())
+            self._cache.move_to_end(key)
+            return hit[0]
 
     def drop_copies(self) -> None:
         """Free every in-memory copy this engine made."""
