@@ -1308,7 +1308,7 @@ def demo(ctx: Context, directory: Path, scale: int, serve_after: bool, api_port:
     Generates an e-commerce shop (customers, products, orders, order lines, web events; names in
     French, Arabic, Chinese and Japanese) into a SQLite database, CSV drops and a JSON REST API.
     """
-    from fleuve.demo import demo_sources, prepare
+    from fleuve.demo import demo_sources, ensure_reflections, prepare
 
     started = time.monotonic()
     directory = directory.expanduser().resolve()
@@ -1324,6 +1324,8 @@ def demo(ctx: Context, directory: Path, scale: int, serve_after: bool, api_port:
     project = Project.open(directory, ctx.overrides)
     with demo_sources(project.settings):
         _run_pipeline(project)
+        for name in ensure_reflections(project):
+            console.print(f"Created and built reflection {name}.")
         console.print(f"Demo ready in {time.monotonic() - started:.1f}s.")
         if serve_after:
             from fleuve.serve.server import serve as run_server
