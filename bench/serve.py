@@ -2,7 +2,7 @@
 then 32 concurrent Flight clients on the demo dashboard's queries, with and without reflections.
 
     fleuve demo DIR --scale 1000000 --no-serve
-    python bench/serve.py DIR [--rows 10000000] [--clients 32] [--seconds 20]
+    python bench/serve.py DIR [--rows 10000000] [--clients 32] [--seconds 20] [--only PART ...]
 
 Writes `gold.bench_rows` (--rows rows) into DIR's lake and the same rows into the machine's
 PostgreSQL (`bench_serve.rows` in database `test`), starts `fleuve serve` on DIR (free ports),
@@ -14,6 +14,8 @@ and measures from this process, as a client would:
 - psql: `COPY bench_serve.rows TO STDOUT` read through a pipe (the PostgreSQL reference);
 - dashboard: `--clients` threads, each with its own Flight connection, run the dashboard queries
   round-robin for `--seconds`; p50 / p99 latency of a whole query (info + every batch).
+
+`--only dashboard` (or flight, duckdb, psql, rest) runs just those parts; by default, all.
 
 Targets: Flight ≥ 1 GB/s and ≥ 20x REST; dashboard p99 ≤ 200 ms with reflections.
 """
@@ -70,8 +72,8 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def prepare(project: Project, rows: int) -> None:
-    """The same rows in the lake and in PostgreSQL (skipped when already there)."""
+def prepare(project: Project, rows: int, *, lake: bool, postgres: bool) -> None:
+    """The same rows in the lake and in PostgreSQL, as asked (skipped when already there)."""
     select = (
         "SELECT i AS id, i % 100000 AS customer_id, round(i * 0.37 % 1000, 2)::DOUBLE AS amount, "
         "DATE '2020-01-01' + (i % 2000)::INT AS day, 'item-' || (i % 50000) AS label "
@@ -82,22 +84,25 @@ def prepare(project: Project, rows: int) -> None:
         "SELECT count(*) FROM duckdb_tables() WHERE database_name = 'lake' "
         "AND schema_name = 'gold' AND table_name = 'bench_rows'"
     ).fetchone()[0]
-    if not have or con.execute("SELECT count(*) FROM gold.bench_rows").fetchone()[0] != rows:
+    if lake and (
+        not have or con.execute("SELECT count(*) FROM gold.bench_rows").fetchone()[0] != rows
+    ):
         print(f"writing {rows:,} rows to gold.bench_rows ...", flush=True)
         project.lake.commit(
             lambda c: c.execute(f"CREATE OR REPLACE TABLE gold.bench_rows AS {select}")
         )
-    con.execute(f"ATTACH '{PG}' AS pg (TYPE postgres)")
-    con.execute("CALL postgres_execute('pg', 'CREATE SCHEMA IF NOT EXISTS bench_serve')")
-    try:
-        pg_rows = con.execute("SELECT count(*) FROM pg.bench_serve.rows").fetchone()[0]
-    except Exception:
-        pg_rows = -1
-    if pg_rows != rows:
-        print(f"writing {rows:,} rows to PostgreSQL bench_serve.rows ...", flush=True)
-        con.execute("DROP TABLE IF EXISTS pg.bench_serve.rows")
-        con.execute(f"CREATE TABLE pg.bench_serve.rows AS {select}")
-    con.execute("DETACH pg")
+    if postgres:
+        con.execute(f"ATTACH '{PG}' AS pg (TYPE postgres)")
+        con.execute("CALL postgres_execute('pg', 'CREATE SCHEMA IF NOT EXISTS bench_serve')")
+        try:
+            pg_rows = con.execute("SELECT count(*) FROM pg.bench_serve.rows").fetchone()[0]
+        except Exception:
+            pg_rows = -1
+        if pg_rows != rows:
+            print(f"writing {rows:,} rows to PostgreSQL bench_serve.rows ...", flush=True)
+            con.execute("DROP TABLE IF EXISTS pg.bench_serve.rows")
+            con.execute(f"CREATE TABLE pg.bench_serve.rows AS {select}")
+        con.execute("DETACH pg")
     con.close()
 
 
@@ -284,39 +289,35 @@ def reflections_chosen(base: str, token: str) -> dict[str, bool]:
     return out
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("project", type=Path, help="a demo project (fleuve demo DIR --no-serve)")
-    parser.add_argument("--rows", type=int, default=10_000_000)
-    parser.add_argument("--clients", type=int, default=32)
-    parser.add_argument("--seconds", type=float, default=20)
-    parser.add_argument("--runs", type=int, default=3, help="Flight and psql runs (median)")
-    args = parser.parse_args()
+PARTS = ("flight", "duckdb", "psql", "rest", "dashboard")
 
-    project = Project.open(args.project)
-    prepare(project, args.rows)
-    token, _ = auth.create_personal_token(project.db, "admin", "bench-serve", days=1)
-    project.close()
-    proc, base, url = start_server(args.project)
-    try:
-        print(f"{args.rows:,} rows, {os.cpu_count()} cores", flush=True)
+
+def bench_transfer(args: argparse.Namespace, url: str, base: str, token: str) -> None:
+    """The 10M-row result over Flight, in-process DuckDB, psql and REST (those asked for)."""
+    print(f"{args.rows:,} rows, {os.cpu_count()} cores", flush=True)
+    fl = rest = ps = None
+    if "flight" in args.only:
         fl = bench_flight(url, token, args.rows, args.runs)
         print(
             f"Flight   {fl['seconds']:7.2f} s  {fl['rows_per_s'] / 1e6:7.2f} M rows/s  "
             f"{fl['bytes_per_s'] / 1e9:5.2f} GB/s ({fl['bytes'] / 1e6:,.0f} MB Arrow)",
             flush=True,
         )
+    if "duckdb" in args.only:
         raw = bench_duckdb(args.project, args.rows, args.runs)
+        arrow = f"  {fl['bytes'] / raw / 1e9:5.2f} GB/s" if fl else ""
         print(
-            f"DuckDB   {raw:7.2f} s  {args.rows / raw / 1e6:7.2f} M rows/s  "
-            f"{fl['bytes'] / raw / 1e9:5.2f} GB/s (the lake read in-process, no network)",
+            f"DuckDB   {raw:7.2f} s  {args.rows / raw / 1e6:7.2f} M rows/s{arrow} "
+            "(the lake read in-process, no network)",
             flush=True,
         )
+    if "psql" in args.only:
         ps = statistics.median_low([bench_psql(args.rows)["seconds"] for _ in range(args.runs)])
         print(
             f"psql     {ps:7.2f} s  {args.rows / ps / 1e6:7.2f} M rows/s  (COPY TO STDOUT, text)",
             flush=True,
         )
+    if "rest" in args.only:
         rest = bench_rest(base, token, args.rows)
         print(
             f"REST     {rest['seconds']:7.2f} s  {rest['rows_per_s'] / 1e6:7.2f} M rows/s  "
@@ -324,36 +325,70 @@ def main() -> None:
             f"{rest['bytes'] / 1e6:,.0f} MB JSON)",
             flush=True,
         )
-        print(
-            f"Flight / REST: {rest['seconds'] / fl['seconds']:.1f}x   "
-            f"Flight / psql: {ps / fl['seconds']:.1f}x",
-            flush=True,
-        )
+    if fl and rest:
+        print(f"Flight / REST: {rest['seconds'] / fl['seconds']:.1f}x", flush=True)
+    if fl and ps:
+        print(f"Flight / psql: {ps / fl['seconds']:.1f}x", flush=True)
 
-        for sql in REFLECTIONS:
-            run_sql(url, token, sql)
-        chosen = reflections_chosen(base, token)
-        print(
-            "reflection chosen: "
-            + ", ".join(f"{k}: {'yes' if v else 'no'}" for k, v in chosen.items())
-        )
-        bench_dashboard(url, token, args.clients, 3)  # warm-up
-        with_r = bench_dashboard(url, token, args.clients, args.seconds)
-        print(
-            f"dashboard, {args.clients} clients, reflections on:  p50 {with_r['p50_ms']:6.1f} ms  "
-            f"p99 {with_r['p99_ms']:6.1f} ms  {with_r['qps']:6.0f} queries/s",
-            flush=True,
-        )
-        for name in ("bench_orders_agg", "bench_daily_agg", "bench_ltv_raw"):
-            run_sql(url, token, f"ALTER REFLECTION {name} SET ENABLED = FALSE")
+
+def run_dashboard(args: argparse.Namespace, url: str, base: str, token: str) -> None:
+    """The dashboard queries from `--clients` clients, with reflections, then without."""
+    for sql in REFLECTIONS:
+        run_sql(url, token, sql)
+    chosen = reflections_chosen(base, token)
+    print(
+        "reflection chosen: " + ", ".join(f"{k}: {'yes' if v else 'no'}" for k, v in chosen.items())
+    )
+    bench_dashboard(url, token, args.clients, 3)  # warm-up
+    with_r = bench_dashboard(url, token, args.clients, args.seconds)
+    print(
+        f"dashboard, {args.clients} clients, reflections on:  p50 {with_r['p50_ms']:6.1f} ms  "
+        f"p99 {with_r['p99_ms']:6.1f} ms  {with_r['qps']:6.0f} queries/s  "
+        f"(load {os.getloadavg()[0]:.1f})",
+        flush=True,
+    )
+    for name in ("bench_orders_agg", "bench_daily_agg", "bench_ltv_raw"):
+        run_sql(url, token, f"ALTER REFLECTION {name} SET ENABLED = FALSE")
+    try:
         without = bench_dashboard(url, token, args.clients, args.seconds)
         print(
             f"dashboard, {args.clients} clients, reflections off: p50 {without['p50_ms']:6.1f} ms  "
-            f"p99 {without['p99_ms']:6.1f} ms  {without['qps']:6.0f} queries/s",
+            f"p99 {without['p99_ms']:6.1f} ms  {without['qps']:6.0f} queries/s  "
+            f"(load {os.getloadavg()[0]:.1f})",
             flush=True,
         )
+    finally:
         for name in ("bench_orders_agg", "bench_daily_agg", "bench_ltv_raw"):
             run_sql(url, token, f"ALTER REFLECTION {name} SET ENABLED = TRUE")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("project", type=Path, help="a demo project (fleuve demo DIR --no-serve)")
+    parser.add_argument("--rows", type=int, default=10_000_000)
+    parser.add_argument("--clients", type=int, default=32)
+    parser.add_argument("--seconds", type=float, default=20)
+    parser.add_argument("--runs", type=int, default=3, help="Flight and psql runs (median)")
+    parser.add_argument(
+        "--only", nargs="+", choices=PARTS, default=list(PARTS), help="the parts to run"
+    )
+    args = parser.parse_args()
+
+    project = Project.open(args.project)
+    prepare(
+        project,
+        args.rows,
+        lake=bool({"flight", "duckdb", "rest"} & set(args.only)),
+        postgres="psql" in args.only,
+    )
+    token, _ = auth.create_personal_token(project.db, "admin", "bench-serve", days=1)
+    project.close()
+    proc, base, url = start_server(args.project)
+    try:
+        if set(args.only) - {"dashboard"}:
+            bench_transfer(args, url, base, token)
+        if "dashboard" in args.only:
+            run_dashboard(args, url, base, token)
     finally:
         proc.terminate()
         proc.wait(timeout=60)

@@ -112,9 +112,12 @@ class LakeClock:
         for f in self._files:
             try:
                 st = os.stat(f)
-                out += [st.st_mtime_ns, st.st_size, st.st_ino]
             except FileNotFoundError:
                 out += [0, 0, 0]
+                continue
+            # SQLite creates an empty WAL when a connection opens and deletes it when the last
+            # one closes: that churn commits nothing, and must not make every query re-read.
+            out += [st.st_mtime_ns, st.st_size, st.st_ino] if st.st_size else [0, 0, 0]
         return tuple(out)
 
     def close(self) -> None:
