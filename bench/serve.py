@@ -227,7 +227,10 @@ def run_sql(url: str, token: str, sql: str) -> None:
             raise
 
 
-def bench_dashboard(url: str, token: str, clients: int, seconds: float) -> dict[str, float]:
+def client_threads(
+    url: str, token: str, clients: int, seconds: float
+) -> tuple[list[float], list[str]]:
+    """`clients` threads, each with its own Flight connection, querying for `seconds`."""
     latencies: list[float] = []
     errors: list[str] = []
     lock = threading.Lock()
@@ -261,6 +264,12 @@ def bench_dashboard(url: str, token: str, clients: int, seconds: float) -> dict[
         t.start()
     for t in threads:
         t.join()
+    return latencies, errors
+
+
+def bench_dashboard(url: str, token: str, clients: int, seconds: float) -> dict[str, float]:
+    """p50 / p99 of `clients` concurrent clients."""
+    latencies, errors = client_threads(url, token, clients, seconds)
     if errors:
         print(f"  {len(errors)} errors, e.g. {errors[0]}")
     latencies.sort()
@@ -287,6 +296,17 @@ def reflections_chosen(base: str, token: str) -> dict[str, bool]:
         rel = state["acceleration"]["reflectionRelationships"]
         out[name] = any(r["relationship"] == "CHOSEN" for r in rel)
     return out
+
+
+def reflection_names(url: str, token: str) -> list[str]:
+    """Every enabled reflection (the bench's and the demo's own)."""
+    client = flight.FlightClient(url)
+    options = flight.FlightCallOptions(headers=[(b"authorization", f"Bearer {token}".encode())])
+    sql = b"SELECT reflection_name FROM sys.reflections WHERE enabled"
+    info = client.get_flight_info(flight.FlightDescriptor.for_command(sql), options)
+    names = client.do_get(info.endpoints[0].ticket, options).read_all().column(0).to_pylist()
+    client.close()
+    return names
 
 
 PARTS = ("flight", "duckdb", "psql", "rest", "dashboard")
@@ -339,26 +359,28 @@ def run_dashboard(args: argparse.Namespace, url: str, base: str, token: str) -> 
     print(
         "reflection chosen: " + ", ".join(f"{k}: {'yes' if v else 'no'}" for k, v in chosen.items())
     )
+    who = f"{args.clients} clients"
     bench_dashboard(url, token, args.clients, 3)  # warm-up
     with_r = bench_dashboard(url, token, args.clients, args.seconds)
     print(
-        f"dashboard, {args.clients} clients, reflections on:  p50 {with_r['p50_ms']:6.1f} ms  "
+        f"dashboard, {who}, reflections on:  p50 {with_r['p50_ms']:6.1f} ms  "
         f"p99 {with_r['p99_ms']:6.1f} ms  {with_r['qps']:6.0f} queries/s  "
         f"(load {os.getloadavg()[0]:.1f})",
         flush=True,
     )
-    for name in ("bench_orders_agg", "bench_daily_agg", "bench_ltv_raw"):
+    names = reflection_names(url, token)
+    for name in names:
         run_sql(url, token, f"ALTER REFLECTION {name} SET ENABLED = FALSE")
     try:
         without = bench_dashboard(url, token, args.clients, args.seconds)
         print(
-            f"dashboard, {args.clients} clients, reflections off: p50 {without['p50_ms']:6.1f} ms  "
+            f"dashboard, {who}, reflections off: p50 {without['p50_ms']:6.1f} ms  "
             f"p99 {without['p99_ms']:6.1f} ms  {without['qps']:6.0f} queries/s  "
             f"(load {os.getloadavg()[0]:.1f})",
             flush=True,
         )
     finally:
-        for name in ("bench_orders_agg", "bench_daily_agg", "bench_ltv_raw"):
+        for name in names:
             run_sql(url, token, f"ALTER REFLECTION {name} SET ENABLED = TRUE")
 
 

@@ -10,8 +10,10 @@ from alembic import command
 from sqlalchemy import select, text
 
 from fleuve.config import load_settings
+from fleuve.engine.jobs import JobStore, QueryJob
 from fleuve.errors import MetadataError
 from fleuve.metadata import Database, Job, PipelineRun
+from fleuve.metadata.engine import EngineJob
 
 
 def test_upgrade_from_the_first_revision_keeps_data(tmp_path: Path) -> None:
@@ -48,6 +50,21 @@ def test_postgresql_metadata(tmp_path: Path, pg_schema: str) -> None:
         s.add(Job(config_type="sync", config_id="pg", detail={"k": "é"}))
     with db.engine.connect() as conn:
         assert conn.execute(text(f'SELECT config_id FROM "{pg_schema}".jobs')).scalar() == "pg"
+    # The engine's job history is written by an upsert in each dialect: insert, then update.
+    store = JobStore(db, tmp_path / "results")
+    job = QueryJob(id="j-1", user="admin", sql="SELECT 1", query_type="REST")
+    store.add(job)
+    store.flush()
+    job.state, job.row_count, job.reflections = "COMPLETED", 1, [{"relationship": "CHOSEN"}]
+    store.save(job)
+    store.close()
+    with db.session() as s:
+        row = s.get(EngineJob, "j-1")
+        assert (row.state, row.row_count, row.reflections) == (
+            "COMPLETED",
+            1,
+            [{"relationship": "CHOSEN"}],
+        )
     db.dispose()
 
 

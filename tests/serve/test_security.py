@@ -233,3 +233,28 @@ def test_audit_keeps_90_days(served: Served) -> None:
     assert audit.purge(db, 90) == 1
     remaining = {e.target for e in audit.events(db, audit.Filters(username="old"))}
     assert remaining == {"recent"}
+
+
+def test_a_revocation_in_another_process_is_refused_at_once(served: Served) -> None:
+    """The server remembers valid tokens for a moment; a revocation by the CLI ends that."""
+    import subprocess
+    import sys
+
+    token, row = auth.create_personal_token(served.project.db, "analyst", "script", days=1)
+    headers = {"Authorization": f"Bearer {token}"}
+    for _ in range(2):  # the second call is answered from what the server remembers
+        assert httpx.get(f"{served.http}/api/v3/catalog", headers=headers).status_code == 200
+    project = str(served.project.settings.project_dir)
+    command = ["-m", "fleuve", "--project", project, "users", "revoke", "analyst", str(row.id)]
+    done = subprocess.run(
+        [sys.executable, *command],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert httpx.get(f"{served.http}/api/v3/catalog", headers=headers).status_code == 401
+    with flight.FlightClient(served.flight_url) as client:
+        options = flight.FlightCallOptions(headers=[(b"authorization", f"Bearer {token}".encode())])
+        with pytest.raises(flight.FlightUnauthenticatedError):
+            client.get_flight_info(flight.FlightDescriptor.for_command(b"SELECT 1"), options)

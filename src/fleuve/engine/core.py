@@ -407,8 +407,11 @@ class Engine(Statements, CatalogApi):
             self._cursors.pop(job.id, None)
         try:
             # The finished result still holds its transaction (and, for a write, its commit)
-            # until the next statement on this cursor: end it now.
-            cur.execute("SELECT 1").fetchall()
+            # until the next statement on this cursor: end it now, unless it read only
+            # in-memory tables (reflection copies), where an open read pins no lake snapshot
+            # and the next query ends it (a busy server saves a statement per query).
+            if not prepared.in_memory:
+                cur.execute("SELECT 1").fetchall()
             for name in prepared.system:
                 cur.unregister(name)
         except duckdb.Error:
@@ -539,7 +542,8 @@ class Engine(Statements, CatalogApi):
                 plan.ast = node
             else:
                 ref.node.replace(node)
-        return Prepared(sql=plan.sql, plan=plan, system=system)
+        in_memory = all(t.catalog.lower() == "memory" for t in plan.ast.find_all(exp.Table))
+        return Prepared(sql=plan.sql, plan=plan, system=system, in_memory=in_memory)
 
     # == internals used by the planner and reflections ===================================
 

@@ -8,8 +8,8 @@ kept as Arrow IPC files under `.fleuve/engine/results/` until they expire.
 from __future__ import annotations
 
 import logging
-import queue
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -19,6 +19,8 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.ipc as ipc
 from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from fleuve.engine.errors import EngineError, NotFound
 from fleuve.metadata.database import Database
@@ -31,6 +33,7 @@ FINAL_STATES = {"COMPLETED", "CANCELED", "FAILED"}
 RESULT_RETENTION = timedelta(hours=24)
 HISTORY_RETENTION = timedelta(days=30)
 MEMORY_JOBS = 5_000
+WRITE_DELAY_SECONDS = 0.05
 
 
 @dataclass
@@ -100,7 +103,13 @@ class JobStore:
         self.on_flush = on_flush
         self._jobs: OrderedDict[str, QueryJob] = OrderedDict()
         self._lock = threading.Lock()
-        self._queue: queue.Queue[QueryJob | threading.Event | None] = queue.Queue()
+        # Jobs to write (the latest state of each), and who waits for the next write: a dict
+        # under a plain lock, as saving must cost a running query next to nothing.
+        self._pending: dict[str, QueryJob] = {}
+        self._waiters: list[threading.Event] = []
+        self._pending_lock = threading.Lock()
+        self._wake = threading.Event()
+        self._closing = False
         self._writer = threading.Thread(
             target=self._write_loop, name="fleuve-job-writer", daemon=True
         )
@@ -120,7 +129,10 @@ class JobStore:
 
     def save(self, job: QueryJob) -> None:
         """Write the job's current state (in the background)."""
-        self._queue.put(job)
+        with self._pending_lock:
+            self._pending[job.id] = job
+        if not self._wake.is_set():  # setting takes the event's own lock: skip when set
+            self._wake.set()
 
     def get(self, job_id: str) -> QueryJob:
         """The job with this id, from memory or history; NotFound if unknown."""
@@ -220,52 +232,76 @@ class JobStore:
     def flush(self) -> None:
         """Wait until every recorded change is written."""
         done = threading.Event()
-        self._queue.put(done)
+        with self._pending_lock:
+            self._waiters.append(done)
+        self._wake.set()
         done.wait(timeout=30)
 
     def close(self) -> None:
         """Write what is pending and stop the writer."""
-        self._queue.put(None)
+        self._closing = True
+        self._wake.set()
         self._writer.join(timeout=30)
 
     def _write_loop(self) -> None:
         while True:
-            batch = [self._queue.get()]
-            while not self._queue.empty() and len(batch) < 500:
-                batch.append(self._queue.get())
-            jobs = {j.id: j for j in batch if isinstance(j, QueryJob)}
+            self._wake.wait()
+            if not (self._closing or self._waiters):
+                # A short query is saved three times within a few milliseconds: waiting a
+                # moment writes its last state once, and many jobs in one transaction.
+                time.sleep(WRITE_DELAY_SECONDS)
+            with self._pending_lock:
+                self._wake.clear()
+                jobs, self._pending = list(self._pending.values()), {}
+                waiters, self._waiters = self._waiters, []
+                closing = self._closing
             try:
                 if jobs:
-                    self._write(list(jobs.values()))
+                    self._write(jobs)
                 if self.on_flush:
                     self.on_flush()
             except Exception as exc:  # history is best effort; queries must not fail for it
                 log.warning("could not record %d jobs: %s", len(jobs), exc)
-            for item in batch:
-                if isinstance(item, threading.Event):
-                    item.set()
-            if None in batch:
+            for done in waiters:
+                done.set()
+            if closing:
                 return
 
     def _write(self, jobs: list[QueryJob]) -> None:
-        with self.db.session() as s:
-            for job in jobs:
-                row = s.get(EngineJob, job.id)
-                if row is None:
-                    row = EngineJob(id=job.id)
-                    s.add(row)
-                row.username, row.sql, row.dialect = job.user, job.sql, job.dialect
-                row.context, row.state, row.query_type = job.context, job.state, job.query_type
-                row.submitted_at, row.started_at, row.ended_at = (
-                    job.submitted_at,
-                    job.started_at,
-                    job.ended_at,
-                )
-                row.planning_ms, row.execution_ms = job.planning_ms, job.execution_ms
-                row.row_count, row.bytes = job.row_count, job.bytes
-                row.datasets, row.reflections = job.datasets, job.reflections
-                row.error = job.error
-                row.result_path, row.result_expires_at = job.result_path, job.result_expires_at
+        """Insert or update the jobs' rows in one statement (a core upsert: no ORM objects)."""
+        rows = [
+            {
+                "id": job.id,
+                "username": job.user,
+                "sql": job.sql,
+                "dialect": job.dialect,
+                "context": job.context,
+                "state": job.state,
+                "query_type": job.query_type,
+                "submitted_at": job.submitted_at,
+                "started_at": job.started_at,
+                "ended_at": job.ended_at,
+                "planning_ms": job.planning_ms,
+                "execution_ms": job.execution_ms,
+                "row_count": job.row_count,
+                "bytes": job.bytes,
+                "datasets": job.datasets,
+                "reflections": job.reflections,
+                "error": job.error,
+                "result_path": job.result_path,
+                "result_expires_at": job.result_expires_at,
+            }
+            for job in jobs
+        ]
+        insert = (pg_insert if self.db.engine.dialect.name == "postgresql" else sqlite_insert)(
+            EngineJob
+        )
+        statement = insert.on_conflict_do_update(
+            index_elements=["id"],
+            set_={c: insert.excluded[c] for c in rows[0] if c != "id"},
+        )
+        with self.db.engine.begin() as conn:
+            conn.execute(statement, rows)
 
 
 def _from_row(row: EngineJob) -> QueryJob:

@@ -41,6 +41,7 @@ class Prepared:
     lake_default: bool = False  # run with the lake as default catalog (admin statements)
     writes: bool = False  # changes the lake: run to completion, never streamed
     cached: bool = False  # planned earlier for the same query, catalog and lake snapshot
+    in_memory: bool = False  # reads in-memory tables only: its read transaction ends unaided
 
 
 class Statements:

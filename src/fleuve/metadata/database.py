@@ -28,7 +28,11 @@ class Database:
         self.url = settings.metadata_url
         if self.url.startswith("sqlite:///"):
             Path(self.url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-            self.engine: Engine = create_engine(self.url, connect_args={"timeout": 30})
+            # A server's threads (HTTP, Flight, job and audit writers) share the pool: keep
+            # enough connections open that a busy moment does not open and close new ones.
+            self.engine: Engine = create_engine(
+                self.url, connect_args={"timeout": 30}, pool_size=16, max_overflow=32
+            )
             event.listen(self.engine, "connect", _sqlite_pragmas)
         else:
             self.engine = create_engine(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -125,6 +126,8 @@ class AuditWriter:
         stop = False
         while not stop:
             rows = [self._queue.get()]
+            if rows[0] is not None:
+                time.sleep(0.05)  # a busy server's events then share one transaction
             while not self._queue.empty() and len(rows) < 500:
                 rows.append(self._queue.get_nowait())
             stop = None in rows

@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 import secrets
-from datetime import timedelta
+import threading
+import time
+import uuid
+from datetime import datetime, timedelta
+from pathlib import Path
 
 from argon2 import PasswordHasher
 from argon2.exceptions import VerificationError
@@ -22,6 +27,10 @@ FAILURE_WINDOW = timedelta(minutes=15)
 FREE_FAILURES = 3
 MAX_DELAY_SECONDS = 8.0
 _USERNAME = re.compile(r"^[A-Za-z0-9_.@-]{1,128}$")
+# A valid token is remembered this long, so that a busy server does not read the metadata
+# database on every call; a change to users or tokens forgets them at once in this process and
+# within STAMP_READ_SECONDS in the project's other processes (see _changed).
+TOKEN_CACHE_SECONDS = 2.0
 _hasher = PasswordHasher()
 # Verifying against this keeps unknown user names as slow as wrong passwords.
 _DUMMY_HASH = _hasher.hash("fleuve-timing-equalizer")
@@ -101,6 +110,7 @@ def set_password(db: Database, username: str, password: str, *, actor: str | Non
             .where(Token.user_id == user.id, Token.kind == "login")
             .values(revoked=True)
         )
+    _changed(db)
     audit.record(db, "user", "passwd", username=actor, target=username)
 
 
@@ -110,6 +120,7 @@ def set_roles(db: Database, username: str, roles: list[str], *, actor: str | Non
     roles = sorted(dict.fromkeys(r.strip() for r in roles if r.strip()))
     with db.session() as s:
         s.execute(update(User).where(User.id == user.id).values(roles=roles))
+    _changed(db)
     audit.record(db, "user", "roles", username=actor, target=username, roles=roles)
     user.roles = roles
     return user
@@ -122,6 +133,7 @@ def set_disabled(
     user = get_user(db, username)
     with db.session() as s:
         s.execute(update(User).where(User.id == user.id).values(disabled=disabled))
+    _changed(db)
     audit.record(db, "user", "disable" if disabled else "enable", username=actor, target=username)
 
 
@@ -206,7 +218,8 @@ def revoke_token(db: Database, token: str) -> bool:
     """Revoke the token given in clear (a logout); False if it was unknown."""
     with db.session() as s:
         result = s.execute(update(Token).where(Token.digest == digest(token)).values(revoked=True))
-        return bool(result.rowcount)
+    _changed(db)
+    return bool(result.rowcount)
 
 
 def revoke_token_id(
@@ -218,6 +231,7 @@ def revoke_token_id(
         result = s.execute(
             update(Token).where(Token.id == token_id, Token.user_id == user.id).values(revoked=True)
         )
+    _changed(db)
     if not result.rowcount:
         raise AuthError(
             f"user '{username}' has no token {token_id}",
@@ -228,12 +242,74 @@ def revoke_token_id(
 
 def user_for_token(db: Database, token: str) -> User | None:
     """The user a valid (known, unexpired, unrevoked) token belongs to."""
+    key = (db.url, digest(token))
+    stamp = _stamp(db)
+    now = time.monotonic()
+    with _cache_lock:
+        hit = _cache.get(key)
+    if hit is not None:
+        user, expires_at, checked, seen = hit
+        if now - checked < TOKEN_CACHE_SECONDS and seen == stamp:
+            return user if expires_at is None or expires_at > utcnow() else None
     with db.session() as s:
-        row = s.scalar(select(Token).where(Token.digest == digest(token)))
+        row = s.scalar(select(Token).where(Token.digest == key[1]))
         if row is None or row.revoked or (row.expires_at and row.expires_at <= utcnow()):
             return None
         user = s.get(User, row.user_id)
-        return None if user is None or user.disabled else user
+        if user is None or user.disabled:
+            return None
+    with _cache_lock:
+        if len(_cache) > 10_000:
+            _cache.clear()
+        _cache[key] = (user, row.expires_at, now, stamp)
+    return user
+
+
+# (metadata URL, token digest) -> (user, token expiry, when checked, change stamp then)
+_cache: dict[tuple[str, str], tuple[User, datetime | None, float, str]] = {}
+_cache_lock = threading.Lock()
+# A change made by another process is seen within this time (reading the file on every call
+# would cost a busy server a system call per request).
+STAMP_READ_SECONDS = 0.1
+_stamps: dict[Path, tuple[str, float]] = {}
+
+
+def _stamp_file(db: Database) -> Path | None:
+    """Beside a SQLite metadata file: rewritten by every change, so other processes see it."""
+    if db.url.startswith("sqlite:///"):
+        return Path(db.url.removeprefix("sqlite:///") + ".auth-changed")
+    return None  # a metadata server: other processes forget within TOKEN_CACHE_SECONDS
+
+
+def _stamp(db: Database) -> str:
+    """The latest change stamp, read from its file at most every STAMP_READ_SECONDS."""
+    path = _stamp_file(db)
+    if path is None:
+        return ""
+    now = time.monotonic()
+    with _cache_lock:
+        known = _stamps.get(path)
+    if known is not None and now - known[1] < STAMP_READ_SECONDS:
+        return known[0]
+    try:
+        stamp = path.read_text()
+    except FileNotFoundError:
+        stamp = ""
+    with _cache_lock:
+        _stamps[path] = (stamp, now)
+    return stamp
+
+
+def _changed(db: Database) -> None:
+    """Forget remembered tokens here, and tell the project's other processes to forget theirs."""
+    path = _stamp_file(db)
+    if path is not None:
+        tmp = path.with_name(f"{path.name}.{uuid.uuid4().hex}")
+        tmp.write_text(uuid.uuid4().hex)
+        os.replace(tmp, path)  # atomic: a reader sees the old stamp or the new one
+    with _cache_lock:
+        _cache.clear()
+        _stamps.clear()
 
 
 def ensure_admin(db: Database, password: str | None = None) -> str | None:

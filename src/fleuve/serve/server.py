@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import gc
 import logging
 import signal
 import socket
@@ -254,6 +255,11 @@ def serve(
     server = FleuveServer(
         project, host=host, http_port=port, flight_port=flight_port, compat_ports=compat_ports
     )
+    # Every query allocates thousands of short-lived objects: with the default thresholds the
+    # collector runs hundreds of times a second, each pause holding every thread. Collect less
+    # often, and never rescan what start-up loaded (it lives as long as the process).
+    gc.freeze()
+    gc.set_threshold(50_000, 50, 1_000)
     if on_ready is not None:
         on_ready(server.addresses)
     server.run()

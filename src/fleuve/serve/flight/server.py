@@ -131,10 +131,14 @@ class FlightService(flight.FlightServerBase):
             stream.close()
 
     def _batches(
-        self, context: flight.ServerCallContext, streams: list[Stream]
+        self,
+        context: flight.ServerCallContext,
+        streams: list[Stream],
+        head: list[pa.RecordBatch] | None = None,
     ) -> Iterator[pa.RecordBatch]:
         """Batches as the engine produces them; a client that goes away cancels the query."""
         try:
+            yield from head or []
             for stream in streams:
                 for batch in stream.batches:
                     if context.is_cancelled():
@@ -191,7 +195,15 @@ class FlightService(flight.FlightServerBase):
         message = _unpack(ticket.ticket)
         if message is None or sql_proto.name_of(message) == "TicketStatementQuery":
             stream = self._take(_handle(ticket.ticket), self._session(context).username)
-            return flight.GeneratorStream(stream.schema, self._batches(context, [stream]))
+            # A dashboard's result is one batch: read it here and answer in one piece, saving
+            # the server a trip into Python per batch.
+            head: list[pa.RecordBatch] = []
+            try:
+                head.append(next(stream))
+                head.append(next(stream))
+            except StopIteration:
+                return flight.RecordBatchStream(pa.Table.from_batches(head, stream.schema))
+            return flight.GeneratorStream(stream.schema, self._batches(context, [stream], head))
         caller = self._caller(context, "flight-sql")
         table = _run(lambda: metadata.answer(message, self.queries, caller))
         return flight.RecordBatchStream(table)
