@@ -13,7 +13,9 @@ and measures from this process, as a client would:
 - DuckDB: the same read in-process, without a server (what serving adds to);
 - psql: `COPY bench_serve.rows TO STDOUT` read through a pipe (the PostgreSQL reference);
 - dashboard: `--clients` threads, each with its own Flight connection, run the dashboard queries
-  round-robin for `--seconds`; p50 / p99 latency of a whole query (info + every batch).
+  round-robin for `--seconds`; p50 / p99 latency of a whole query (info + every batch): with
+  reflections (answers read from them kept, as served by default), with reflections and every
+  query run again (`server.keep_answers=false`), and without reflections.
 
 `--only dashboard` (or flight, duckdb, psql, rest) runs just those parts; by default, all.
 
@@ -106,7 +108,7 @@ def prepare(project: Project, rows: int, *, lake: bool, postgres: bool) -> None:
     con.close()
 
 
-def start_server(folder: Path) -> tuple[subprocess.Popen, str, str]:
+def start_server(folder: Path, *settings: str) -> tuple[subprocess.Popen, str, str]:
     http, grpc = free_port(), free_port()
     proc = subprocess.Popen(
         [
@@ -115,6 +117,7 @@ def start_server(folder: Path) -> tuple[subprocess.Popen, str, str]:
             "fleuve",
             "--project",
             str(folder),
+            *(arg for setting in settings for arg in ("--set", setting)),
             "serve",
             "--port",
             str(http),
@@ -352,36 +355,41 @@ def bench_transfer(args: argparse.Namespace, url: str, base: str, token: str) ->
 
 
 def run_dashboard(args: argparse.Namespace, url: str, base: str, token: str) -> None:
-    """The dashboard queries from `--clients` clients, with reflections, then without."""
+    """The dashboard queries from `--clients` clients: with reflections, kept answers or not,
+    then without reflections."""
     for sql in REFLECTIONS:
         run_sql(url, token, sql)
     chosen = reflections_chosen(base, token)
     print(
         "reflection chosen: " + ", ".join(f"{k}: {'yes' if v else 'no'}" for k, v in chosen.items())
     )
-    who = f"{args.clients} clients"
-    bench_dashboard(url, token, args.clients, 3)  # warm-up
-    with_r = bench_dashboard(url, token, args.clients, args.seconds)
-    print(
-        f"dashboard, {who}, reflections on:  p50 {with_r['p50_ms']:6.1f} ms  "
-        f"p99 {with_r['p99_ms']:6.1f} ms  {with_r['qps']:6.0f} queries/s  "
-        f"(load {os.getloadavg()[0]:.1f})",
-        flush=True,
-    )
-    names = reflection_names(url, token)
-    for name in names:
-        run_sql(url, token, f"ALTER REFLECTION {name} SET ENABLED = FALSE")
-    try:
-        without = bench_dashboard(url, token, args.clients, args.seconds)
+
+    def measure(label: str, url: str) -> None:
+        bench_dashboard(url, token, args.clients, 3)  # warm-up
+        r = bench_dashboard(url, token, args.clients, args.seconds)
         print(
-            f"dashboard, {who}, reflections off: p50 {without['p50_ms']:6.1f} ms  "
-            f"p99 {without['p99_ms']:6.1f} ms  {without['qps']:6.0f} queries/s  "
+            f"dashboard, {args.clients} clients, {label}: p50 {r['p50_ms']:6.1f} ms  "
+            f"p99 {r['p99_ms']:6.1f} ms  {r['qps']:6.0f} queries/s  "
             f"(load {os.getloadavg()[0]:.1f})",
             flush=True,
         )
-    finally:
+
+    measure("reflections on", url)
+    # The same, with every query run again: what reflections alone give.
+    proc, _, url = start_server(args.project, "server.keep_answers=false")
+    try:
+        measure("reflections on, answers not kept", url)
+        names = reflection_names(url, token)
         for name in names:
-            run_sql(url, token, f"ALTER REFLECTION {name} SET ENABLED = TRUE")
+            run_sql(url, token, f"ALTER REFLECTION {name} SET ENABLED = FALSE")
+        try:
+            measure("reflections off", url)
+        finally:
+            for name in names:
+                run_sql(url, token, f"ALTER REFLECTION {name} SET ENABLED = TRUE")
+    finally:
+        proc.terminate()
+        proc.wait(timeout=60)
 
 
 def main() -> None:

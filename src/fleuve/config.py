@@ -120,6 +120,11 @@ class ServerSettings(_Section):
     audit_retention_days: int = Field(
         90, ge=1, description="days the audit trail keeps logins, queries and changes, e.g. 90"
     )
+    keep_answers: bool = Field(
+        True,
+        description="keep the answers of queries read from reflections (true or false); "
+        "false runs every query again",
+    )
 
 
 class TransformSettings(_Section):

@@ -411,3 +411,22 @@ def test_concurrent_first_uses_of_a_reflection_all_succeed(engine: Engine) -> No
     for rows, chosen in results:
         assert chosen == ["daily"]
         assert sorted(rows.to_pylist(), key=repr) == sorted(expected.to_pylist(), key=repr)
+
+
+def test_answers_read_from_reflection_copies_are_kept_unless_volatile(engine: Engine) -> None:
+    run(engine, DAILY)
+    first, chosen = run(engine, QUERY)
+    assert chosen == ["daily"]
+    assert len(engine._answers) == 1  # the copies never change: the same SQL, the same answer
+    again, chosen = run(engine, QUERY)
+    assert chosen == ["daily"] and again.equals(first)
+    assert len(engine._answers) == 1
+    noisy = "SELECT status, SUM(amount) AS s, now() AS t FROM gold.orders GROUP BY status"
+    a, chosen = run(engine, noisy)
+    b, _ = run(engine, noisy)
+    assert chosen == ["daily"] and not a.equals(b)
+    assert len(engine._answers) == 1
+    run(engine, "INSERT INTO gold.orders (order_id, status, amount) VALUES (700000, 'paid', 7.00)")
+    engine.refresh_reflection("daily", user="admin")
+    fresh, chosen = run(engine, QUERY)
+    assert chosen == ["daily"] and not fresh.equals(first)

@@ -38,6 +38,23 @@ log = logging.getLogger("fleuve.engine")
 DIALECTS = ("duckdb", "dremio")
 STUB_SCHEMA = "memory.fleuve_stubs"
 POOL_SIZE = 8
+# Answers kept for queries that read only reflection copies (see `_keep_answer`): dashboards
+# ask the same questions again and again, and a copy never changes once built.
+ANSWER_MAX_ROWS = 10_000
+ANSWER_CACHE_BYTES = 64 * 2**20
+# Functions whose value changes from one call to the next: a query using one is never kept.
+_VOLATILE = (
+    exp.Rand,
+    exp.Randn,
+    exp.Randstr,
+    exp.Uuid,
+    exp.CurrentDate,
+    exp.CurrentTime,
+    exp.CurrentTimestamp,
+    exp.CurrentTimestampLTZ,
+    exp.CurrentDatetime,
+    exp.Anonymous,  # a function sqlglot does not know: it may be volatile
+)
 
 __all__ = ["FINAL_STATES", "Engine", "QueryJob", "QueryResult"]
 
@@ -70,6 +87,7 @@ class Engine(Statements, CatalogApi):
         accelerate: bool = True,
         result_retention: timedelta = RESULT_RETENTION,
         plan_cache: int = 1024,
+        keep_answers: bool = True,
     ) -> None:
         if dialect not in DIALECTS:
             raise EngineError(f"unknown SQL dialect '{dialect}'", "use duckdb or dremio")
@@ -104,6 +122,9 @@ class Engine(Statements, CatalogApi):
         self._described: OrderedDict[str, list[tuple[str, str]]] = OrderedDict()
         # Plans of recent queries, keyed by everything they depend on (see `_prepare`).
         self._plans: OrderedDict[tuple, tuple[Prepared, float]] = OrderedDict()
+        self._keep_answers = keep_answers
+        self._answers: OrderedDict[str, pa.Table] = OrderedDict()
+        self._answer_bytes = 0
         self._plan_cache = plan_cache
         self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="fleuve-query")
         self._scheduler: threading.Thread | None = None
@@ -134,10 +155,9 @@ class Engine(Statements, CatalogApi):
         except FleuveError as exc:
             self._finish(job, error=exc.message)
             raise
-        if prepared.table is not None:
-            return QueryResult(
-                job.id, prepared.table.schema, self._stream_table(job, prepared.table, batch_rows)
-            )
+        table = prepared.table if prepared.table is not None else self._answer(prepared)
+        if table is not None:
+            return QueryResult(job.id, table.schema, self._stream_table(job, table, batch_rows))
         cur = self._cursor(prepared)
         with self._lock:
             self._cursors[job.id] = cur
@@ -158,10 +178,33 @@ class Engine(Statements, CatalogApi):
             job.id, reader.schema, self._stream(job, cur, reader, who, prepared, started)
         )
 
+    def _answer(self, prepared: Prepared) -> pa.Table | None:
+        """The kept answer of a query that reads only reflection copies, if there is one."""
+        if not prepared.keep_answer or prepared.sql is None:
+            return None
+        with self._lock:
+            table = self._answers.get(prepared.sql)
+            if table is not None:
+                self._answers.move_to_end(prepared.sql)
+            return table
+
+    def _keep_answer(self, prepared: Prepared, table: pa.Table) -> None:
+        """Keep a small answer under its SQL, which names the copies it read."""
+        assert prepared.sql is not None
+        with self._lock:
+            if prepared.sql in self._answers:
+                return
+            self._answers[prepared.sql] = table
+            self._answer_bytes += table.nbytes
+            while self._answer_bytes > ANSWER_CACHE_BYTES and len(self._answers) > 1:
+                self._answer_bytes -= self._answers.popitem(last=False)[1].nbytes
+
     def _replan(self, job: QueryJob, who: Principal, ctx: tuple[str, ...]) -> Prepared:
         """Plan again without the plan cache: a remembered plan read a copy evicted since."""
         with self._lock:
             self._plans.clear()
+            self._answers.clear()
+            self._answer_bytes = 0
         return self._prepare(job.sql, who, ctx, job.dialect, reuse=False)
 
     def _stream(
@@ -174,13 +217,20 @@ class Engine(Statements, CatalogApi):
         started: float,
     ) -> Iterator[pa.RecordBatch]:
         complete = False
+        kept: list[pa.RecordBatch] | None = [] if prepared.keep_answer else None
         try:
             for batch in reader:
                 job.row_count += batch.num_rows
                 job.bytes += batch.nbytes
+                if kept is not None:
+                    kept.append(batch)
+                    if job.row_count > ANSWER_MAX_ROWS:
+                        kept = None
                 yield batch
             complete = True
             job.execution_ms = (time.perf_counter() - started) * 1000
+            if kept is not None:
+                self._keep_answer(prepared, pa.Table.from_batches(kept, reader.schema))
             self._finish(job)
         except GeneratorExit:
             self._finish(job, canceled=True)
@@ -543,7 +593,15 @@ class Engine(Statements, CatalogApi):
             else:
                 ref.node.replace(node)
         in_memory = all(t.catalog.lower() == "memory" for t in plan.ast.find_all(exp.Table))
-        return Prepared(sql=plan.sql, plan=plan, system=system, in_memory=in_memory)
+        keep = (
+            self._keep_answers
+            and in_memory
+            and bool(plan.chosen)
+            and plan.ast.find(*_VOLATILE) is None
+        )
+        return Prepared(
+            sql=plan.sql, plan=plan, system=system, in_memory=in_memory, keep_answer=keep
+        )
 
     # == internals used by the planner and reflections ===================================
 

@@ -42,6 +42,9 @@ class Prepared:
     writes: bool = False  # changes the lake: run to completion, never streamed
     cached: bool = False  # planned earlier for the same query, catalog and lake snapshot
     in_memory: bool = False  # reads in-memory tables only: its read transaction ends unaided
+    # Reads only reflection copies (immutable, named by reflection and snapshot) with
+    # deterministic functions: the same SQL always has the same answer, which can be kept.
+    keep_answer: bool = False
 
 
 class Statements:

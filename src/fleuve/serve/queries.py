@@ -129,7 +129,7 @@ class Queries:
 
     def __init__(self, project: Project, engine: Engine | None = None) -> None:
         self.project = project
-        self.engine = engine or Engine(project)
+        self.engine = engine or Engine(project, keep_answers=project.settings.server.keep_answers)
         self.audit = AuditWriter(project.db)
         self._lock = threading.Lock()
         self._running: dict[str, Stream] = {}
