@@ -332,3 +332,12 @@ def test_ingestion_api_syncs_a_connection(served: Served, api: httpx.Client) -> 
     assert event.action == "sync" and event.username == "admin"
     connections = api.get("/api/fleuve/v1/connections").json()["data"]
     assert [c["name"] for c in connections] == ["site_drops"]
+
+
+def test_http_connections_send_without_delay(served: Served) -> None:
+    """Kept-alive requests must not wait for the client's delayed ACKs (Nagle's algorithm):
+    connections accepted on the listening sockets inherit TCP_NODELAY."""
+    import socket
+
+    for sock in served.server._sockets:
+        assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)

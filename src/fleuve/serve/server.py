@@ -230,12 +230,16 @@ def _tls_files(project: Project) -> tuple | None:
 def _bind(host: str, port: int, setting: str) -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     try:
-        return socket.create_server((host, port), family=family, backlog=2048)
+        sock = socket.create_server((host, port), family=family, backlog=2048)
     except OSError as exc:
         raise FleuveError(
             f"cannot listen on {host}:{port}: {exc.strerror}",
             f"stop what uses the port or change {setting}",
         ) from None
+    # Accepted connections inherit it. Without it, a response written as headers then body
+    # waits for the client's delayed ACK: 40 ms on every request of a kept-alive connection.
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return sock
 
 
 def _url_host(host: str) -> str:
