@@ -221,3 +221,40 @@ def test_dashboard_data_streams_one_line_per_chart(server: str) -> None:
     assert (
         httpx.post(f"{server}/api/fleuve/v1/ui/dashboards/sales/data", json={}).status_code == 401
     )
+
+
+def test_a_revoked_grant_or_role_ends_cached_chart_answers_at_once(server: str) -> None:
+    admin = login(server)
+    created = httpx.post(
+        f"{server}/api/fleuve/v1/ui/admin/users",
+        headers=admin,
+        json={
+            "userName": "chart_viewer",
+            "password": "viewer-pass-123",
+            "roles": ["chart_viewers"],
+        },
+    )
+    created.raise_for_status()
+
+    def sql(statement: str) -> None:
+        job = httpx.post(f"{server}/api/v3/sql", headers=admin, json={"sql": statement}).json()
+        while httpx.get(f"{server}/api/v3/job/{job['id']}", headers=admin).json()[
+            "jobState"
+        ] not in ("COMPLETED", "FAILED", "CANCELED"):
+            time.sleep(0.05)
+
+    viewer = login(server, "chart_viewer", "viewer-pass-123")
+    url = f"{server}/api/fleuve/v1/ui/dashboards/sales/charts/revenue/data"
+    sql("GRANT SELECT ON gold.daily TO ROLE chart_viewers")
+    first = httpx.post(url, headers=viewer, json={"filters": {}})
+    assert first.status_code == 200 and first.json()["rowCount"] == 3
+    assert httpx.post(url, headers=viewer, json={"filters": {}}).json()["cached"] is True
+    sql("REVOKE SELECT ON gold.daily FROM ROLE chart_viewers")
+    assert httpx.post(url, headers=viewer, json={"filters": {}}).status_code != 200
+    sql("GRANT SELECT ON gold.daily TO ROLE chart_viewers")
+    assert httpx.post(url, headers=viewer, json={"filters": {}}).status_code == 200
+    httpx.patch(
+        f"{server}/api/fleuve/v1/ui/admin/users/chart_viewer", headers=admin, json={"roles": []}
+    ).raise_for_status()
+    time.sleep(0.3)  # the engine re-reads a user's roles at most every 0.2 s
+    assert httpx.post(url, headers=viewer, json={"filters": {}}).status_code != 200

@@ -135,20 +135,18 @@ def run_query(queries: Queries, caller: Caller, sql: str) -> dict[str, Any]:
 
 
 class ResultCache:
-    """Chart results per user and query, valid while the lake's snapshot stays the same.
+    """Chart results, keyed by everything an answer depends on (see `cached_query`).
 
-    Entries also expire after `ttl` seconds, which bounds how long a revoked grant or a
-    redefined virtual dataset can still show an earlier answer.
+    Entries also expire after `ttl` seconds, which bounds how long a change the key cannot see
+    (rows of an external source read through federation) can still show an earlier answer.
     """
 
     def __init__(self, ttl: float = CACHE_SECONDS, size: int = 512) -> None:
         self.ttl, self.size = ttl, size
-        self._entries: OrderedDict[tuple[str, str, int], tuple[float, dict[str, Any]]] = (
-            OrderedDict()
-        )
+        self._entries: OrderedDict[tuple, tuple[float, dict[str, Any]]] = OrderedDict()
         self._lock = threading.Lock()
 
-    def get(self, key: tuple[str, str, int]) -> dict[str, Any] | None:
+    def get(self, key: tuple) -> dict[str, Any] | None:
         """A fresh cached result, or None."""
         with self._lock:
             hit = self._entries.get(key)
@@ -158,7 +156,7 @@ class ResultCache:
             self._entries.move_to_end(key)
             return hit[1]
 
-    def put(self, key: tuple[str, str, int], result: dict[str, Any]) -> None:
+    def put(self, key: tuple, result: dict[str, Any]) -> None:
         """Keep a result, forgetting the least recently used beyond `size`."""
         with self._lock:
             self._entries[key] = (time.monotonic(), result)
@@ -173,8 +171,19 @@ _cache = ResultCache()
 def cached_query(
     project: Project, queries: Queries, caller: Caller, sql: str, snapshot: int | None = None
 ) -> dict[str, Any]:
-    """`run_query`, answered from the cache when the same user ran it on the same snapshot."""
-    key = (caller.username, sql, project.lake.current_snapshot() if snapshot is None else snapshot)
+    """`run_query`, answered from the cache when the same user, with the same roles, ran it on
+    the same lake snapshot and catalog (grants, views, reflections)."""
+    engine = queries.engine
+    try:
+        who = engine.grants.principal(caller.username)
+    except FleuveError:  # unknown or disabled: the query says so
+        return run_query(queries, caller, sql)
+    key = (
+        who,
+        sql,
+        project.lake.current_snapshot() if snapshot is None else snapshot,
+        engine.catalog.meta().version,
+    )
     hit = _cache.get(key)
     if hit is not None:
         return {**hit, "cached": True, "elapsedMs": 0.0}
