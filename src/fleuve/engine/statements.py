@@ -216,30 +216,17 @@ class Statements:
         self, stmt: ddl.GrantStatement, who: Principal, ctx: tuple[str, ...], _: str
     ) -> pa.Table:
         lines = []
+        change = self.grants.revoke if stmt.revoke else self.grants.grant
+        kind = stmt.grantee_kind.lower()
         for privilege in stmt.privileges:
+            done = change(
+                who, privilege, stmt.path, stmt.grantee_kind, stmt.grantee, recursive=stmt.recursive
+            )
             if stmt.revoke:
-                n = self.grants.revoke(
-                    who,
-                    privilege,
-                    stmt.path,
-                    stmt.grantee_kind,
-                    stmt.grantee,
-                    recursive=stmt.recursive,
-                )
-                lines.append(
-                    f"revoked {privilege} from {stmt.grantee_kind.lower()} {stmt.grantee} ({n} grant(s))"
-                )
+                lines.append(f"revoked {privilege} from {kind} {stmt.grantee} ({done} grant(s))")
             else:
-                g = self.grants.grant(
-                    who,
-                    privilege,
-                    stmt.path,
-                    stmt.grantee_kind,
-                    stmt.grantee,
-                    recursive=stmt.recursive,
-                )
                 lines.append(
-                    f"granted {g.privilege} on {g.as_json()['object']} to {g.grantee_kind.lower()} {g.grantee}"
+                    f"granted {done.privilege} on {done.as_json()['object']} to {kind} {done.grantee}"
                 )
         return pa.table({"ok": [True] * len(lines), "summary": lines}, schema=STATUS)
 

@@ -643,23 +643,8 @@ def rewrite_aggregate(
     names = frozenset(n.lower() for n, _ in output)
     field_set = frozenset(f.lower() for f in fields)
     aggregating = has_agg or group is not None
-    if _covers_all_dimensions(select, alias, field_set, lay, names):
-        try:
-            return _build(
-                select,
-                alias,
-                field_set,
-                lay,
-                relation,
-                output,
-                names,
-                exact=True,
-                aggregating=aggregating,
-                column_types=column_types,
-            )
-        except _NoExact:
-            pass
-    return _build(
+    build = functools.partial(
+        _build,
         select,
         alias,
         field_set,
@@ -667,10 +652,15 @@ def rewrite_aggregate(
         relation,
         output,
         names,
-        exact=False,
         aggregating=aggregating,
         column_types=column_types,
     )
+    if _covers_all_dimensions(select, alias, field_set, lay, names):
+        try:
+            return build(exact=True)
+        except _NoExact:
+            pass
+    return build(exact=False)
 
 
 def _check_shape(select: exp.Select) -> None:
