@@ -109,7 +109,7 @@ def test_gold_is_zstd_and_partitioned_by_period_silver_snappy(built: Built) -> N
         }
 
     orders = files("gold", "fct_orders")
-    assert len(orders) > 10 and all("/year=" in f and "/month=" in f for f in orders)
+    assert orders and all("/year=" in f for f in orders)
     assert codecs(orders) == {"ZSTD"}
     assert all("/year=" in f for f in files("gold", "fct_daily_revenue"))
     assert codecs(files("silver", "stg_orders")) == {"SNAPPY"}

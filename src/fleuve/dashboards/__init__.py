@@ -5,20 +5,32 @@ are loaded when Fleuve starts serving. Charts read through the engine as the vie
 grants and reflections apply to them as to any query.
 """
 
-from fleuve.dashboards.models import ChartSpec, DashboardSpec, FilterSpec, Metric
-from fleuve.dashboards.query import ChartError, DateRange, chart_query, filter_conditions
-from fleuve.dashboards.store import LoadReport, load_dashboards, read_dashboard_file
+from __future__ import annotations
 
-__all__ = [
-    "ChartError",
-    "ChartSpec",
-    "DashboardSpec",
-    "DateRange",
-    "FilterSpec",
-    "LoadReport",
-    "Metric",
-    "chart_query",
-    "filter_conditions",
-    "load_dashboards",
-    "read_dashboard_file",
-]
+import importlib
+from typing import Any
+
+# Where each public name lives. They load on first use, so that commands which never touch a
+# dashboard (`fleuve transform`, `fleuve sync`) do not pay for SQL parsing and migrations.
+_EXPORTS = {
+    "ChartSpec": "models",
+    "DashboardSpec": "models",
+    "FilterSpec": "models",
+    "Metric": "models",
+    "ChartError": "query",
+    "DateRange": "query",
+    "chart_query": "query",
+    "filter_conditions": "query",
+    "LoadReport": "store",
+    "load_dashboards": "store",
+    "read_dashboard_file": "store",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'fleuve.dashboards' has no attribute {name!r}")
+    return getattr(importlib.import_module(f"fleuve.dashboards.{module}"), name)

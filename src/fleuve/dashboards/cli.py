@@ -10,7 +10,6 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from fleuve.dashboards import chart_query, filter_conditions, read_dashboard_file, store
 from fleuve.errors import FleuveError
 
 console = Console()
@@ -33,6 +32,8 @@ def dashboards() -> None:
 @click.pass_obj
 def list_dashboards(obj: Any) -> None:
     """List the dashboards Fleuve serves, from files and from the UI."""
+    from fleuve.dashboards import store
+
     project = _project(obj)
     table = Table("slug", "title", "charts", "origin")
     for row in store.list_dashboards(project.db):
@@ -50,6 +51,7 @@ def check(obj: Any, user: str) -> None:
     Each query runs with LIMIT 0 as USER, so unknown datasets, columns and missing grants show
     up here rather than on a dashboard. Exits with status 1 when anything is wrong.
     """
+    from fleuve.dashboards import chart_query, filter_conditions, read_dashboard_file, store
     from fleuve.engine import Engine
 
     project = _project(obj)

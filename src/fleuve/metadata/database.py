@@ -5,11 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import OperationalError
@@ -17,6 +14,9 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from fleuve.config import Settings, redact_dsn
 from fleuve.errors import MetadataError
+
+if TYPE_CHECKING:
+    from alembic.config import Config
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -55,6 +55,9 @@ class Database:
                 raise
 
     def _alembic(self) -> Config:
+        # Alembic loads on demand: most commands only check the revision once.
+        from alembic.config import Config
+
         cfg = Config()
         cfg.set_main_option("script_location", str(MIGRATIONS))
         cfg.set_main_option("sqlalchemy.url", self.url.replace("%", "%%"))
@@ -62,6 +65,9 @@ class Database:
 
     def revisions(self) -> tuple[set[str], set[str]]:
         """(current revisions of the database, head revisions of this Fleuve)."""
+        from alembic.runtime.migration import MigrationContext
+        from alembic.script import ScriptDirectory
+
         heads = set(ScriptDirectory.from_config(self._alembic()).get_heads())
         try:
             with self.engine.connect() as conn:
@@ -75,6 +81,8 @@ class Database:
 
     def upgrade(self) -> list[str]:
         """Apply every pending migration, keeping existing data; returns the new heads."""
+        from alembic import command
+
         with self.engine.begin() as conn:
             cfg = self._alembic()
             cfg.attributes["connection"] = conn
