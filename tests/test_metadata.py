@@ -13,6 +13,7 @@ from fleuve.config import load_settings
 from fleuve.engine.jobs import JobStore, QueryJob
 from fleuve.errors import MetadataError
 from fleuve.metadata import Database, Job, PipelineRun
+from fleuve.metadata.database import HEADS
 from fleuve.metadata.engine import EngineJob
 
 
@@ -32,6 +33,11 @@ def test_upgrade_from_the_first_revision_keeps_data(tmp_path: Path) -> None:
         assert [j.config_id for j in s.scalars(select(Job))] == ["shop_db"]
         assert s.scalar(select(PipelineRun.status)) == "succeeded"
     db.check()
+
+
+def test_the_recorded_heads_are_the_migrations_heads(tmp_path: Path) -> None:
+    db = Database(load_settings(tmp_path, environ={}))
+    assert db.revisions()[1] == HEADS
 
 
 def test_an_empty_database_asks_for_upgrade(tmp_path: Path) -> None:
