@@ -19,14 +19,18 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import duckdb
-import pyarrow as pa
 
 from fleuve.config import Settings, redact_dsn
 from fleuve.errors import FleuveError, LakeUnavailable
+
+if TYPE_CHECKING:
+    # DuckDB loads pyarrow itself when a result is read as Arrow; commands that never do
+    # (dbt runs, syncs) skip its import.
+    import pyarrow as pa
 
 log = logging.getLogger("fleuve.lake")
 
