@@ -182,3 +182,115 @@ def test_rejected_threshold_fails_the_stream_and_commits_nothing(
     ]
     assert workspace.rows("SELECT count(*) FROM bronze._fleuve_state") == [(0,)]
     assert workspace.rows("SELECT count(*) FROM bronze._rejected WHERE stream = 'items'") == [(2,)]
+
+
+def _reader(workspace: Workspace, stream: str, *, scan: bool = True) -> tuple[str, int, int]:
+    """The reader the files connector picks for `stream` ('arrow' or 'duckdb'), and the rows
+    and bytes it reports as read while its relation is scanned once (if `scan`)."""
+    import threading
+
+    from fleuve.ingest.connectors import ExtractContext, connector_for
+
+    project = workspace.project
+    assert project is not None
+    conn = project.settings.connection("src")
+    settings = next(s for s in conn.streams if s.name == stream)
+    connector = connector_for(conn, project.settings)
+    seen = [0, 0]
+
+    def on_rows(rows: int, nbytes: int) -> None:
+        seen[0] += rows
+        seen[1] += nbytes
+
+    ctx = ExtractContext(
+        scratch=workspace.folder / "scratch", cancelled=threading.Event(), on_rows=on_rows
+    )
+    with project.lake.session() as con:
+        extract = connector.extract(con, settings, None, None, ctx)
+        if scan:
+            con.execute(f"SELECT count(*) FROM ({extract.relation})").fetchall()
+    return "arrow" if extract.fallback else "duckdb", seen[0], seen[1]
+
+
+def test_clean_csv_is_read_by_arrow_as_duckdb_reads_it(
+    workspace: Workspace, tmp_path: Path
+) -> None:
+    drops = tmp_path / "drops"
+    drops.mkdir()
+    # Quoted delimiters, quotes and line breaks, empty fields, ISO timestamps with and without
+    # a zone, booleans, dates, a byte-order mark and a gzip file of the same shape.
+    body = (
+        "id;label;price;paid;day;local_time;utc_time\n"
+        '1;"a;b";1.5;true;2026-01-02;2026-01-02 10:00:00;2026-01-02 10:00:00+02\n'
+        '2;"say ""hi""";;false;2026-01-03;2026-01-03T11:30:00.25;2026-01-03 11:30:00Z\n'
+        '3;"two\nlines";2.25;;;;\n'
+        "4;;-7e2;true;2026-01-05;2026-01-05 00:00:00;2026-01-05 00:00:00-05:30\n"
+    )
+    (drops / "a.csv").write_bytes(b"\xef\xbb\xbf" + body.encode())
+    with gzip.open(drops / "b.csv.gz", "wt", encoding="utf-8") as fh:
+        fh.write(body.replace("\n1;", "\n11;").replace("\n2;", "\n12;"))
+    (drops / "latin.csv").write_bytes("id;nom\n1;Jérôme\n".encode("latin-1"))
+    workspace.configure(
+        [
+            _files(
+                drops,
+                [
+                    {"name": "clean", "path": "*.csv*"},
+                    {"name": "typed", "path": "a.csv", "options": {"types": {"price": "DOUBLE"}}},
+                    {"name": "latin", "path": "latin.csv"},
+                ],
+            )
+        ]
+    )
+    (drops / "latin.csv").rename(drops / "latin.txt")
+    # Arrow reports rows and file bytes as it reads (a.csv whole, the gzip file by blocks).
+    size = sum(f.stat().st_size for f in drops.glob("*.csv*"))
+    assert _reader(workspace, "clean") == ("arrow", 8, size)
+    assert _reader(workspace, "typed")[0] == "duckdb"
+    (drops / "latin.txt").rename(drops / "latin.csv")
+    assert _reader(workspace, "latin")[0] == "duckdb"
+    (drops / "latin.csv").unlink()
+    result = workspace.sync(streams=["clean", "typed"])
+    assert result.status == "succeeded", result.error
+    assert result.streams["clean"].records_committed == 8
+    cols = "id, label, price, paid, day, local_time, utc_time"
+    con = connect_duckdb()
+    files = [str(drops / "a.csv"), str(drops / "b.csv.gz")]
+    expected = con.execute(f"SELECT {cols} FROM read_csv({files}) ORDER BY id").fetchall()
+    assert workspace.rows(f"SELECT {cols} FROM bronze.clean ORDER BY id") == expected
+    assert (
+        workspace.rows(f"SELECT {cols} FROM bronze.typed ORDER BY id")
+        == con.execute(f"SELECT {cols} FROM read_csv({files[:1]}) ORDER BY id").fetchall()
+    )
+    types = workspace.rows(
+        "SELECT column_name, data_type FROM information_schema.columns "
+        "WHERE table_schema = 'bronze' AND table_name IN ('clean', 'typed') "
+        f"AND column_name IN ({', '.join(repr(c) for c in cols.split(', '))}) "
+        "ORDER BY table_name, ordinal_position"
+    )
+    assert types[:7] == types[7:]
+    assert workspace.rows("SELECT count(DISTINCT _fleuve_source_file) FROM bronze.clean") == [(2,)]
+
+
+def test_a_bad_row_sends_arrow_read_csv_back_to_duckdb_reader(
+    workspace: Workspace, tmp_path: Path
+) -> None:
+    drops = tmp_path / "drops"
+    drops.mkdir()
+    good = "\n".join(f"{i},item {i}" for i in range(1, 101))
+    # A row with an extra field: Arrow's reader stops at it, DuckDB's sets it apart.
+    (drops / "items.csv").write_text(f"id,label\n{good}\n101,extra,field\n102,last\n")
+    workspace.configure([_files(drops, [{"name": "items", "path": "items.csv"}])])
+    assert _reader(workspace, "items", scan=False)[0] == "arrow"
+    result = workspace.sync()
+    assert result.status == "succeeded", result.error
+    assert result.attempts == 1
+    items = result.streams["items"]
+    assert (items.records_committed, items.records_rejected) == (101, 1)
+    assert workspace.rows("SELECT count(*), max(id) FROM bronze.items") == [(101, 102)]
+    rejected = workspace.rows("SELECT location, raw FROM bronze._rejected")
+    assert [(r[0].rsplit("/", 1)[-1], r[1]) for r in rejected] == [
+        ("items.csv:102", "101,extra,field")
+    ]
+    logs = "".join(f.read_text() for f in workspace.folder.rglob("fleuve.log"))
+    assert "read again with the tolerant reader" in logs and "Expected 2 columns" in logs

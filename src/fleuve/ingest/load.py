@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import re
 import time
 from collections.abc import Callable
@@ -24,6 +25,8 @@ from fleuve.ingest.state import (
     write_state,
 )
 from fleuve.lake import Lake, quote_ident, quote_literal
+
+log = logging.getLogger("fleuve.ingest")
 
 _INTS = ["TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT"]
 _UINTS = ["UTINYINT", "USMALLINT", "UINTEGER", "UBIGINT", "UHUGEINT"]
@@ -87,6 +90,7 @@ def load_stream(
     incremental = stream.sync_mode == "incremental" and not full_refresh
     mode = f"{'incremental' if incremental else 'full_refresh'}+{stream.destination_sync_mode}"
     started = time.monotonic()
+    fallback: list[Callable[[], None]] = []
 
     def work(con: duckdb.DuckDBPyConnection) -> StreamOutcome:
         on_session(con)
@@ -95,6 +99,7 @@ def load_stream(
         since = state.cursor if incremental else None
         files = state.files if incremental else None
         extract = connector.extract(con, stream, since, files, ctx)
+        fallback[:] = [extract.fallback] if extract.fallback else []
         ctx.on_estimate(extract.estimated_rows, extract.row_bytes)
         outcome.bytes_read = extract.bytes_read
         outcome.files_read = (
@@ -195,7 +200,22 @@ def load_stream(
         return outcome
 
     try:
-        result = lake.commit(work, what=f"sync {conn.name}.{stream.name}")
+        try:
+            result = lake.commit(work, what=f"sync {conn.name}.{stream.name}")
+        except duckdb.Error as exc:
+            if not fallback or isinstance(exc, duckdb.InterruptException):
+                raise
+            # Nothing of the failed load was committed: read again, setting bad rows apart.
+            log.info(
+                "stream read again with the tolerant reader",
+                extra={
+                    "connection": conn.name,
+                    "stream": stream.name,
+                    "reason": _reason(exc),
+                },
+            )
+            fallback.pop()()
+            result = lake.commit(work, what=f"sync {conn.name}.{stream.name}")
     finally:
         on_session(None)
     result.seconds = time.monotonic() - started
@@ -564,6 +584,11 @@ def _after(a: str, b: str) -> bool:
         return float(a) > float(b)
     except ValueError:
         return a > b
+
+
+def _reason(exc: BaseException) -> str:
+    """The first line of an engine error, without the reader's Python traceback."""
+    return str(exc).splitlines()[0].split(". Detail: Python exception")[0][:300]
 
 
 def _count(result: duckdb.DuckDBPyConnection) -> int:

@@ -88,6 +88,9 @@ class Extract:
     cursor_value: str | None = None
     # JSON sources: nested objects and arrays are kept as JSON values unless flattened.
     nested_as_json: bool = False
+    # Set when the relation's reader stops at a bad row instead of setting it apart: called
+    # after a load of it failed in the engine, so that the next read sets bad rows apart.
+    fallback: Callable[[], None] | None = None
 
 
 @dataclass

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import gzip
 import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import duckdb
 
@@ -37,6 +39,26 @@ _EXTENSIONS = {
     "pq": "parquet",
 }
 _SNIFF_BYTES = 1 << 16
+# Above this many files in one sync, DuckDB's reader takes them all in one scan.
+_ARROW_MAX_FILES = 256
+# Uncompressed files up to this size are parsed whole by Arrow (in parallel); others and
+# larger ones block by block, so memory stays bounded.
+_ARROW_WHOLE_FILE = 64 << 20
+_BATCH_ROWS = 122_880
+# Date and time formats the sniffer may report that Arrow's ISO 8601 parser reads alike.
+_ISO_FORMATS = (None, "%Y-%m-%d", "%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S")
+
+
+@dataclass
+class _Read:
+    """How a stream's files are read: the relation, and the SELECT of the rows it set apart.
+
+    `strict`: the reader stops at a bad row instead of setting it apart (Arrow's CSV reader).
+    """
+
+    relation: str
+    rejected: str | None = None
+    strict: bool = False
 
 
 class FilesConnector(Connector):
@@ -48,6 +70,8 @@ class FilesConnector(Connector):
     def __init__(self, *args: object, **kwargs: object) -> None:
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]
         self.secret = f"fleuve_files_{uuid.uuid4().hex[:10]}"
+        # Streams whose files Arrow's CSV reader could not take: DuckDB's reader from then on.
+        self.tolerant: set[str] = set()
 
     @property
     def on_s3(self) -> bool:
@@ -159,10 +183,10 @@ class FilesConnector(Connector):
                     StreamInfo(stream.name, [], sync_modes=list(self.capabilities.sync_modes))
                 )
                 continue
-            rel, _ = self._relation(con, stream, sorted(listing), None)
+            read = self._relation(con, stream, sorted(listing))
             cols = [
                 (r[0], r[1])
-                for r in con.execute(f"DESCRIBE {rel}").fetchall()
+                for r in con.execute(f"DESCRIBE {read.relation}").fetchall()
                 if r[0] != SOURCE_FILE
             ]
             out.append(
@@ -195,12 +219,13 @@ class FilesConnector(Connector):
         kept = {**(files or {}), **fingerprints}
         if not chosen:
             return Extract(relation="", files=kept, has_source_file=True)
-        relation, rejected = self._relation(con, stream, chosen, ctx.scratch)
+        read = self._relation(con, stream, chosen, ctx)
         return Extract(
             nested_as_json=self.file_format(stream, chosen) in ("json", "jsonl"),
-            relation=f"SELECT * FROM {relation}",
+            relation=f"SELECT * FROM {read.relation}",
             bytes_read=sum(listing[f][0] for f in chosen),
-            rejected=rejected,
+            rejected=read.rejected,
+            fallback=(lambda: self.tolerant.add(stream.name)) if read.strict else None,
             files=kept,
             replaced_files=replaced,
             has_source_file=True,
@@ -211,21 +236,27 @@ class FilesConnector(Connector):
         con: duckdb.DuckDBPyConnection,
         stream: StreamSettings,
         files: list[str],
-        scratch: Path | None,
-    ) -> tuple[str, str | None]:
-        """A table function reading `files`, and the SELECT of the rows it rejected."""
+        ctx: ExtractContext | None = None,
+    ) -> _Read:
+        """A relation reading `files`, and the SELECT of the rows it rejected."""
         fmt = self.file_format(stream, files)
         if fmt == "parquet":
-            return (
-                f"read_parquet({_list(files)}, union_by_name = true, filename = {quote_literal(SOURCE_FILE)})",
-                None,
+            return _Read(
+                f"read_parquet({_list(files)}, union_by_name = true, filename = {quote_literal(SOURCE_FILE)})"
             )
         if fmt in ("json", "jsonl"):
-            return self._json(con, stream, files, fmt, scratch)
-        return self._csv(stream, files, fmt)
+            return self._json(con, stream, files, fmt, ctx.scratch if ctx else None)
+        return self._csv(con, stream, files, fmt, ctx.on_rows if ctx else None)
 
-    def _csv(self, stream: StreamSettings, files: list[str], fmt: str) -> tuple[str, str | None]:
-        options = {"filename": quote_literal(SOURCE_FILE), "store_rejects": "true"}
+    def _csv(
+        self,
+        con: duckdb.DuckDBPyConnection,
+        stream: StreamSettings,
+        files: list[str],
+        fmt: str,
+        on_rows: Callable[[int, int], None] | None,
+    ) -> _Read:
+        options: dict[str, str] = {}
         delimiter = self.option(stream, "delimiter", "\t" if fmt == "tsv" else None)
         if delimiter is not None:
             options["delim"] = quote_literal(delimiter)
@@ -237,10 +268,14 @@ class FilesConnector(Connector):
             pairs = ", ".join(f"{quote_literal(k)}: {quote_literal(v)}" for k, v in types.items())
             options["types"] = "{" + pairs + "}"
         declared = self.option(stream, "encoding")
+        groups = self._groups(files, declared)
+        if arrow := self._arrow_csv(con, stream, groups, declared, options, on_rows):
+            return _Read(arrow, strict=True)
+        options.update(filename=quote_literal(SOURCE_FILE), store_rejects="true")
         reads, rejects = [], []
         # DuckDB keeps rejected lines only for a single-schema scan: files sharing a header,
         # encoding and compression are read by one (parallel) scan, the others each by their own.
-        for group in self._groups(files, declared):
+        for group in groups:
             tag = uuid.uuid4().hex[:12]
             errors, scans = f"fleuve_rejects_{tag}", f"fleuve_scans_{tag}"
             opts = {
@@ -257,7 +292,79 @@ class FilesConnector(Connector):
                 f"e.csv_line AS raw FROM {errors} e JOIN {scans} s USING (scan_id, file_id)"
             )
         relation = "(" + " UNION ALL BY NAME ".join(reads) + ")"
-        return relation, " UNION ALL ".join(rejects)
+        return _Read(relation, " UNION ALL ".join(rejects))
+
+    def _arrow_csv(
+        self,
+        con: duckdb.DuckDBPyConnection,
+        stream: StreamSettings,
+        groups: list[list[str]],
+        declared: str | None,
+        options: dict[str, str],
+        on_rows: Callable[[int, int], None] | None,
+    ) -> str | None:
+        """A relation reading clean local UTF-8 CSV files with Arrow's multi-threaded reader.
+
+        Arrow parses CSV faster than DuckDB (`bench/ingest.py`), but stops at the first bad row
+        instead of setting it apart. So it reads with the dialect and column types DuckDB's
+        sniffer finds, only where it parses them the same way (ISO dates, no declared types),
+        and a load that fails on it is run again with DuckDB's reader (`Extract.fallback`).
+        None when these files need DuckDB's reader.
+        """
+        files = [f for group in groups for f in group]
+        if (
+            self.on_s3
+            or stream.name in self.tolerant
+            or stream_types(stream)
+            or len(files) > _ARROW_MAX_FILES
+            or any(f.endswith((".zst", ".zstd")) for f in files)
+        ):
+            return None
+        import pyarrow.csv as pcsv
+
+        # The options DuckDB's reader gets (it tolerates bad rows), so it sniffs the same.
+        args = "".join(f", {k} = {v}" for k, v in options.items()) + ", store_rejects = true"
+        parts = []
+        for group in groups:
+            if (declared or self._encoding(group[0])).replace("-", "").lower() != "utf8":
+                return None
+            sniffed = con.execute(
+                "SELECT Delimiter, Quote, Escape, Comment, SkipRows, HasHeader, Columns, "
+                f"DateFormat, TimestampFormat FROM sniff_csv({quote_literal(group[0])}{args})"
+            ).fetchone()
+            assert sniffed is not None
+            delim, quote, escape, comment, skip, header, columns, date_fmt, ts_fmt = sniffed
+            quote, escape = _char(quote), _char(escape)
+            schema = _arrow_schema(columns)
+            iso = date_fmt in _ISO_FORMATS and ts_fmt in _ISO_FORMATS
+            if schema is None or len(delim) != 1 or _char(comment) or not iso:
+                return None
+            reading = {
+                "parse_options": pcsv.ParseOptions(
+                    delimiter=delim,
+                    quote_char=quote or False,
+                    double_quote=escape in ("", quote),
+                    escape_char=False if escape in ("", quote) else escape,
+                    newlines_in_values=bool(quote),
+                ),
+                "read_options": pcsv.ReadOptions(
+                    column_names=schema.names,
+                    skip_rows=int(skip) + (1 if header else 0),
+                    block_size=1 << 20,
+                ),
+                # DuckDB reads an empty field, quoted or not, as NULL whatever the type.
+                "convert_options": pcsv.ConvertOptions(
+                    column_types=schema,
+                    null_values=[""],
+                    strings_can_be_null=True,
+                    quoted_strings_can_be_null=True,
+                ),
+            }
+            for file in group:
+                name = f"fleuve_arrow_csv_{uuid.uuid4().hex[:12]}"
+                con.register(name, _ArrowCsv(file, schema, reading, on_rows))
+                parts.append(f"SELECT *, {quote_literal(file)} AS {SOURCE_FILE} FROM {name}")
+        return "(" + " UNION ALL BY NAME ".join(parts) + ")"
 
     def _groups(self, files: list[str], declared: str | None) -> list[list[str]]:
         """Files that one CSV scan can read together: same first line, encoding, compression."""
@@ -297,7 +404,7 @@ class FilesConnector(Connector):
         files: list[str],
         fmt: str,
         scratch: Path | None,
-    ) -> tuple[str, str | None]:
+    ) -> _Read:
         options = {
             "union_by_name": "true",
             "filename": quote_literal(SOURCE_FILE),
@@ -305,7 +412,7 @@ class FilesConnector(Connector):
         }
         if fmt != "jsonl" or scratch is None:
             args = ", ".join(f"{k} = {v}" for k, v in options.items())
-            return f"read_json({_list(files)}, {args})", None
+            return _Read(f"read_json({_list(files)}, {args})")
         bad = (
             "trim(raw) <> '' AND "
             "CASE WHEN json_valid(raw) THEN json_type(raw) <> 'OBJECT' ELSE true END"
@@ -353,7 +460,7 @@ class FilesConnector(Connector):
                 f"WHERE {bad}"
                 for f in sorted(spoiled)
             )
-        return relation, rejected
+        return _Read(relation, rejected)
 
 
 def _lines(file: str) -> str:
@@ -363,6 +470,74 @@ def _lines(file: str) -> str:
         "delim = '\x1e', quote = '', escape = '', filename = true, strict_mode = false, "
         "parallel = false)"
     )
+
+
+class _ArrowCsv:
+    """One CSV file as an Arrow stream DuckDB can scan, and scan again: Arrow's reader."""
+
+    def __init__(
+        self,
+        file: str,
+        schema: Any,
+        reading: dict[str, Any],
+        on_rows: Callable[[int, int], None] | None,
+    ) -> None:
+        self.file, self.schema, self.reading = file, schema, reading
+        self.on_rows = on_rows or (lambda rows, nbytes: None)
+
+    def __arrow_c_schema__(self) -> object:
+        return self.schema.__arrow_c_schema__()
+
+    def __arrow_c_stream__(self, requested_schema: object = None) -> object:
+        import pyarrow as pa
+
+        reader = pa.RecordBatchReader.from_batches(self.schema, self._batches())
+        return reader.__arrow_c_stream__(requested_schema)
+
+    def _batches(self) -> Iterator[Any]:
+        """The file's rows, in batches, reporting rows and file bytes read as they come."""
+        import pyarrow as pa
+        import pyarrow.csv as pcsv
+
+        size = Path(self.file).stat().st_size
+        gz = self.file.endswith((".gz", ".gzip"))
+        with pa.OSFile(self.file) as raw:
+            source = pa.CompressedInputStream(raw, "gzip") if gz else raw
+            if not gz and size <= _ARROW_WHOLE_FILE:
+                # Parsed whole, a file's blocks are spread over every core.
+                table = pcsv.read_csv(source, **self.reading)
+                for batch in table.to_batches(max_chunksize=_BATCH_ROWS):
+                    self.on_rows(batch.num_rows, size * batch.num_rows // max(1, table.num_rows))
+                    yield batch
+                return
+            position = 0
+            for batch in pcsv.open_csv(source, **self.reading):
+                self.on_rows(batch.num_rows, raw.tell() - position)
+                position = raw.tell()
+                yield batch
+
+
+def _char(sniffed: str | None) -> str:
+    """A quote or escape character as `sniff_csv` reports it; '' for none."""
+    return "" if sniffed in (None, "(empty)") else sniffed
+
+
+def _arrow_schema(columns: list[dict[str, str]]) -> Any:
+    """The Arrow schema for DuckDB's sniffed CSV columns; None if a type is parsed differently."""
+    import pyarrow as pa
+
+    types = {
+        "BOOLEAN": pa.bool_(),
+        "BIGINT": pa.int64(),
+        "DOUBLE": pa.float64(),
+        "VARCHAR": pa.string(),
+        "DATE": pa.date32(),
+        "TIMESTAMP": pa.timestamp("us"),
+        "TIMESTAMP WITH TIME ZONE": pa.timestamp("us", tz="UTC"),
+    }
+    if any(c["type"] not in types for c in columns):
+        return None
+    return pa.schema([(c["name"], types[c["type"]]) for c in columns])
 
 
 def _list(files: list[str]) -> str:
