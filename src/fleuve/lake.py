@@ -477,7 +477,7 @@ class Lake:
         rows = self._rows(
             f"SELECT s.schema_name, sum(t.file_size_bytes + t.delete_file_size_bytes) "
             f"FROM ducklake_table_info('{CATALOG}') t "
-            f"JOIN {self._metadata_table('ducklake_schema')} s "
+            f"JOIN {self.metadata_table('ducklake_schema')} s "
             f"ON s.schema_id = t.schema_id AND s.end_snapshot IS NULL GROUP BY 1"
         )
         out = dict.fromkeys(LAYERS, 0)
@@ -485,7 +485,7 @@ class Lake:
             out[schema] = int(size or 0)
         return out
 
-    def _metadata_table(self, name: str) -> str:
+    def metadata_table(self, name: str) -> str:
         """The qualified name of one of DuckLake's own catalog tables."""
         schema = self.settings.lake.catalog_schema
         return (

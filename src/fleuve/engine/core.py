@@ -26,10 +26,11 @@ from fleuve.engine.grants import ENGINE, Grants, Principal, not_found
 from fleuve.engine.jobs import FINAL_STATES, RESULT_RETENTION, JobStore, QueryJob
 from fleuve.engine.plan import Planner, Ref, parse_query
 from fleuve.engine.reflections.service import Reflections
+from fleuve.engine.scan import open_scan
 from fleuve.engine.statements import DML, QUERY_TYPES, Prepared, Statements
 from fleuve.engine.system import SystemTables
 from fleuve.errors import FleuveError
-from fleuve.lake import quote_ident
+from fleuve.lake import Lake, quote_ident
 from fleuve.metadata.models import utcnow
 from fleuve.project import Project
 
@@ -164,12 +165,12 @@ class Engine(Statements, CatalogApi):
         started = time.perf_counter()
         try:
             try:
-                reader = _open(cur, prepared, batch_rows)
+                reader = _open(self.project.lake, cur, prepared, batch_rows)
             except duckdb.CatalogException:
                 if not prepared.cached:
                     raise
                 prepared = self._replan(job, who, ctx)
-                reader = _open(cur, prepared, batch_rows)
+                reader = _open(self.project.lake, cur, prepared, batch_rows)
         except duckdb.Error as exc:
             error = self._failure(job, exc, who, prepared)
             self._discard(job, cur)
@@ -220,6 +221,9 @@ class Engine(Statements, CatalogApi):
         kept: list[pa.RecordBatch] | None = [] if prepared.keep_answer else None
         try:
             for batch in reader:
+                if job.state == "CANCELLATION_REQUESTED":
+                    # An Arrow scan of the lake's files does not hear DuckDB's interrupt.
+                    raise self._failure(job, duckdb.InterruptException(), who, prepared)
                 job.row_count += batch.num_rows
                 job.bytes += batch.nbytes
                 if kept is not None:
@@ -670,12 +674,16 @@ class Engine(Statements, CatalogApi):
 
 
 def _open(
-    cur: duckdb.DuckDBPyConnection, prepared: Prepared, batch_rows: int
+    lake: Lake, cur: duckdb.DuckDBPyConnection, prepared: Prepared, batch_rows: int
 ) -> pa.RecordBatchReader:
     """Start the prepared query; a write runs to its end, as it commits when its result closes."""
     if prepared.writes:
         done = cur.execute(prepared.sql).to_arrow_table()
         return pa.RecordBatchReader.from_batches(done.schema, done.to_batches(batch_rows))
+    if prepared.plan is not None and not prepared.system:
+        scan = open_scan(lake, cur, prepared.plan.ast, prepared.sql, batch_rows)
+        if scan is not None:
+            return scan
     return cur.execute(prepared.sql).to_arrow_reader(batch_rows)
 
 
