@@ -430,3 +430,15 @@ def test_answers_read_from_reflection_copies_are_kept_unless_volatile(engine: En
     engine.refresh_reflection("daily", user="admin")
     fresh, chosen = run(engine, QUERY)
     assert chosen == ["daily"] and not fresh.equals(first)
+
+
+def test_a_catalog_read_during_a_change_does_not_hide_it_afterwards(engine: Engine) -> None:
+    # Another thread (the scheduler, a query) reads the catalog after a change is made but
+    # before it commits: the change must still be seen once committed (CREATE REFLECTION
+    # answered "not found" for its own new reflection).
+    catalog = engine.catalog
+    before = catalog.meta().version
+    with catalog.db.session() as s:
+        catalog.bump(s)
+        assert catalog.meta().version == before  # not committed yet
+    assert catalog.meta().version == before + 1

@@ -24,7 +24,7 @@ from datetime import datetime
 from typing import Any
 
 import duckdb
-from sqlalchemy import delete, select, text
+from sqlalchemy import delete, event, select, text
 
 from fleuve.engine import paths
 from fleuve.engine.errors import EngineError, NotFound
@@ -214,12 +214,17 @@ class Catalog:
 
     def bump(self, session: Any) -> None:
         """Mark the catalog changed (call inside the session making the change)."""
-        self._checked_at = 0.0
+        # Recheck once committed: a read in between (another thread) still saw the old version.
+        event.listen(session, "after_commit", self._recheck, once=True)
         row = session.get(EngineState, "catalog")
         if row is None:
             session.add(EngineState(key="catalog", value=1))
         else:
             row.value += 1
+
+    def _recheck(self, session: Any) -> None:
+        with self._lock:
+            self._checked_at = 0.0
 
     def _load_meta(self, version: int) -> _Meta:
         meta = _Meta(version)
