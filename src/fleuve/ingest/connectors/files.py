@@ -269,18 +269,18 @@ class FilesConnector(Connector):
             options["types"] = "{" + pairs + "}"
         declared = self.option(stream, "encoding")
         groups = self._groups(files, declared)
-        if arrow := self._arrow_csv(con, stream, groups, declared, options, on_rows):
+        if arrow := self._arrow_csv(con, stream, groups, options, on_rows):
             return _Read(arrow, strict=True)
         options.update(filename=quote_literal(SOURCE_FILE), store_rejects="true")
         reads, rejects = [], []
         # DuckDB keeps rejected lines only for a single-schema scan: files sharing a header,
         # encoding and compression are read by one (parallel) scan, the others each by their own.
-        for group in groups:
+        for encoding, group in groups:
             tag = uuid.uuid4().hex[:12]
             errors, scans = f"fleuve_rejects_{tag}", f"fleuve_scans_{tag}"
             opts = {
                 **options,
-                "encoding": quote_literal(declared or self._encoding(group[0])),
+                "encoding": quote_literal(encoding),
                 "rejects_table": quote_literal(errors),
                 "rejects_scan": quote_literal(scans),
             }
@@ -298,8 +298,7 @@ class FilesConnector(Connector):
         self,
         con: duckdb.DuckDBPyConnection,
         stream: StreamSettings,
-        groups: list[list[str]],
-        declared: str | None,
+        groups: list[tuple[str, list[str]]],
         options: dict[str, str],
         on_rows: Callable[[int, int], None] | None,
     ) -> str | None:
@@ -311,7 +310,7 @@ class FilesConnector(Connector):
         and a load that fails on it is run again with DuckDB's reader (`Extract.fallback`).
         None when these files need DuckDB's reader.
         """
-        files = [f for group in groups for f in group]
+        files = [f for _, group in groups for f in group]
         if (
             self.on_s3
             or stream.name in self.tolerant
@@ -325,8 +324,8 @@ class FilesConnector(Connector):
         # The options DuckDB's reader gets (it tolerates bad rows), so it sniffs the same.
         args = "".join(f", {k} = {v}" for k, v in options.items()) + ", store_rejects = true"
         parts = []
-        for group in groups:
-            if (declared or self._encoding(group[0])).replace("-", "").lower() != "utf8":
+        for encoding, group in groups:
+            if encoding.replace("-", "").lower() != "utf8":
                 return None
             sniffed = con.execute(
                 "SELECT Delimiter, Quote, Escape, Comment, SkipRows, HasHeader, Columns, "
@@ -366,11 +365,12 @@ class FilesConnector(Connector):
                 parts.append(f"SELECT *, {quote_literal(file)} AS {SOURCE_FILE} FROM {name}")
         return "(" + " UNION ALL BY NAME ".join(parts) + ")"
 
-    def _groups(self, files: list[str], declared: str | None) -> list[list[str]]:
-        """Files that one CSV scan can read together: same first line, encoding, compression."""
+    def _groups(self, files: list[str], declared: str | None) -> list[tuple[str, list[str]]]:
+        """(encoding, files) that one CSV scan can read together: same first line, encoding
+        and compression."""
         if self.on_s3:
-            return [[f] for f in files]
-        groups: dict[tuple[str, bytes | str], list[str]] = {}
+            return [(declared or "utf-8", [f]) for f in files]
+        groups: dict[tuple[str, str, bytes | str], list[str]] = {}
         for file in files:
             compression = file.rsplit(".", 1)[-1] if file.endswith((".gz", ".zst", ".zstd")) else ""
             encoding = declared or self._encoding(file)
@@ -379,8 +379,8 @@ class FilesConnector(Connector):
                 opener = gzip.open if compression == "gz" else open
                 with opener(file, "rb") as fh:  # type: ignore[operator]
                     header = fh.readline(_SNIFF_BYTES).removeprefix(b"\xef\xbb\xbf").rstrip()
-            groups.setdefault((f"{compression}:{encoding}", header), []).append(file)
-        return list(groups.values())
+            groups.setdefault((compression, encoding, header), []).append(file)
+        return [(encoding, group) for (_, encoding, _), group in groups.items()]
 
     def _encoding(self, file: str) -> str:
         """'utf-8' (with or without BOM) or 'latin-1', from the start of a local file."""
