@@ -26,7 +26,9 @@ def silent_port() -> Iterator[int]:
     """A port that accepts connections and never answers: what a hung server looks like."""
     srv = socket.socket()
     srv.bind(("127.0.0.1", 0))
-    srv.listen(0)
+    # Room for every connection the client opens: each is accepted by the kernel and hangs
+    # (with a backlog of 0 a second one would wait on SYN retries instead, another failure).
+    srv.listen(64)
     try:
         yield srv.getsockname()[1]
     finally:
