@@ -189,6 +189,28 @@ def test_layer_compression_and_partitioning(lake: Lake) -> None:
     assert codecs == {"bronze.events": {"SNAPPY"}, "gold.revenue": {"ZSTD"}}
 
 
+def test_bronze_row_groups_hold_65536_rows_other_layers_duckdb_default(lake: Lake) -> None:
+    for table in ("bronze.wide", "gold.wide"):
+        lake.commit(
+            lambda c, t=table: c.execute(
+                f"CREATE TABLE {t} AS SELECT range AS v FROM range(300000)"
+            )
+        )
+    con = lake.connect()
+    groups = {
+        table: [
+            r[0]
+            for r in con.execute(
+                "SELECT DISTINCT row_group_num_rows FROM parquet_metadata("
+                f"{[*_files(lake, table)]!r}) ORDER BY 1 DESC"
+            ).fetchall()
+        ]
+        for table in ("bronze.wide", "gold.wide")
+    }
+    assert groups["bronze.wide"][0] == 65_536
+    assert groups["gold.wide"][0] == 122_880
+
+
 def test_layer_sizes(lake: Lake) -> None:
     lake.commit(
         lambda c: c.execute("CREATE TABLE gold.big AS SELECT range AS v FROM range(100000)")
