@@ -387,6 +387,7 @@ class Lake:
     def maintain(self, *, keep_from: int | None = None) -> Maintenance:
         """Compact small files, expire snapshots past retention, delete files nobody references.
 
+        Orphaned Parquet files (written by a sync killed before its commit) go once a day old.
         Snapshots at or after `keep_from` survive whatever their age (reflections built from
         them read the change feed from there). Files are deleted an hour after their last
         snapshot expired, so a long query still reading them is not cut short.
@@ -427,6 +428,16 @@ class Lake:
                 ).fetchall()
             ),
             what="delete unreferenced files",
+        )
+        # Parquet files no snapshot ever referenced: left by writers killed before their commit.
+        # A day old at least, so that files of a sync still running are never taken.
+        deleted += self.commit(
+            lambda c: len(
+                c.execute(
+                    f"CALL ducklake_delete_orphaned_files({lake}, older_than => now() - INTERVAL 1 DAY)"
+                ).fetchall()
+            ),
+            what="delete orphaned files",
         )
         log.info("lake maintained", extra={"expired_snapshots": expired, "deleted_files": deleted})
         return Maintenance(expired, deleted, self.current_snapshot())

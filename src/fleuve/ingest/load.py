@@ -10,17 +10,20 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import duckdb
+from pyarrow import ArrowInvalid
 
 from fleuve.config import ConnectionSettings, StreamSettings
+from fleuve.ingest import direct
 from fleuve.ingest.connectors.base import Connector, Cursor, Extract, ExtractContext, stream_types
 from fleuve.ingest.connectors.files import SOURCE_FILE
 from fleuve.ingest.errors import RejectedThresholdError, SchemaDriftError
 from fleuve.ingest.names import normalize, normalize_all
 from fleuve.ingest.state import (
     EXTRACTED_AT,
+    INGESTION_DATE,
+    INGESTION_DATE_SQL,
     REJECTED_TABLE,
     SYNC_ID,
-    partition_bronze,
     read_state,
     write_state,
 )
@@ -116,11 +119,13 @@ def load_stream(
             outcome.schema_changes = reconcile(con, table, columns, extract.has_source_file)
         else:
             _create(con, table, columns, extract.has_source_file)
+        # Tables created before stream tables were partitioned by this column go without it.
+        dated = not exists or _has_column(con, name, INGESTION_DATE)
         typed = {c.name: c for c in columns if c.source in stream_types(stream)}
         bad = (
             _bad_row_condition(typed.values()) if typed and not _typed_by_source(extract) else None
         )
-        source = _source_select(columns, extract, sync_id, bad)
+        source = _source_select(columns, extract, sync_id, bad, dated)
         target_cols = [c.name for c in columns]
         cursor_col = _mapped(columns, stream.cursor_field)
         keys = [_mapped(columns, k) or normalize(k) for k in stream.primary_key]
@@ -129,18 +134,31 @@ def load_stream(
             # A full re-read appended to what is there would double it.
             full_refresh and stream.destination_sync_mode == "append"
         )
+        whole = bad is None
         if since is not None and cursor_col and exists:
             source = _without_boundary_rows(con, table, source, since, cursor_col, target_cols)
+            whole = False
+
+        def land() -> int:
+            """Add every extracted row: as files written here when possible, else an insert."""
+            if whole and direct.applies(
+                lake, con, name, columns, extract.arrow, created=not exists
+            ):
+                return direct.write(
+                    lake, con, name, columns, extract.arrow or [], sync_id, ctx.cancelled
+                )
+            return _count(con.execute(f"INSERT INTO {table} BY NAME {source}"))
+
         if overwrite:
             con.execute(f"DELETE FROM {table}")
-            committed = _count(con.execute(f"INSERT INTO {table} BY NAME {source}"))
+            committed = land()
         elif stream.destination_sync_mode == "append":
             if extract.replaced_files:
                 con.execute(
                     f"DELETE FROM {table} WHERE {quote_ident(SOURCE_FILE)} IN "
                     f"({', '.join(quote_literal(f) for f in extract.replaced_files)})"
                 )
-            committed = _count(con.execute(f"INSERT INTO {table} BY NAME {source}"))
+            committed = land()
         else:
             committed = _merge(
                 con,
@@ -150,6 +168,7 @@ def load_stream(
                 keys,
                 cursor_col,
                 extract.has_source_file,
+                dated=dated,
                 empty=not exists,
                 unique=bool(extract.unique_key)
                 and set(extract.unique_key) == set(stream.primary_key),
@@ -166,7 +185,7 @@ def load_stream(
         outcome.records_read = committed + rejected
         if rejected:
             # to_json of the whole row makes every column parse, as the load did.
-            every = _source_select(columns, extract, sync_id, bad)
+            every = _source_select(columns, extract, sync_id, bad, dated)
             read = _count(con.execute(f"SELECT count(to_json(r)) FROM ({every}) AS r"))
             outcome.records_read = read + rejected
             limit = (
@@ -202,7 +221,7 @@ def load_stream(
     try:
         try:
             result = lake.commit(work, what=f"sync {conn.name}.{stream.name}")
-        except duckdb.Error as exc:
+        except (duckdb.Error, ArrowInvalid) as exc:
             if not fallback or isinstance(exc, duckdb.InterruptException):
                 raise
             # Nothing of the failed load was committed: read again, setting bad rows apart.
@@ -312,10 +331,23 @@ def _create(
 ) -> None:
     cols = [f"{quote_ident(c.name)} {c.type}" for c in columns]
     cols += [f"{EXTRACTED_AT} TIMESTAMP WITH TIME ZONE", f"{SYNC_ID} VARCHAR"]
+    cols.append(f"{INGESTION_DATE} DATE")
     if with_file:
         cols.append(f"{SOURCE_FILE} VARCHAR")
     con.execute(f"CREATE TABLE {table} ({', '.join(cols)})")
-    partition_bronze(con, table)
+    # One key, the date itself: every row of a sync lands in a single partition, which the
+    # engine writes without splitting rows and Fleuve can write itself (`direct`).
+    con.execute(f"ALTER TABLE {table} SET PARTITIONED BY ({INGESTION_DATE})")
+
+
+def _has_column(con: duckdb.DuckDBPyConnection, name: str, column: str) -> bool:
+    return bool(
+        con.execute(
+            "SELECT count(*) FROM duckdb_columns() WHERE database_name = 'lake' "
+            "AND schema_name = 'bronze' AND table_name = ? AND column_name = ?",
+            [name, column],
+        ).fetchone()[0]
+    )
 
 
 def reconcile(
@@ -421,9 +453,13 @@ def _mapped(columns: list[Column], source_name: str | None) -> str | None:
 # -- statements -------------------------------------------------------------------------
 
 
-def _source_select(columns: list[Column], extract: Extract, sync_id: str, bad: str | None) -> str:
+def _source_select(
+    columns: list[Column], extract: Extract, sync_id: str, bad: str | None, dated: bool
+) -> str:
     exprs = [f"{c.expr} AS {quote_ident(c.name)}" for c in columns]
     exprs += [f"now() AS {EXTRACTED_AT}", f"{quote_literal(sync_id)} AS {SYNC_ID}"]
+    if dated:
+        exprs.append(f"{INGESTION_DATE_SQL} AS {INGESTION_DATE}")
     if extract.has_source_file:
         exprs.append(f"src.{quote_ident(SOURCE_FILE)} AS {SOURCE_FILE}")
     where = f" WHERE NOT ({bad})" if bad else ""
@@ -516,11 +552,13 @@ def _merge(
     cursor_col: str | None,
     with_file: bool,
     *,
+    dated: bool,
     empty: bool,
     unique: bool,
 ) -> int:
     """Upsert: one row per key, the latest by cursor (the incoming one when there is no cursor)."""
-    all_cols = [*cols, EXTRACTED_AT, SYNC_ID, *([SOURCE_FILE] if with_file else [])]
+    all_cols = [*cols, EXTRACTED_AT, SYNC_ID, *([INGESTION_DATE] if dated else [])]
+    all_cols += [SOURCE_FILE] if with_file else []
     part = ", ".join(quote_ident(k) for k in keys)
     order = f"{quote_ident(cursor_col)} DESC NULLS LAST" if cursor_col else "1"
     latest = f"SELECT * FROM ({source}) QUALIFY row_number() OVER (PARTITION BY {part} ORDER BY {order}) = 1"

@@ -18,6 +18,9 @@ STATE_TABLE = "bronze._fleuve_state"
 REJECTED_TABLE = "bronze._rejected"
 EXTRACTED_AT = "_fleuve_extracted_at"
 SYNC_ID = "_fleuve_sync_id"
+# Stream tables are partitioned by this column: the UTC date of the sync's transaction.
+INGESTION_DATE = "_fleuve_ingestion_date"
+INGESTION_DATE_SQL = "CAST(timezone('UTC', now()) AS DATE)"
 
 
 class InTransaction:

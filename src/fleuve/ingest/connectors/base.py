@@ -91,6 +91,9 @@ class Extract:
     # Set when the relation's reader stops at a bad row instead of setting it apart: called
     # after a load of it failed in the engine, so that the next read sets bad rows apart.
     fallback: Callable[[], None] | None = None
+    # The same rows as Arrow streams, one per source file, when the loader may write them
+    # to bronze itself (`fleuve.ingest.direct`).
+    arrow: list[Any] | None = None
 
 
 @dataclass

@@ -59,6 +59,7 @@ class _Read:
     relation: str
     rejected: str | None = None
     strict: bool = False
+    arrow: list[_ArrowCsv] | None = None
 
 
 class FilesConnector(Connector):
@@ -226,6 +227,7 @@ class FilesConnector(Connector):
             bytes_read=sum(listing[f][0] for f in chosen),
             rejected=read.rejected,
             fallback=(lambda: self.tolerant.add(stream.name)) if read.strict else None,
+            arrow=read.arrow,
             files=kept,
             replaced_files=replaced,
             has_source_file=True,
@@ -270,7 +272,7 @@ class FilesConnector(Connector):
         declared = self.option(stream, "encoding")
         groups = self._groups(files, declared)
         if arrow := self._arrow_csv(con, stream, groups, options, on_rows):
-            return _Read(arrow, strict=True)
+            return _Read(arrow[0], strict=True, arrow=arrow[1])
         options.update(filename=quote_literal(SOURCE_FILE), store_rejects="true")
         reads, rejects = [], []
         # DuckDB keeps rejected lines only for a single-schema scan: files sharing a header,
@@ -301,8 +303,9 @@ class FilesConnector(Connector):
         groups: list[tuple[str, list[str]]],
         options: dict[str, str],
         on_rows: Callable[[int, int], None] | None,
-    ) -> str | None:
-        """A relation reading clean local UTF-8 CSV files with Arrow's multi-threaded reader.
+    ) -> tuple[str, list[_ArrowCsv]] | None:
+        """A relation reading clean local UTF-8 CSV files with Arrow's multi-threaded reader,
+        and the Arrow streams it reads.
 
         Arrow parses CSV faster than DuckDB (`bench/ingest.py`), but stops at the first bad row
         instead of setting it apart. So it reads with the dialect and column types DuckDB's
@@ -323,7 +326,7 @@ class FilesConnector(Connector):
 
         # The options DuckDB's reader gets (it tolerates bad rows), so it sniffs the same.
         args = "".join(f", {k} = {v}" for k, v in options.items()) + ", store_rejects = true"
-        parts = []
+        parts, sources = [], []
         for encoding, group in groups:
             if encoding.replace("-", "").lower() != "utf8":
                 return None
@@ -361,9 +364,10 @@ class FilesConnector(Connector):
             }
             for file in group:
                 name = f"fleuve_arrow_csv_{uuid.uuid4().hex[:12]}"
-                con.register(name, _ArrowCsv(file, schema, reading, on_rows))
+                sources.append(_ArrowCsv(file, schema, reading, on_rows))
+                con.register(name, sources[-1])
                 parts.append(f"SELECT *, {quote_literal(file)} AS {SOURCE_FILE} FROM {name}")
-        return "(" + " UNION ALL BY NAME ".join(parts) + ")"
+        return "(" + " UNION ALL BY NAME ".join(parts) + ")", sources
 
     def _groups(self, files: list[str], declared: str | None) -> list[tuple[str, list[str]]]:
         """(encoding, files) that one CSV scan can read together: same first line, encoding
@@ -491,10 +495,10 @@ class _ArrowCsv:
     def __arrow_c_stream__(self, requested_schema: object = None) -> object:
         import pyarrow as pa
 
-        reader = pa.RecordBatchReader.from_batches(self.schema, self._batches())
+        reader = pa.RecordBatchReader.from_batches(self.schema, self.batches())
         return reader.__arrow_c_stream__(requested_schema)
 
-    def _batches(self) -> Iterator[Any]:
+    def batches(self) -> Iterator[Any]:
         """The file's rows, in batches, reporting rows and file bytes read as they come."""
         import pyarrow as pa
         import pyarrow.csv as pcsv

@@ -1,0 +1,271 @@
+"""Bronze files written by Fleuve itself, then added to the lake in the sync's transaction.
+
+A stream read through Arrow (clean local CSV files) lands without going through the engine:
+each thread parses whole files and writes its own Parquet file with pyarrow, and
+`ducklake_add_data_files` registers the files in the transaction that also writes the
+stream's state. All rows of a sync share one ingestion date, so the files need no
+partitioned write: they go straight into that date's partition folder. This takes about
+half the CPU of the engine's partitioned insert (`docs/benchmarks.md`).
+
+Exactly-once holds as for an insert: the files become part of the table only when the
+transaction commits. Files of a sync that fails are deleted; those of a killed sync stay
+unreferenced, invisible to readers, until `Lake.maintain` deletes them as orphans.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import queue
+import threading
+import uuid
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, Protocol
+
+import duckdb
+
+from fleuve.ingest.connectors.files import SOURCE_FILE
+from fleuve.ingest.state import EXTRACTED_AT, INGESTION_DATE, INGESTION_DATE_SQL, SYNC_ID
+from fleuve.lake import LAYERS, Lake, quote_ident
+
+# Rolled over past this size, as the engine's own writes are (DuckLake's target file size).
+_TARGET_FILE_BYTES = 512 << 20
+# A column whose first row group holds at most this share of distinct values is
+# dictionary-encoded (as DuckDB's writer decides, from a sample instead of every value).
+_DICTIONARY_RATIO = 0.5
+# Row groups buffered before a write: files hold full row groups whatever the sources' sizes.
+_FLUSH_GROUPS = 8
+
+
+class ArrowSource(Protocol):
+    """One source file read as Arrow record batches."""
+
+    file: str
+    schema: Any
+
+    def batches(self) -> Iterator[Any]:
+        """The file's rows, in order."""
+        ...
+
+
+class Column(Protocol):
+    """The part of a planned bronze column this module needs."""
+
+    name: str
+    type: str
+    expr: str
+    source: str
+
+
+def applies(
+    lake: Lake,
+    con: duckdb.DuckDBPyConnection,
+    name: str,
+    columns: list[Column],
+    sources: list[ArrowSource] | None,
+    *,
+    created: bool,
+) -> bool:
+    """True when `sources` can be written as files of `bronze.<name>` as they are.
+
+    That needs a local lake, every column landing under its own type without an expression,
+    and the table partitioned by ingestion date alone (as Fleuve creates stream tables).
+    """
+    if not sources or lake.settings.lake.on_s3:
+        return False
+    names = sources[0].schema.names
+    if any(s.schema != sources[0].schema for s in sources) or names != [c.source for c in columns]:
+        return False
+    table = f"bronze.{quote_ident(name)}"
+    current = {r[0]: r[1] for r in con.execute(f"DESCRIBE {table}").fetchall()}
+    if INGESTION_DATE not in current:
+        return False
+    for col in columns:
+        if col.expr != f"src.{quote_ident(col.source)}" or current.get(col.name) != col.type:
+            return False
+    return created or partition_keys(lake, con, name) == [(INGESTION_DATE, "identity")]
+
+
+def partition_keys(lake: Lake, con: duckdb.DuckDBPyConnection, name: str) -> list[tuple[str, str]]:
+    """The (column, transform) keys `bronze.<name>` is partitioned by, from the lake's catalog."""
+    md = lake.metadata_table
+    return [
+        (str(column), str(transform))
+        for column, transform in con.execute(
+            f"SELECT c.column_name, pc.transform FROM {md('ducklake_partition_info')} pi "
+            f"JOIN {md('ducklake_partition_column')} pc USING (partition_id, table_id) "
+            f"JOIN {md('ducklake_column')} c ON c.table_id = pc.table_id "
+            "AND c.column_id = pc.column_id AND c.end_snapshot IS NULL "
+            f"JOIN {md('ducklake_table')} t ON t.table_id = pi.table_id AND t.end_snapshot IS NULL "
+            f"JOIN {md('ducklake_schema')} s ON s.schema_id = t.schema_id AND s.end_snapshot IS NULL "
+            "WHERE pi.end_snapshot IS NULL AND s.schema_name = 'bronze' AND t.table_name = ? "
+            "ORDER BY pc.partition_key_index",
+            [name],
+        ).fetchall()
+    ]
+
+
+def write(
+    lake: Lake,
+    con: duckdb.DuckDBPyConnection,
+    name: str,
+    columns: list[Column],
+    sources: list[ArrowSource],
+    sync_id: str,
+    cancelled: threading.Event,
+) -> int:
+    """Write `sources` as Parquet files of `bronze.<name>` and add them in `con`'s transaction.
+
+    Returns the rows added. On any failure the files written so far are deleted.
+    """
+    import pyarrow as pa
+
+    extracted_at, day = con.execute(f"SELECT now(), {INGESTION_DATE_SQL}").fetchone()
+    folder = (
+        Path(lake.settings.lake_data_path) / "bronze" / name / f"{INGESTION_DATE}={day.isoformat()}"
+    )
+    folder.mkdir(parents=True, exist_ok=True)
+    renamed = {c.source: c.name for c in columns}
+    fields = [pa.field(renamed[f.name], f.type) for f in sources[0].schema]
+    constants = {
+        EXTRACTED_AT: pa.array([extracted_at], pa.timestamp("us", tz="UTC")),
+        SYNC_ID: pa.array([sync_id], pa.string()),
+        INGESTION_DATE: pa.array([day], pa.date32()),
+    }
+    # Constant columns are dictionaries of one value: nothing to copy, a few bytes per page.
+    fields += [pa.field(k, pa.dictionary(pa.int32(), v.type)) for k, v in constants.items()]
+    fields.append(pa.field(SOURCE_FILE, pa.dictionary(pa.int32(), pa.string())))
+    todo: queue.SimpleQueue[ArrowSource] = queue.SimpleQueue()
+    for source in sources:
+        todo.put(source)
+    writers = [
+        _Writer(folder, pa.schema(fields), constants, cancelled)
+        for _ in range(max(1, min(len(sources), os.cpu_count() or 1)))
+    ]
+    try:
+        with ThreadPoolExecutor(len(writers), thread_name_prefix="fleuve-bronze") as pool:
+            rows = sum(pool.map(lambda w: w.drain(todo), writers))
+        files = [f for w in writers for f in w.files]
+        if files:
+            con.execute(
+                "CALL ducklake_add_data_files('lake', ?, ?, schema => 'bronze', "
+                "hive_partitioning => true, allow_missing => true)",
+                [name, files],
+            )
+    except BaseException:
+        for path in (f for w in writers for f in w.files):
+            with contextlib.suppress(OSError):
+                os.unlink(path)
+        raise
+    return rows
+
+
+class _Writer:
+    """One thread's Parquet files: sources' rows with their metadata columns, in full row groups."""
+
+    def __init__(
+        self, folder: Path, schema: Any, constants: dict[str, Any], cancelled: threading.Event
+    ) -> None:
+        layer = LAYERS["bronze"]
+        self.folder, self.schema = folder, schema
+        self.constants, self.cancelled = constants, cancelled
+        self.group = layer.row_group_rows or 122_880
+        self.options = {"compression": layer.compression, "store_schema": False}
+        self.files: list[str] = []
+        self.buffer: list[Any] = []
+        self.buffered = 0
+        self.sink: Any = None
+        self.writer: Any = None
+
+    def drain(self, todo: queue.SimpleQueue[ArrowSource]) -> int:
+        """Write sources from `todo` until it is empty; the rows written."""
+        rows = 0
+        try:
+            while True:
+                try:
+                    source = todo.get_nowait()
+                except queue.Empty:
+                    break
+                for batch in source.batches():
+                    if self.cancelled.is_set():
+                        raise duckdb.InterruptException("INTERRUPT Error: the sync was cancelled")
+                    self._add(batch, source.file)
+                    rows += batch.num_rows
+            self._write(final=True)
+            return rows
+        finally:
+            self._close()
+
+    def _add(self, batch: Any, file: str) -> None:
+        """Buffer `batch` with its metadata columns; write once enough rows are buffered."""
+        import numpy as np
+        import pyarrow as pa
+
+        zeros = pa.array(np.zeros(batch.num_rows, dtype=np.int32))
+        arrays = [*batch.columns]
+        arrays += [pa.DictionaryArray.from_arrays(zeros, v) for v in self.constants.values()]
+        arrays.append(pa.DictionaryArray.from_arrays(zeros, pa.array([file], pa.string())))
+        self.buffer.append(pa.Table.from_arrays(arrays, schema=self.schema))
+        self.buffered += batch.num_rows
+        if self.buffered >= self.group * _FLUSH_GROUPS:
+            self._write(final=False)
+
+    def _write(self, *, final: bool) -> None:
+        """Write the buffered rows in full row groups; the last, partial one only when `final`."""
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        if not self.buffered:
+            return
+        table = pa.concat_tables(self.buffer)
+        cut = table.num_rows if final else table.num_rows - table.num_rows % self.group
+        if self.sink is not None and self.sink.tell() >= _TARGET_FILE_BYTES:
+            self._close()
+        if self.writer is None:
+            if "use_dictionary" not in self.options:
+                self.options["use_dictionary"] = [
+                    *_repetitive(table.slice(0, self.group)),
+                    *self.constants,
+                    SOURCE_FILE,
+                ]
+            path = str(self.folder / f"ducklake-{uuid.uuid4()}.parquet")
+            self.files.append(path)
+            self.sink = pa.OSFile(path, "wb")
+            self.writer = pq.ParquetWriter(self.sink, self.schema, **self.options)
+        self.writer.write_table(table.slice(0, cut), row_group_size=self.group)
+        rest = table.slice(cut)
+        self.buffer, self.buffered = ([rest] if rest.num_rows else []), rest.num_rows
+
+    def _close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+            self.sink.close()
+        self.writer = self.sink = None
+
+
+def _repetitive(sample: Any) -> list[str]:
+    """Columns of `sample` that repeat values, which a dictionary encodes smaller and faster.
+
+    Trying a dictionary on every column and giving up on those that outgrow it (pyarrow's
+    default) costs as much as the rest of the write; counting a row group's values is cheap.
+    """
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    rows = max(1, sample.num_rows)
+    out = []
+    for field, column in zip(sample.schema, sample.columns, strict=True):
+        if pa.types.is_dictionary(field.type):
+            continue  # the metadata columns, dictionaries already
+        try:
+            distinct = pc.count_distinct(column, mode="all").as_py()
+        except pa.ArrowNotImplementedError:
+            continue
+        if distinct <= rows * _DICTIONARY_RATIO:
+            out.append(field.name)
+    return out
+
+
+__all__ = ["ArrowSource", "applies", "partition_keys", "write"]

@@ -1,0 +1,299 @@
+"""Clean CSV drops land as Parquet files Fleuve writes itself, added in the sync's transaction."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+import yaml
+
+from fleuve.ingest import direct
+from fleuve.ingest.state import INGESTION_DATE
+from fleuve.project import init_project
+from tests.conftest import PG_ADMIN
+from tests.ingest.conftest import Workspace, connection
+
+STATUSES = ("new", "paid", "shipped", "cancelled")
+
+
+def _drop(folder: Path, name: str, first: int, count: int, *, tail: str = "") -> None:
+    """A CSV file of `count` orders from id `first`, as an export job would write it."""
+    folder.mkdir(parents=True, exist_ok=True)
+    lines = ["order_id,status,amount,note,created_at"]
+    lines += [
+        f"{i},{STATUSES[i % 4]},{(i * 37) % 1000 / 4},note {i * 7919 % 100003},"
+        f"2026-01-01 00:00:{i % 60:02d}+00"
+        for i in range(first, first + count)
+    ]
+    (folder / name).write_text("\n".join(lines) + "\n" + tail, encoding="utf-8")
+
+
+def _table_files(ws: Workspace, table: str) -> list[tuple[str, list[tuple[int, str]]]]:
+    """(absolute path, [(partition key index, value)]) of every live data file of bronze.<table>."""
+    lake = ws.project.lake  # type: ignore[union-attr]
+    md = lake.metadata_table
+    rows = ws.rows(
+        f"SELECT f.data_file_id, f.path, f.path_is_relative FROM {md('ducklake_data_file')} f "
+        f"JOIN {md('ducklake_table')} t USING (table_id) "
+        "WHERE t.table_name = ? AND t.end_snapshot IS NULL AND f.end_snapshot IS NULL",
+        [table],
+    )
+    out = []
+    for file_id, path, relative in rows:
+        values = ws.rows(
+            f"SELECT partition_key_index, partition_value FROM {md('ducklake_file_partition_value')} "
+            "WHERE data_file_id = ? ORDER BY partition_key_index",
+            [file_id],
+        )
+        full = Path(lake.settings.lake_data_path) / "bronze" / table / path if relative else path
+        out.append((str(full), values))
+    return out
+
+
+def test_csv_lands_as_files_in_the_ingestion_date_partition(
+    workspace: Workspace, tmp_path: Path
+) -> None:
+    drops = tmp_path / "drops"
+    for part in range(3):
+        _drop(drops, f"part-{part}.csv", part * 40_000 + 1, 40_000)
+    workspace.configure(
+        [connection({"type": "files", "path": str(drops)}, [{"name": "orders", "path": "*.csv"}])]
+    )
+    result = workspace.sync()
+    assert result.status == "succeeded", result.error
+    assert result.streams["orders"].records_committed == 120_000
+
+    assert workspace.rows(
+        "SELECT count(*), count(DISTINCT order_id), sum(order_id), sum(amount), "
+        "count(DISTINCT status), count(DISTINCT _fleuve_source_file), "
+        f"count(*) FILTER ({INGESTION_DATE} = CAST(timezone('UTC', _fleuve_extracted_at) AS DATE)) "
+        "FROM bronze.orders"
+    ) == [
+        (
+            120_000,
+            120_000,
+            7_200_060_000,
+            sum((i * 37) % 1000 / 4 for i in range(1, 120_001)),
+            4,
+            3,
+            120_000,
+        )
+    ]
+    assert workspace.rows(
+        "SELECT typeof(order_id), typeof(amount), typeof(created_at), typeof(_fleuve_ingestion_date) "
+        "FROM bronze.orders LIMIT 1"
+    ) == [("BIGINT", "DOUBLE", "TIMESTAMP WITH TIME ZONE", "DATE")]
+
+    today = dt.datetime.now(dt.UTC).date().isoformat()
+    files = _table_files(workspace, "orders")
+    # One file per writing thread, in the date's folder, its partition value in the catalog.
+    assert 1 <= len(files) <= (os.cpu_count() or 1)
+    for path, values in files:
+        assert Path(path).parent.name == f"{INGESTION_DATE}={today}", path
+        assert values == [(0, today)], path
+        meta = pq.ParquetFile(path).metadata
+        assert meta.created_by.startswith("parquet-cpp-arrow"), meta.created_by
+        # Full row groups across the files a thread wrote; only each file's last one is shorter.
+        sizes = [meta.row_group(i).num_rows for i in range(meta.num_row_groups)]
+        assert sizes[:-1] == [65_536] * (len(sizes) - 1) and sizes[-1] <= 65_536, sizes
+        encodings = {
+            meta.row_group(0).column(i).path_in_schema: meta.row_group(0).column(i).encodings
+            for i in range(meta.num_columns)
+        }
+        # Repeating values are dictionary-encoded, unique ones are not.
+        assert "RLE_DICTIONARY" in encodings["status"]
+        assert "RLE_DICTIONARY" in encodings["_fleuve_sync_id"]
+        assert "RLE_DICTIONARY" not in encodings["order_id"]
+    lake = workspace.project.lake  # type: ignore[union-attr]
+    con = lake.connect()
+    try:
+        assert direct.partition_keys(lake, con, "orders") == [(INGESTION_DATE, "identity")]
+    finally:
+        con.close()
+    # Partition pruning: a day without data reads no file.
+    assert workspace.rows(
+        f"SELECT count(*) FROM bronze.orders WHERE {INGESTION_DATE} = DATE '2000-01-01'"
+    ) == [(0,)]
+
+    # A full refresh replaces the rows; an unchanged drop folder read again gives the same table.
+    again = workspace.sync(full_refresh=True)
+    assert again.status == "succeeded", again.error
+    assert workspace.rows("SELECT count(*), sum(order_id) FROM bronze.orders") == [
+        (120_000, 7_200_060_000)
+    ]
+    assert len(_table_files(workspace, "orders")) == len(files)
+
+
+def test_files_added_on_a_postgres_catalog(tmp_path: Path, pg_schema: str) -> None:
+    folder = tmp_path / "proj"
+    folder.mkdir()
+    settings = {"lake": {"catalog": PG_ADMIN, "catalog_schema": pg_schema}}
+    (folder / "fleuve.yml").write_text(yaml.safe_dump(settings), encoding="utf-8")
+    init_project(folder, "direct-pg")
+    workspace = Workspace(folder)
+    drops = tmp_path / "drops"
+    for part in range(2):
+        _drop(drops, f"part-{part}.csv", part * 20_000 + 1, 20_000)
+    workspace.configure(
+        [connection({"type": "files", "path": str(drops)}, [{"name": "orders", "path": "*.csv"}])]
+    )
+    try:
+        for _ in range(2):  # created, then found partitioned by the date in the catalog
+            result = workspace.sync()
+            assert result.status == "succeeded", result.error
+            assert workspace.rows("SELECT count(*), sum(order_id) FROM bronze.orders") == [
+                (40_000, 800_020_000)
+            ]
+            files = _table_files(workspace, "orders")
+            assert files and all(values == [(0, values[0][1])] for _, values in files)
+            assert all(
+                pq.ParquetFile(path).metadata.created_by.startswith("parquet-cpp-arrow")
+                for path, _ in files
+            )
+    finally:
+        workspace.close()
+
+
+def test_bad_row_read_again_by_the_tolerant_reader_leaves_no_stray_file(
+    workspace: Workspace, tmp_path: Path
+) -> None:
+    drops = tmp_path / "drops"
+    _drop(drops, "a.csv", 1, 30_000)
+    # Far past the sniffer's sample: Arrow's reader fails there, DuckDB's sets the row apart.
+    _drop(drops, "b.csv", 30_001, 30_000, tail="60001,paid,not-a-number,x,2026-01-01 00:00:00+00\n")
+    workspace.configure(
+        [
+            connection(
+                {"type": "files", "path": str(drops)},
+                [{"name": "orders", "path": "*.csv"}],
+                max_rejected_ratio=0.01,
+            )
+        ]
+    )
+    result = workspace.sync()
+    assert result.status == "succeeded", result.error
+    assert result.streams["orders"].records_committed == 60_000
+    assert result.streams["orders"].records_rejected == 1
+    assert workspace.rows("SELECT count(*), sum(order_id) FROM bronze.orders") == [
+        (60_000, 60_000 * 60_001 // 2)
+    ]
+    registered = {path for path, _ in _table_files(workspace, "orders")}
+    on_disk = {
+        str(p)
+        for p in (Path(workspace.project.lake.settings.lake_data_path) / "bronze" / "orders").rglob(  # type: ignore[union-attr]
+            "*.parquet"
+        )
+    }
+    assert on_disk == registered
+
+
+def test_table_partitioned_otherwise_is_loaded_by_the_engine(
+    workspace: Workspace, tmp_path: Path
+) -> None:
+    drops = tmp_path / "drops"
+    _drop(drops, "a.csv", 1, 1_000)
+    workspace.configure(
+        [connection({"type": "files", "path": str(drops)}, [{"name": "orders", "path": "*.csv"}])]
+    )
+    lake = workspace.project.lake  # type: ignore[union-attr]
+
+    # A table partitioned by year, month and day of the extraction time, without the date
+    # column, as bronze tables were laid out before: it keeps its layout.
+    def legacy(con):  # type: ignore[no-untyped-def]
+        con.execute(
+            "CREATE TABLE bronze.orders (order_id BIGINT, status VARCHAR, amount DOUBLE, note VARCHAR, "
+            "created_at TIMESTAMPTZ, _fleuve_extracted_at TIMESTAMPTZ, _fleuve_sync_id VARCHAR, "
+            "_fleuve_source_file VARCHAR)"
+        )
+        con.execute(
+            "ALTER TABLE bronze.orders SET PARTITIONED BY (year(_fleuve_extracted_at), "
+            "month(_fleuve_extracted_at), day(_fleuve_extracted_at))"
+        )
+
+    lake.commit(legacy)
+    result = workspace.sync()
+    assert result.status == "succeeded", result.error
+    assert workspace.rows("SELECT count(*), sum(order_id) FROM bronze.orders") == [(1_000, 500_500)]
+    columns = [r[0] for r in workspace.rows("DESCRIBE bronze.orders")]
+    assert INGESTION_DATE not in columns
+    for path, values in _table_files(workspace, "orders"):
+        assert [v[0] for v in values] == [0, 1, 2], path
+        assert pq.ParquetFile(path).metadata.created_by.startswith("DuckDB"), path
+
+
+@pytest.mark.slow
+def test_sigkill_during_csv_syncs_never_loses_or_duplicates(
+    workspace: Workspace, tmp_path: Path
+) -> None:
+    drops = tmp_path / "drops"
+    streams = [
+        # New files only, appended; and the whole folder again each time, swapped in.
+        {
+            "name": "orders",
+            "path": "*.csv",
+            "sync_mode": "incremental",
+            "destination_sync_mode": "append",
+        },
+        {"name": "snapshot", "path": "*.csv"},
+    ]
+    workspace.configure([connection({"type": "files", "path": str(drops)}, streams, max_retries=0)])
+    rng = random.Random(20261126)
+    env = {**os.environ, "FLEUVE_PROJECT": str(workspace.folder)}
+    killed, next_id, runs = 0, 1, 20
+    for run in range(runs):
+        for part in range(2):
+            _drop(drops, f"run-{run:02d}-{part}.csv", next_id, 40_000)
+            next_id += 40_000
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "fleuve", "sync", "src"],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        time.sleep(rng.uniform(0.5, 3.0))
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGKILL)
+            killed += 1
+        proc.wait()
+
+        result = workspace.sync()
+        assert result.status == "succeeded", f"run {run}: {result.error}"
+        total = next_id - 1
+        for table in ("orders", "snapshot"):
+            assert workspace.rows(
+                f"SELECT count(*), count(DISTINCT order_id), sum(order_id) FROM bronze.{table}"
+            ) == [(total, total, total * (total + 1) // 2)], f"run {run}, {table}"
+    assert killed >= runs // 2, f"only {killed} of {runs} runs were killed mid-way"
+
+    # Files of killed syncs are referenced by no snapshot; maintenance deletes those, once a
+    # day old, and the tables read the same after it.
+    lake = workspace.project.lake  # type: ignore[union-attr]
+    md = lake.metadata_table
+    referenced = {
+        str(Path(lake.settings.lake_data_path) / "bronze" / table / path)
+        for table, path in workspace.rows(
+            f"SELECT t.table_name, f.path FROM {md('ducklake_data_file')} f "
+            f"JOIN {md('ducklake_table')} t USING (table_id)"
+        )
+    }
+    on_disk = {str(p) for p in (Path(lake.settings.lake_data_path) / "bronze").rglob("*.parquet")}
+    orphans = on_disk - referenced - {p for p in on_disk if "_fleuve_state" in p}
+    day_ago = time.time() - 2 * 86400
+    for path in orphans:
+        os.utime(path, (day_ago, day_ago))
+    lake.maintain()
+    left = {str(p) for p in (Path(lake.settings.lake_data_path) / "bronze").rglob("*.parquet")}
+    assert not (left & orphans)
+    for table in ("orders", "snapshot"):
+        total = next_id - 1
+        assert workspace.rows(f"SELECT count(*), sum(order_id) FROM bronze.{table}") == [
+            (total, total * (total + 1) // 2)
+        ]
