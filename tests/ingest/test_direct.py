@@ -11,6 +11,7 @@ import sys
 import time
 from pathlib import Path
 
+import duckdb
 import pyarrow.parquet as pq
 import pytest
 import yaml
@@ -193,6 +194,42 @@ def test_bad_row_read_again_by_the_tolerant_reader_leaves_no_stray_file(
         )
     }
     assert on_disk == registered
+
+
+def test_files_of_a_transaction_that_does_not_commit_are_deleted(
+    workspace: Workspace, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    drops = tmp_path / "drops"
+    _drop(drops, "a.csv", 1, 50_000)
+    workspace.configure(
+        [
+            connection(
+                {"type": "files", "path": str(drops)},
+                [{"name": "orders", "path": "*.csv"}],
+                max_retries=0,
+            )
+        ]
+    )
+    # A catalog failing after the files were added, just before the commit, cannot be caused
+    # on demand; the state write is made to fail in its place.
+    from fleuve.ingest import load
+
+    def failing(*args: object, **kwargs: object) -> None:
+        raise duckdb.IOException("IO Error: the catalog went away")
+
+    monkeypatch.setattr(load, "write_state", failing)
+    result = workspace.sync()
+    assert result.status == "failed" and "catalog went away" in (result.error or "")
+    folder = Path(workspace.project.lake.settings.lake_data_path) / "bronze" / "orders"  # type: ignore[union-attr]
+    assert not list(folder.rglob("*.parquet"))
+
+    monkeypatch.undo()
+    result = workspace.sync()
+    assert result.status == "succeeded", result.error
+    assert workspace.rows("SELECT count(*) FROM bronze.orders") == [(50_000,)]
+    assert {str(p) for p in folder.rglob("*.parquet")} == {
+        path for path, _ in _table_files(workspace, "orders")
+    }
 
 
 def test_table_partitioned_otherwise_is_loaded_by_the_engine(

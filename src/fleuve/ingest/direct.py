@@ -115,10 +115,13 @@ def write(
     sources: list[ArrowSource],
     sync_id: str,
     cancelled: threading.Event,
+    written: list[str],
 ) -> int:
     """Write `sources` as Parquet files of `bronze.<name>` and add them in `con`'s transaction.
 
-    Returns the rows added. On any failure the files written so far are deleted.
+    Returns the rows added; the files' paths are appended to `written`, so that the caller
+    can `discard` them if the transaction does not commit. DuckLake leaves added files on
+    disk when a transaction rolls back. On a failure here the files are deleted at once.
     """
     import pyarrow as pa
 
@@ -148,6 +151,7 @@ def write(
         with ThreadPoolExecutor(len(writers), thread_name_prefix="fleuve-bronze") as pool:
             rows = sum(pool.map(lambda w: w.drain(todo), writers))
         files = [f for w in writers for f in w.files]
+        written.extend(files)
         if files:
             con.execute(
                 "CALL ducklake_add_data_files('lake', ?, ?, schema => 'bronze', "
@@ -155,11 +159,16 @@ def write(
                 [name, files],
             )
     except BaseException:
-        for path in (f for w in writers for f in w.files):
-            with contextlib.suppress(OSError):
-                os.unlink(path)
+        discard([f for w in writers for f in w.files])
         raise
     return rows
+
+
+def discard(paths: list[str]) -> None:
+    """Delete files written for a transaction that did not commit."""
+    for path in paths:
+        with contextlib.suppress(OSError):
+            os.unlink(path)
 
 
 class _Writer:
@@ -268,4 +277,4 @@ def _repetitive(sample: Any) -> list[str]:
     return out
 
 
-__all__ = ["ArrowSource", "applies", "partition_keys", "write"]
+__all__ = ["ArrowSource", "applies", "discard", "partition_keys", "write"]

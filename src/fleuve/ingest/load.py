@@ -94,9 +94,13 @@ def load_stream(
     mode = f"{'incremental' if incremental else 'full_refresh'}+{stream.destination_sync_mode}"
     started = time.monotonic()
     fallback: list[Callable[[], None]] = []
+    # Files written by each attempt; only the committed attempt's files stay.
+    attempts: list[list[str]] = []
 
     def work(con: duckdb.DuckDBPyConnection) -> StreamOutcome:
         on_session(con)
+        written: list[str] = []
+        attempts.append(written)
         outcome = StreamOutcome(stream.name, f"bronze.{name}", sync_id, mode)
         state = read_state(con, conn.name, stream.name)
         since = state.cursor if incremental else None
@@ -145,7 +149,7 @@ def load_stream(
                 lake, con, name, columns, extract.arrow, created=not exists
             ):
                 return direct.write(
-                    lake, con, name, columns, extract.arrow or [], sync_id, ctx.cancelled
+                    lake, con, name, columns, extract.arrow or [], sync_id, ctx.cancelled, written
                 )
             return _count(con.execute(f"INSERT INTO {table} BY NAME {source}"))
 
@@ -235,6 +239,11 @@ def load_stream(
             )
             fallback.pop()()
             result = lake.commit(work, what=f"sync {conn.name}.{stream.name}")
+    except BaseException:
+        direct.discard([f for files in attempts for f in files])
+        raise
+    else:
+        direct.discard([f for files in attempts[:-1] for f in files])
     finally:
         on_session(None)
     result.seconds = time.monotonic() - started
