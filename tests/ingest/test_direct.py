@@ -133,6 +133,46 @@ def test_csv_lands_as_files_in_the_ingestion_date_partition(
     assert len(_table_files(workspace, "orders")) == len(files)
 
 
+def test_new_and_dropped_source_columns(workspace: Workspace, tmp_path: Path) -> None:
+    drops = tmp_path / "drops"
+    drops.mkdir()
+
+    def drop(name: str, header: str, ids: range, row: str) -> None:
+        lines = "".join(row.format(i=i) + "\n" for i in ids)
+        (drops / name).write_text(header + "\n" + lines, encoding="utf-8")
+
+    drop("a.csv", "id,name,qty", range(1, 20_001), "{i},n{i},7")
+    streams = [
+        {
+            "name": "items",
+            "path": "*.csv",
+            "sync_mode": "incremental",
+            "destination_sync_mode": "append",
+        }
+    ]
+    workspace.configure([connection({"type": "files", "path": str(drops)}, streams)])
+    assert workspace.sync().status == "succeeded"
+    # `qty` dropped, `extra` new, of the same type and in the same place.
+    drop("b.csv", "id,name,extra", range(20_001, 20_101), "{i},n{i},2")
+    result = workspace.sync()
+    assert result.status == "succeeded", result.error
+    assert result.streams["items"].schema_changes == ["added column extra BIGINT"]
+    # Counts of values, which DuckLake may answer from file statistics, and the rows themselves.
+    assert workspace.rows(
+        "SELECT count(*), count(qty), sum(qty), count(extra), sum(extra) FROM bronze.items"
+    ) == [(20_100, 20_000, 140_000, 100, 200)]
+    assert workspace.rows("SELECT count(*) FROM bronze.items WHERE qty IS NOT NULL") == [(20_000,)]
+    assert workspace.rows(
+        "SELECT min(id), max(id) FROM bronze.items WHERE qty IS NULL AND extra = 2"
+    ) == [(20_001, 20_100)]
+    # Back to the first layout: `extra` stays, NULL in the new rows.
+    drop("c.csv", "id,name,qty", range(20_101, 20_151), "{i},n{i},1")
+    assert workspace.sync().status == "succeeded"
+    assert workspace.rows("SELECT count(qty), count(extra), count(*) FROM bronze.items") == [
+        (20_050, 100, 20_150)
+    ]
+
+
 def test_files_added_on_a_postgres_catalog(tmp_path: Path, pg_schema: str) -> None:
     folder = tmp_path / "proj"
     folder.mkdir()

@@ -70,8 +70,9 @@ def applies(
 ) -> bool:
     """True when `sources` can be written as files of `bronze.<name>` as they are.
 
-    That needs a local lake, every column landing under its own type without an expression,
-    and the table partitioned by ingestion date alone (as Fleuve creates stream tables).
+    That needs a local lake, every column of the table in the files, each landing under its
+    own type without an expression, and the table partitioned by ingestion date alone (as
+    Fleuve creates stream tables).
     """
     if not sources or lake.settings.lake.on_s3:
         return False
@@ -80,7 +81,14 @@ def applies(
         return False
     table = f"bronze.{quote_ident(name)}"
     current = {r[0]: r[1] for r in con.execute(f"DESCRIBE {table}").fetchall()}
-    if INGESTION_DATE not in current:
+    # A table column the files would lack (a column the source dropped) is filled by an
+    # insert instead: DuckLake counts an added file's missing column as all values present.
+    if set(current) != {c.name for c in columns} | {
+        EXTRACTED_AT,
+        SYNC_ID,
+        INGESTION_DATE,
+        SOURCE_FILE,
+    }:
         return False
     for col in columns:
         if col.expr != f"src.{quote_ident(col.source)}" or current.get(col.name) != col.type:
@@ -155,7 +163,7 @@ def write(
         if files:
             con.execute(
                 "CALL ducklake_add_data_files('lake', ?, ?, schema => 'bronze', "
-                "hive_partitioning => true, allow_missing => true)",
+                "hive_partitioning => true)",
                 [name, files],
             )
     except BaseException:
