@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 import sqlite3
+import subprocess
+import sys
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -496,6 +501,22 @@ def workspace(tmp_path: Path) -> Iterator[Workspace]:
         yield ws
     finally:
         ws.close()
+
+
+def sync_killed_after(project: Path, seconds: float) -> bool:
+    """`fleuve sync src` in its own process, SIGKILLed after `seconds`; True if it was killed."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "fleuve", "sync", "src"],
+        env={**os.environ, "FLEUVE_PROJECT": str(project)},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    time.sleep(seconds)
+    killed = proc.poll() is None
+    if killed:
+        proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    return killed
 
 
 def connection(

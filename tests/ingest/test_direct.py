@@ -5,9 +5,6 @@ from __future__ import annotations
 import datetime as dt
 import os
 import random
-import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -20,7 +17,7 @@ from fleuve.ingest import direct
 from fleuve.ingest.state import INGESTION_DATE
 from fleuve.project import init_project
 from tests.conftest import PG_ADMIN
-from tests.ingest.conftest import Workspace, connection
+from tests.ingest.conftest import Workspace, connection, sync_killed_after
 
 STATUSES = ("new", "paid", "shipped", "cancelled")
 
@@ -323,23 +320,12 @@ def test_sigkill_during_csv_syncs_never_loses_or_duplicates(
     ]
     workspace.configure([connection({"type": "files", "path": str(drops)}, streams, max_retries=0)])
     rng = random.Random(20261126)
-    env = {**os.environ, "FLEUVE_PROJECT": str(workspace.folder)}
     killed, next_id, runs = 0, 1, 20
     for run in range(runs):
         for part in range(2):
             _drop(drops, f"run-{run:02d}-{part}.csv", next_id, 40_000)
             next_id += 40_000
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "fleuve", "sync", "src"],
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        time.sleep(rng.uniform(0.5, 3.0))
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGKILL)
-            killed += 1
-        proc.wait()
+        killed += sync_killed_after(workspace.folder, rng.uniform(0.5, 3.0))
 
         result = workspace.sync()
         assert result.status == "succeeded", f"run {run}: {result.error}"

@@ -2,18 +2,13 @@
 
 from __future__ import annotations
 
-import os
 import random
-import signal
-import subprocess
-import sys
-import time
 
 import psycopg
 import pytest
 
 from tests.conftest import PG_ADMIN
-from tests.ingest.conftest import Workspace, connection
+from tests.ingest.conftest import Workspace, connection, sync_killed_after
 
 RUNS = 20
 
@@ -63,7 +58,6 @@ def test_sigkill_at_random_moments_never_loses_or_duplicates(
     ]
     workspace.configure([connection(source, streams, max_retries=0)])
     rng = random.Random(20261125)
-    env = {**os.environ, "FLEUVE_PROJECT": str(workspace.folder)}
     killed = 0
     for run in range(RUNS):
         # The source moves on between runs: new rows, updates sharing one cursor value.
@@ -83,17 +77,7 @@ def test_sigkill_at_random_moments_never_loses_or_duplicates(
         )
         _pg(f"UPDATE {s}.prices SET price = price + 1 WHERE id % 7 = {run % 7}")
 
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "fleuve", "sync", "src"],
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        time.sleep(rng.uniform(0.2, 2.8))
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGKILL)
-            killed += 1
-        proc.wait()
+        killed += sync_killed_after(workspace.folder, rng.uniform(0.2, 2.8))
 
         result = workspace.sync()
         assert result.status == "succeeded", f"run {run}: {result.error}"
