@@ -151,8 +151,10 @@ def write(
     todo: queue.SimpleQueue[ArrowSource] = queue.SimpleQueue()
     for source in sources:
         todo.put(source)
+    # Set when a writer fails, so that the others stop instead of reading on for nothing.
+    failed = threading.Event()
     writers = [
-        _Writer(folder, pa.schema(fields), constants, cancelled)
+        _Writer(folder, pa.schema(fields), constants, cancelled, failed)
         for _ in range(max(1, min(len(sources), os.cpu_count() or 1)))
     ]
     try:
@@ -183,11 +185,16 @@ class _Writer:
     """One thread's Parquet files: sources' rows with their metadata columns, in full row groups."""
 
     def __init__(
-        self, folder: Path, schema: Any, constants: dict[str, Any], cancelled: threading.Event
+        self,
+        folder: Path,
+        schema: Any,
+        constants: dict[str, Any],
+        cancelled: threading.Event,
+        failed: threading.Event,
     ) -> None:
         layer = LAYERS["bronze"]
         self.folder, self.schema = folder, schema
-        self.constants, self.cancelled = constants, cancelled
+        self.constants, self.cancelled, self.failed = constants, cancelled, failed
         self.group = layer.row_group_rows or 122_880
         self.options = {"compression": layer.compression, "store_schema": False}
         self.files: list[str] = []
@@ -200,7 +207,7 @@ class _Writer:
         """Write sources from `todo` until it is empty; the rows written."""
         rows = 0
         try:
-            while True:
+            while not self.failed.is_set():
                 try:
                     source = todo.get_nowait()
                 except queue.Empty:
@@ -208,10 +215,15 @@ class _Writer:
                 for batch in source.batches():
                     if self.cancelled.is_set():
                         raise duckdb.InterruptException("INTERRUPT Error: the sync was cancelled")
+                    if self.failed.is_set():
+                        return rows
                     self._add(batch, source.file)
                     rows += batch.num_rows
             self._write(final=True)
             return rows
+        except BaseException:
+            self.failed.set()
+            raise
         finally:
             self._close()
 
