@@ -22,13 +22,16 @@ import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import duckdb
 
 from fleuve.ingest.connectors.files import SOURCE_FILE
 from fleuve.ingest.state import EXTRACTED_AT, INGESTION_DATE, INGESTION_DATE_SQL, SYNC_ID
 from fleuve.lake import LAYERS, Lake, quote_ident
+
+if TYPE_CHECKING:
+    from fleuve.ingest.load import Column
 
 # Rolled over past this size, as the engine's own writes are (DuckLake's target file size).
 _TARGET_FILE_BYTES = 512 << 20
@@ -50,20 +53,12 @@ class ArrowSource(Protocol):
         ...
 
 
-class Column(Protocol):
-    """The part of a planned bronze column this module needs."""
-
-    name: str
-    type: str
-    expr: str
-    source: str
-
-
 def applies(
     lake: Lake,
     con: duckdb.DuckDBPyConnection,
     name: str,
     columns: list[Column],
+    current: dict[str, str],
     sources: list[ArrowSource] | None,
     *,
     created: bool,
@@ -72,15 +67,13 @@ def applies(
 
     That needs a local lake, every column of the table in the files, each landing under its
     own type without an expression, and the table partitioned by ingestion date alone (as
-    Fleuve creates stream tables).
+    Fleuve creates stream tables). `current`: the table's columns and types as they are now.
     """
     if not sources or lake.settings.lake.on_s3:
         return False
     names = sources[0].schema.names
     if any(s.schema != sources[0].schema for s in sources) or names != [c.source for c in columns]:
         return False
-    table = f"bronze.{quote_ident(name)}"
-    current = {r[0]: r[1] for r in con.execute(f"DESCRIBE {table}").fetchall()}
     # A table column the files would lack (a column the source dropped) is filled by an
     # insert instead: DuckLake counts an added file's missing column as all values present.
     if set(current) != {c.name for c in columns} | {

@@ -123,8 +123,9 @@ def load_stream(
             outcome.schema_changes = reconcile(con, table, columns, extract.has_source_file)
         else:
             _create(con, table, columns, extract.has_source_file)
+        current = {r[0]: r[1] for r in con.execute(f"DESCRIBE {table}").fetchall()}
         # Tables created before stream tables were partitioned by this column go without it.
-        dated = not exists or _has_column(con, name, INGESTION_DATE)
+        dated = INGESTION_DATE in current
         typed = {c.name: c for c in columns if c.source in stream_types(stream)}
         bad = (
             _bad_row_condition(typed.values()) if typed and not _typed_by_source(extract) else None
@@ -146,7 +147,7 @@ def load_stream(
         def land() -> int:
             """Add every extracted row: as files written here when possible, else an insert."""
             if whole and direct.applies(
-                lake, con, name, columns, extract.arrow, created=not exists
+                lake, con, name, columns, current, extract.arrow, created=not exists
             ):
                 return direct.write(
                     lake, con, name, columns, extract.arrow or [], sync_id, ctx.cancelled, written
@@ -347,16 +348,6 @@ def _create(
     # One key, the date itself: every row of a sync lands in a single partition, which the
     # engine writes without splitting rows and Fleuve can write itself (`direct`).
     con.execute(f"ALTER TABLE {table} SET PARTITIONED BY ({INGESTION_DATE})")
-
-
-def _has_column(con: duckdb.DuckDBPyConnection, name: str, column: str) -> bool:
-    return bool(
-        con.execute(
-            "SELECT count(*) FROM duckdb_columns() WHERE database_name = 'lake' "
-            "AND schema_name = 'bronze' AND table_name = ? AND column_name = ?",
-            [name, column],
-        ).fetchone()[0]
-    )
 
 
 def reconcile(
