@@ -51,12 +51,16 @@ class Layer:
     partitioning: str
     # Rows per Parquet row group; None keeps DuckDB's 122,880.
     row_group_rows: int | None = None
+    # Parquet format version: 2 brings delta and byte-stream-split encodings and v2 pages.
+    parquet_version: int = 1
 
 
 LAYERS: dict[str, Layer] = {
     # With row groups of 65,536 rows instead of DuckDB's 122,880, its partitioned write of
-    # ingested rows takes 8% less CPU, for files of the same size (`docs/benchmarks.md`).
-    "bronze": Layer("bronze", "snappy", "ingestion date", row_group_rows=65_536),
+    # ingested rows takes 8% less CPU, for files of the same size; Parquet 2 makes the files of
+    # a PostgreSQL table 37% smaller, their write 6% faster and DuckDB's scans of them 1.5-2x
+    # faster (`docs/benchmarks.md`). Every reader of the lake goes through DuckDB, which reads it.
+    "bronze": Layer("bronze", "snappy", "ingestion date", row_group_rows=65_536, parquet_version=2),
     "silver": Layer("silver", "snappy", "business key where useful"),
     "gold": Layer("gold", "zstd", "time period"),
     "logs": Layer("logs", "zstd", "service and date"),
@@ -334,8 +338,11 @@ class Lake:
             wanted = {"parquet_compression": layer.compression}
             if layer.row_group_rows is not None:
                 wanted["parquet_row_group_size"] = str(layer.row_group_rows)
+            if layer.parquet_version != 1:
+                wanted["parquet_version"] = str(layer.parquet_version)
             for option, value in wanted.items():
-                if current.get((option, layer.schema)) != value:
+                # DuckLake answers a parquet_version of 2 as 'V2'.
+                if (current.get((option, layer.schema)) or "").removeprefix("V") != value:
                     self._rows(
                         f"CALL {CATALOG}.set_option(?, ?, schema => ?)",
                         [option, value, layer.schema],

@@ -1,19 +1,26 @@
-"""Clean CSV drops land as Parquet files Fleuve writes itself, added in the sync's transaction."""
+"""Stream rows land as Parquet files written into their date's folder, added in the sync's transaction.
+
+Clean CSV drops are written by Fleuve with pyarrow; other streams by the engine's COPY.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import os
 import random
+import re
 import time
 from pathlib import Path
 
 import duckdb
+import psycopg
 import pyarrow.parquet as pq
 import pytest
 import yaml
 
 from fleuve.ingest import direct
+from fleuve.ingest.load import stored_type
 from fleuve.ingest.state import INGESTION_DATE
 from fleuve.project import init_project
 from tests.conftest import PG_ADMIN
@@ -110,6 +117,9 @@ def test_csv_lands_as_files_in_the_ingestion_date_partition(
         assert "RLE_DICTIONARY" in encodings["status"]
         assert "RLE_DICTIONARY" in encodings["_fleuve_sync_id"]
         assert "RLE_DICTIONARY" not in encodings["order_id"]
+        # Parquet 2 encodings for the others, as the engine writes bronze files.
+        assert "DELTA_BINARY_PACKED" in encodings["order_id"]
+        assert "DELTA_LENGTH_BYTE_ARRAY" in encodings["note"]
     lake = workspace.project.lake  # type: ignore[union-attr]
     con = lake.connect()
     try:
@@ -301,6 +311,182 @@ def test_table_partitioned_otherwise_is_loaded_by_the_engine(
     for path, values in _table_files(workspace, "orders"):
         assert [v[0] for v in values] == [0, 1, 2], path
         assert pq.ParquetFile(path).metadata.created_by.startswith("DuckDB"), path
+
+
+def _encodings(meta: pq.FileMetaData) -> dict[str, tuple[str, ...]]:
+    """Encodings of each column in the first row group of a Parquet file."""
+    group = meta.row_group(0)
+    return {
+        group.column(i).path_in_schema: group.column(i).encodings for i in range(meta.num_columns)
+    }
+
+
+def _on_disk(ws: Workspace, table: str) -> set[str]:
+    folder = Path(ws.project.lake.settings.lake_data_path) / "bronze" / table  # type: ignore[union-attr]
+    return {str(p) for p in folder.rglob("*.parquet")}
+
+
+def test_database_table_lands_as_files_copied_by_the_engine(
+    workspace: Workspace, pg_schema: str
+) -> None:
+    with psycopg.connect(PG_ADMIN, autocommit=True) as pg:
+        pg.execute(
+            f"CREATE TABLE {pg_schema}.orders AS SELECT i::bigint AS id, "
+            "((i * 37 % 1000) / 4.0)::numeric(12,2) AS amount, 'note ' || i AS note, "
+            "timestamptz '2026-01-01 00:00+00' + i * interval '1 second' AS updated_at, "
+            "jsonb_build_object('k', i % 7) AS doc, md5(i::text)::uuid AS ref, "
+            "ARRAY[i, i + 1] AS pair FROM generate_series(1, 150000) AS i"
+        )
+        pg.execute(f"ALTER TABLE {pg_schema}.orders ADD PRIMARY KEY (id)")
+    streams = [
+        {"name": "orders", "table": f"{pg_schema}.orders"},
+        {
+            "name": "orders_latest",
+            "table": f"{pg_schema}.orders",
+            "sync_mode": "incremental",
+            "destination_sync_mode": "append_dedup",
+            "cursor_field": "updated_at",
+            "primary_key": ["id"],
+        },
+    ]
+    workspace.configure([connection({"type": "postgres", "dsn": PG_ADMIN}, streams)])
+    result = workspace.sync()
+    assert result.status == "succeeded", result.error
+    today = dt.datetime.now(dt.UTC).date().isoformat()
+    expected = (150_000, 11_250_075_000, sum(i * 37 % 1000 / 4 for i in range(1, 150_001)))
+    for table in ("orders", "orders_latest"):
+        assert workspace.rows(
+            f"SELECT count(*), sum(id), sum(amount)::DOUBLE FROM bronze.{table}"
+        ) == [expected]
+        assert workspace.rows(
+            f"SELECT typeof(amount), typeof(updated_at), typeof(doc), typeof(ref), typeof(pair), "
+            f"doc->>'k', replace(ref::VARCHAR, '-', ''), pair FROM bronze.{table} WHERE id = 10"
+        ) == [
+            (
+                "DECIMAL(12,2)",
+                "TIMESTAMP WITH TIME ZONE",
+                "JSON",
+                "UUID",
+                "INTEGER[]",
+                "3",
+                hashlib.md5(b"10").hexdigest(),
+                [10, 11],
+            )
+        ]
+        files = _table_files(workspace, table)
+        # One file per engine thread at most, named by the COPY of this sync, in the date's folder.
+        assert 1 <= len(files) <= (os.cpu_count() or 1)
+        for path, values in files:
+            assert re.fullmatch(r"ducklake-[0-9a-f-]{36}_\d+\.parquet", Path(path).name), path
+            assert Path(path).parent.name == f"{INGESTION_DATE}={today}", path
+            assert values == [(0, today)], path
+            meta = pq.ParquetFile(path).metadata
+            assert meta.created_by.startswith("DuckDB"), meta.created_by
+            sizes = [meta.row_group(i).num_rows for i in range(meta.num_row_groups)]
+            assert max(sizes) <= 65_536, sizes
+            assert "DELTA_BINARY_PACKED" in _encodings(meta)["id"]
+        assert _on_disk(workspace, table) == {path for path, _ in files}
+    first_files = {path for path, _ in _table_files(workspace, "orders")}
+    first_latest = {path for path, _ in _table_files(workspace, "orders_latest")}
+
+    # Synced again: the full refresh replaces its files, the incremental stream merges the change.
+    with psycopg.connect(PG_ADMIN, autocommit=True) as pg:
+        pg.execute(
+            f"UPDATE {pg_schema}.orders SET amount = amount + 1, "
+            "updated_at = updated_at + interval '1 year' WHERE id <= 1000"
+        )
+    again = workspace.sync()
+    assert again.status == "succeeded", again.error
+    assert workspace.rows("SELECT count(*), sum(amount)::DOUBLE FROM bronze.orders") == [
+        (150_000, expected[2] + 1_000)
+    ]
+    assert workspace.rows("SELECT count(*), sum(amount)::DOUBLE FROM bronze.orders_latest") == [
+        (150_000, expected[2] + 1_000)
+    ]
+    # The merge's files are written by the engine's insert, in Parquet 2 as well.
+    merged = {path for path, _ in _table_files(workspace, "orders_latest")} - first_latest
+    assert merged and all(
+        "DELTA_BINARY_PACKED" in _encodings(pq.ParquetFile(path).metadata)["id"] for path in merged
+    )
+    # The first sync's files are no longer the table's (earlier snapshots keep them).
+    live = {path for path, _ in _table_files(workspace, "orders")}
+    assert live and live.isdisjoint(first_files) and live <= _on_disk(workspace, "orders")
+
+
+def test_copy_failing_midway_leaves_no_file_and_keeps_the_table(
+    workspace: Workspace, pg_schema: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def configure(query: str) -> None:
+        workspace.configure(
+            [
+                connection(
+                    {"type": "postgres", "dsn": PG_ADMIN},
+                    [{"name": "numbers", "query": query}],
+                    max_retries=0,
+                )
+            ]
+        )
+
+    configure("SELECT i::bigint AS n, 'row ' || i AS label FROM generate_series(1, 1000) AS i")
+    assert workspace.sync().status == "succeeded"
+    # PostgreSQL fails on row 400,000, after the engine has written rows of this sync.
+    configure(
+        "SELECT i::bigint AS n, 'row ' || (i / (400000 - i)) AS label "
+        "FROM generate_series(1, 500000) AS i"
+    )
+    discarded: list[str] = []
+    discard = direct.discard
+    monkeypatch.setattr(direct, "discard", lambda paths: (discarded.extend(paths), discard(paths)))
+    result = workspace.sync()
+    assert result.status == "failed" and "division by zero" in (result.error or "")
+    assert discarded, "the failed COPY had written no file: the test must fail later in the copy"
+    assert not any(Path(p).exists() for p in discarded)
+    assert workspace.rows("SELECT count(*), sum(n) FROM bronze.numbers") == [(1_000, 500_500)]
+    assert _on_disk(workspace, "numbers") == {
+        path for path, _ in _table_files(workspace, "numbers")
+    }
+
+
+def test_128_bit_integers_are_stored_exactly(workspace: Workspace, tmp_path: Path) -> None:
+    drops = tmp_path / "drops"
+    drops.mkdir()
+    big = 2**100
+    (drops / "a.jsonl").write_text(
+        "".join(f'{{"id": {i}, "big": "{big + i}"}}\n' for i in range(1, 101)), encoding="utf-8"
+    )
+    streams = [{"name": "wide", "path": "*.jsonl", "options": {"types": {"big": "HUGEINT"}}}]
+    workspace.configure([connection({"type": "files", "path": str(drops)}, streams)])
+    result = workspace.sync()
+    assert result.status == "succeeded", result.error
+    # DuckDB writes 128-bit integers to Parquet as DOUBLE: bronze keeps them as DECIMAL(38,0).
+    assert workspace.rows(
+        "SELECT count(*), sum(big)::VARCHAR, typeof(any_value(big)) FROM bronze.wide"
+    ) == [(100, str(100 * big + 5050), "DECIMAL(38,0)")]
+    assert stored_type("STRUCT(a UHUGEINT[], b HUGEINT)") == (
+        "STRUCT(a DECIMAL(38,0)[], b DECIMAL(38,0))"
+    )
+
+
+def test_types_parquet_cannot_map_back_are_inserted_by_the_engine(
+    workspace: Workspace, pg_schema: str
+) -> None:
+    with psycopg.connect(PG_ADMIN, autocommit=True) as pg:
+        pg.execute(
+            f"CREATE TABLE {pg_schema}.shifts AS SELECT i AS id, "
+            "timetz '10:00:00+02' + i * interval '1 minute' AS starts "
+            "FROM generate_series(1, 500) AS i"
+        )
+    streams = [{"name": "shifts", "table": f"{pg_schema}.shifts"}]
+    workspace.configure([connection({"type": "postgres", "dsn": PG_ADMIN}, streams)])
+    result = workspace.sync()
+    assert result.status == "succeeded", result.error
+    # TIMETZ is kept as its UTC time (as Parquet stores it), whichever offset it came with.
+    assert workspace.rows(
+        "SELECT count(*), typeof(any_value(starts)), "
+        "min(starts)::VARCHAR, max(starts)::VARCHAR FROM bronze.shifts"
+    ) == [(500, "TIME WITH TIME ZONE", "08:01:00+00", "16:20:00+00")]
+    for path, _ in _table_files(workspace, "shifts"):
+        assert not re.fullmatch(r"ducklake-[0-9a-f-]{36}_\d+\.parquet", Path(path).name), path
 
 
 @pytest.mark.slow

@@ -189,7 +189,7 @@ def test_layer_compression_and_partitioning(lake: Lake) -> None:
     assert codecs == {"bronze.events": {"SNAPPY"}, "gold.revenue": {"ZSTD"}}
 
 
-def test_bronze_row_groups_hold_65536_rows_other_layers_duckdb_default(lake: Lake) -> None:
+def test_bronze_files_hold_65536_row_groups_in_parquet_2_others_duckdb_defaults(lake: Lake) -> None:
     for table in ("bronze.wide", "gold.wide"):
         lake.commit(
             lambda c, t=table: c.execute(
@@ -209,6 +209,18 @@ def test_bronze_row_groups_hold_65536_rows_other_layers_duckdb_default(lake: Lak
     }
     assert groups["bronze.wide"][0] == 65_536
     assert groups["gold.wide"][0] == 122_880
+    # Bronze is written in Parquet 2: its integers delta-encoded.
+    encodings = {
+        table: {
+            r[0]
+            for r in con.execute(
+                f"SELECT DISTINCT encodings FROM parquet_metadata({[*_files(lake, table)]!r})"
+            ).fetchall()
+        }
+        for table in ("bronze.wide", "gold.wide")
+    }
+    assert encodings["bronze.wide"] == {"DELTA_BINARY_PACKED"}, encodings
+    assert "DELTA_BINARY_PACKED" not in encodings["gold.wide"], encodings
 
 
 def test_layer_sizes(lake: Lake) -> None:

@@ -36,6 +36,7 @@ _UINTS = ["UTINYINT", "USMALLINT", "UINTEGER", "UBIGINT", "UHUGEINT"]
 _FLOATS = ["FLOAT", "DOUBLE"]
 _TEXT = ("VARCHAR", "JSON")
 _DECIMAL = re.compile(r"DECIMAL\((\d+),\s*(\d+)\)")
+_HUGE = re.compile(r"\bU?HUGEINT\b")
 REJECT_SAMPLE = 1000
 
 
@@ -144,40 +145,52 @@ def load_stream(
             source = _without_boundary_rows(con, table, source, since, cursor_col, target_cols)
             whole = False
 
-        def land() -> int:
-            """Add every extracted row: as files written here when possible, else an insert."""
-            if whole and direct.applies(
-                lake, con, name, columns, current, extract.arrow, created=not exists
+        def land(select: str) -> int:
+            """Add the rows of `select`: as files written here when possible, else an insert."""
+            if (
+                select == source
+                and whole
+                and direct.applies(
+                    lake, con, name, columns, current, extract.arrow, created=not exists
+                )
             ):
                 return direct.write(
                     lake, con, name, columns, extract.arrow or [], sync_id, ctx.cancelled, written
                 )
-            return _count(con.execute(f"INSERT INTO {table} BY NAME {source}"))
+            if direct.copies(lake, con, name, current, created=not exists):
+                produced = {*target_cols, EXTRACTED_AT, SYNC_ID, INGESTION_DATE}
+                produced |= {SOURCE_FILE} if extract.has_source_file else set()
+                return direct.copy(lake, con, name, select, produced, current, written)
+            return _count(con.execute(f"INSERT INTO {table} BY NAME {select}"))
 
         if overwrite:
             con.execute(f"DELETE FROM {table}")
-            committed = land()
+            committed = land(source)
         elif stream.destination_sync_mode == "append":
             if extract.replaced_files:
                 con.execute(
                     f"DELETE FROM {table} WHERE {quote_ident(SOURCE_FILE)} IN "
                     f"({', '.join(quote_literal(f) for f in extract.replaced_files)})"
                 )
-            committed = land()
+            committed = land(source)
         else:
-            committed = _merge(
-                con,
-                table,
-                source,
-                target_cols,
-                keys,
-                cursor_col,
-                extract.has_source_file,
-                dated=dated,
-                empty=not exists,
-                unique=bool(extract.unique_key)
-                and set(extract.unique_key) == set(stream.primary_key),
-            )
+            # The source's primary key already makes each incoming key unique.
+            unique = bool(extract.unique_key) and set(extract.unique_key) == set(stream.primary_key)
+            latest = source if unique else _latest(source, keys, cursor_col)
+            if exists:
+                committed = _merge(
+                    con,
+                    table,
+                    latest,
+                    target_cols,
+                    keys,
+                    cursor_col,
+                    extract.has_source_file,
+                    dated=dated,
+                )
+            else:
+                # A table created by this sync has nothing to match: adding rows is much cheaper.
+                committed = land(latest)
         outcome.records_committed = committed
         rejected = _reject(
             con,
@@ -296,11 +309,23 @@ def plan_columns(
             raw.append((src_name, "JSON", f"to_json({expr})"))
             continue
         if src_name in declared and not typed_at_source:
-            kind = str(declared[src_name]).upper()
+            kind = stored_type(str(declared[src_name]).upper())
             expr = f"TRY_CAST({expr} AS {kind})"
         raw.append((src_name, kind, expr))
     names = normalize_all([r[0] for r in raw])
-    return [Column(n, kind, expr, src) for n, (src, kind, expr) in zip(names, raw, strict=True)]
+    return [
+        Column(n, stored_type(kind), expr, src)
+        for n, (src, kind, expr) in zip(names, raw, strict=True)
+    ]
+
+
+def stored_type(kind: str) -> str:
+    """The bronze type for values of type `kind`: 128-bit integers become DECIMAL(38,0).
+
+    DuckDB writes HUGEINT and UHUGEINT to Parquet as DOUBLE, so a lake column of those types
+    keeps 53 bits of each value (and cannot read back the largest UHUGEINT values).
+    """
+    return _HUGE.sub("DECIMAL(38,0)", kind)
 
 
 def _flatten(
@@ -367,6 +392,8 @@ def reconcile(
         verdict, target = absorb(old, col.type)
         if verdict == "same":
             continue
+        if stored_type(target) != target:  # a 128-bit integer ladder's top, stored as a decimal
+            verdict, target = "rewrite", stored_type(target)
         if verdict == "promote":
             con.execute(f"ALTER TABLE {table} ALTER COLUMN {ident} SET DATA TYPE {target}")
             changes.append(f"widened {col.name} from {old} to {target}")
@@ -543,31 +570,27 @@ def _without_boundary_rows(
     )
 
 
+def _latest(source: str, keys: list[str], cursor_col: str | None) -> str:
+    """One row per key of `source`: the latest by cursor (any one of them without a cursor)."""
+    part = ", ".join(quote_ident(k) for k in keys)
+    order = f"{quote_ident(cursor_col)} DESC NULLS LAST" if cursor_col else "1"
+    return f"SELECT * FROM ({source}) QUALIFY row_number() OVER (PARTITION BY {part} ORDER BY {order}) = 1"
+
+
 def _merge(
     con: duckdb.DuckDBPyConnection,
     table: str,
-    source: str,
+    latest: str,
     cols: list[str],
     keys: list[str],
     cursor_col: str | None,
     with_file: bool,
     *,
     dated: bool,
-    empty: bool,
-    unique: bool,
 ) -> int:
-    """Upsert: one row per key, the latest by cursor (the incoming one when there is no cursor)."""
+    """Upsert `latest` (one row per key): a row replaces the table's when its cursor is not older."""
     all_cols = [*cols, EXTRACTED_AT, SYNC_ID, *([INGESTION_DATE] if dated else [])]
     all_cols += [SOURCE_FILE] if with_file else []
-    part = ", ".join(quote_ident(k) for k in keys)
-    order = f"{quote_ident(cursor_col)} DESC NULLS LAST" if cursor_col else "1"
-    latest = f"SELECT * FROM ({source}) QUALIFY row_number() OVER (PARTITION BY {part} ORDER BY {order}) = 1"
-    if unique:
-        # The source's primary key already makes each incoming key unique.
-        latest = source
-    if empty:
-        # A table created by this sync has nothing to match: a plain insert is much cheaper.
-        return _count(con.execute(f"INSERT INTO {table} BY NAME {latest}"))
     on = " AND ".join(f"t.{quote_ident(k)} = s.{quote_ident(k)}" for k in keys)
     newer = (
         f" AND (t.{quote_ident(cursor_col)} IS NULL OR s.{quote_ident(cursor_col)} >= t.{quote_ident(cursor_col)})"
