@@ -254,10 +254,10 @@ def load_stream(
             fallback.pop()()
             result = lake.commit(work, what=f"sync {conn.name}.{stream.name}")
     except BaseException:
-        direct.discard([f for files in attempts for f in files])
+        direct.discard(lake, [f for files in attempts for f in files])
         raise
     else:
-        direct.discard([f for files in attempts[:-1] for f in files])
+        direct.discard(lake, [f for files in attempts[:-1] for f in files])
     finally:
         on_session(None)
     result.seconds = time.monotonic() - started
