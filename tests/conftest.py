@@ -49,6 +49,17 @@ class S3Server:
         self.client().create_bucket(Bucket=name)
         return name
 
+    def settings(self, bucket: str, **more: Any) -> dict[str, Any]:
+        """fleuve.yml settings that put a project's lake data in `bucket`, with `more` on top."""
+        settings: dict[str, Any] = {}
+        for key, value in {**self.overrides(bucket), **more}.items():
+            *parents, last = key.split(".")
+            node = settings
+            for part in parents:
+                node = node.setdefault(part, {})
+            node[last] = value
+        return settings
+
     def overrides(self, bucket: str, prefix: str = "lake") -> dict[str, Any]:
         """Settings that put a project's lake data in `bucket`."""
         return {

@@ -12,7 +12,6 @@ import random
 import re
 import time
 from pathlib import Path
-from typing import Any
 
 import duckdb
 import psycopg
@@ -414,26 +413,31 @@ def test_database_table_lands_as_files_copied_by_the_engine(
     assert live and live.isdisjoint(first_files) and live <= _on_disk(workspace, "orders")
 
 
+def _numbers_query(workspace: Workspace, query: str) -> None:
+    """Declare one PostgreSQL query stream, `numbers`, tried once."""
+    workspace.configure(
+        [
+            connection(
+                {"type": "postgres", "dsn": PG_ADMIN},
+                [{"name": "numbers", "query": query}],
+                max_retries=0,
+            )
+        ]
+    )
+
+
 def test_copy_failing_midway_leaves_no_file_and_keeps_the_table(
     workspace: Workspace, pg_schema: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    def configure(query: str) -> None:
-        workspace.configure(
-            [
-                connection(
-                    {"type": "postgres", "dsn": PG_ADMIN},
-                    [{"name": "numbers", "query": query}],
-                    max_retries=0,
-                )
-            ]
-        )
-
-    configure("SELECT i::bigint AS n, 'row ' || i AS label FROM generate_series(1, 1000) AS i")
+    _numbers_query(
+        workspace, "SELECT i::bigint AS n, 'row ' || i AS label FROM generate_series(1, 1000) AS i"
+    )
     assert workspace.sync().status == "succeeded"
     # PostgreSQL fails on row 400,000, after the engine has written rows of this sync.
-    configure(
+    _numbers_query(
+        workspace,
         "SELECT i::bigint AS n, 'row ' || (i / (400000 - i)) AS label "
-        "FROM generate_series(1, 500000) AS i"
+        "FROM generate_series(1, 500000) AS i",
     )
     discarded: list[str] = []
     discard = direct.discard
@@ -456,27 +460,10 @@ def test_rows_land_as_files_in_a_bucket_lake(
     folder = tmp_path / "proj"
     folder.mkdir()
     bucket = s3_server.bucket()
-    settings: dict[str, Any] = {}
-    for key, value in s3_server.overrides(bucket).items():
-        *parents, last = key.split(".")
-        node = settings
-        for part in parents:
-            node = node.setdefault(part, {})
-        node[last] = value
+    settings = s3_server.settings(bucket)
     (folder / "fleuve.yml").write_text(yaml.safe_dump(settings), encoding="utf-8")
     init_project(folder, "direct-s3")
     workspace = Workspace(folder)
-
-    def configure(query: str) -> None:
-        workspace.configure(
-            [
-                connection(
-                    {"type": "postgres", "dsn": PG_ADMIN},
-                    [{"name": "numbers", "query": query}],
-                    max_retries=0,
-                )
-            ]
-        )
 
     def objects() -> set[str]:
         pages = s3_server.client().get_paginator("list_objects_v2")
@@ -487,8 +474,9 @@ def test_rows_land_as_files_in_a_bucket_lake(
         }
 
     try:
-        configure(
-            "SELECT i::bigint AS n, 'row ' || i AS label FROM generate_series(1, 200000) AS i"
+        _numbers_query(
+            workspace,
+            "SELECT i::bigint AS n, 'row ' || i AS label FROM generate_series(1, 200000) AS i",
         )
         result = workspace.sync()
         assert result.status == "succeeded", result.error
@@ -503,9 +491,10 @@ def test_rows_land_as_files_in_a_bucket_lake(
             assert re.fullmatch(r"ducklake-[0-9a-f-]{36}_\d+\.parquet", path.rsplit("/", 1)[1])
 
         # PostgreSQL fails on row 150,000 of the next read: no object is left of it.
-        configure(
+        _numbers_query(
+            workspace,
             "SELECT i::bigint AS n, 'row ' || (i / (150000 - i)) AS label "
-            "FROM generate_series(1, 200000) AS i"
+            "FROM generate_series(1, 200000) AS i",
         )
         result = workspace.sync(full_refresh=True)
         assert result.status == "failed" and "division by zero" in (result.error or "")
@@ -515,7 +504,10 @@ def test_rows_land_as_files_in_a_bucket_lake(
         # catalog failing at that point cannot be caused on demand): the objects stay in the
         # bucket, referenced by no snapshot, and go as orphans (`Lake.maintain` takes those a
         # day old; here, all of them).
-        configure("SELECT i::bigint AS n, 'row ' || i AS label FROM generate_series(1, 1000) AS i")
+        _numbers_query(
+            workspace,
+            "SELECT i::bigint AS n, 'row ' || i AS label FROM generate_series(1, 1000) AS i",
+        )
         from fleuve.ingest import load
 
         def failing(*args: object, **kwargs: object) -> None:

@@ -27,13 +27,9 @@ def lake(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Lake]:
     if request.param == "postgres-s3":
         s3 = request.getfixturevalue("s3_server")
         schema = request.getfixturevalue("pg_schema")
-        settings = {"lake": {"catalog": PG_ADMIN, "catalog_schema": schema}}
-        for key, value in s3.overrides(s3.bucket()).items():
-            node = settings
-            *parents, last = key.split(".")
-            for part in parents:
-                node = node.setdefault(part, {})
-            node[last] = value
+        settings = s3.settings(
+            s3.bucket(), **{"lake.catalog": PG_ADMIN, "lake.catalog_schema": schema}
+        )
         (folder / "fleuve.yml").write_text(yaml.safe_dump(settings))
     init_project(folder, "conformance")
     project = Project.open(folder)
@@ -150,8 +146,17 @@ def _files(lake: Lake, table: str) -> list[str]:
     ]
 
 
-def test_layer_compression_and_partitioning(lake: Lake) -> None:
+def _parquet_values(lake: Lake, table: str, column: str) -> set[str]:
+    """The distinct values of a `parquet_metadata` column over the files of `table`."""
     con = lake.connect()
+    try:
+        query = f"SELECT DISTINCT {column} FROM parquet_metadata({[*_files(lake, table)]!r})"
+        return {r[0] for r in con.execute(query).fetchall()}
+    finally:
+        con.close()
+
+
+def test_layer_compression_and_partitioning(lake: Lake) -> None:
     lake.commit(
         lambda c: c.execute(
             "CREATE TABLE bronze.events (id BIGINT, _fleuve_extracted_at TIMESTAMPTZ)"
@@ -177,15 +182,7 @@ def test_layer_compression_and_partitioning(lake: Lake) -> None:
     assert all("year=2026" in f and "month=11" in f and "day=2" in f for f in bronze_files)
     gold_files = _files(lake, "gold.revenue")
     assert len(gold_files) == 2 and all("year=2026" in f for f in gold_files)
-    codecs = {
-        table: {
-            r[0]
-            for r in con.execute(
-                f"SELECT DISTINCT compression FROM parquet_metadata({[*_files(lake, table)]!r})"
-            ).fetchall()
-        }
-        for table in ("bronze.events", "gold.revenue")
-    }
+    codecs = {t: _parquet_values(lake, t, "compression") for t in ("bronze.events", "gold.revenue")}
     assert codecs == {"bronze.events": {"SNAPPY"}, "gold.revenue": {"ZSTD"}}
 
 
@@ -210,15 +207,7 @@ def test_bronze_files_hold_65536_row_groups_in_parquet_2_others_duckdb_defaults(
     assert groups["bronze.wide"][0] == 65_536
     assert groups["gold.wide"][0] == 122_880
     # Bronze is written in Parquet 2: its integers delta-encoded.
-    encodings = {
-        table: {
-            r[0]
-            for r in con.execute(
-                f"SELECT DISTINCT encodings FROM parquet_metadata({[*_files(lake, table)]!r})"
-            ).fetchall()
-        }
-        for table in ("bronze.wide", "gold.wide")
-    }
+    encodings = {t: _parquet_values(lake, t, "encodings") for t in ("bronze.wide", "gold.wide")}
     assert encodings["bronze.wide"] == {"DELTA_BINARY_PACKED"}, encodings
     assert "DELTA_BINARY_PACKED" not in encodings["gold.wide"], encodings
 
