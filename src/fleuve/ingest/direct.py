@@ -77,8 +77,8 @@ def applies(
     """True when `sources` can be written as files of `bronze.<name>` as they are.
 
     That needs a local lake, every column of the table in the files, each landing under its
-    own type without an expression, and the table partitioned by ingestion date alone (as
-    Fleuve creates stream tables). `current`: the table's columns and types as they are now.
+    own type without an expression, and what `copies` needs of the table. `current`: the
+    table's columns and types as they are now.
     """
     if not sources or lake.settings.lake.on_s3:
         return False
@@ -97,7 +97,7 @@ def applies(
     for col in columns:
         if col.expr != f"src.{quote_ident(col.source)}" or current.get(col.name) != col.type:
             return False
-    return created or partition_keys(lake, con, name) == [(INGESTION_DATE, "identity")]
+    return copies(lake, con, name, current, created=created)
 
 
 def copies(
@@ -158,10 +158,7 @@ def write(
     import pyarrow as pa
 
     extracted_at, day = con.execute(f"SELECT now(), {INGESTION_DATE_SQL}").fetchone()
-    folder = (
-        Path(lake.settings.lake_data_path) / "bronze" / name / f"{INGESTION_DATE}={day.isoformat()}"
-    )
-    folder.mkdir(parents=True, exist_ok=True)
+    folder = Path(_date_folder(lake, name, day))
     renamed = {c.source: c.name for c in columns}
     fields = [pa.field(renamed[f.name], f.type) for f in sources[0].schema]
     constants = {
@@ -215,9 +212,7 @@ def copy(
     paths go to `written` as in `write`.
     """
     (day,) = con.execute(f"SELECT {INGESTION_DATE_SQL}").fetchone()
-    folder = f"{lake.settings.lake_data_path}bronze/{name}/{INGESTION_DATE}={day.isoformat()}"
-    if not lake.settings.lake.on_s3:
-        Path(folder).mkdir(parents=True, exist_ok=True)
+    folder = _date_folder(lake, name, day)
     exprs = ", ".join(
         f"CAST({'s.' + quote_ident(col) if col in produced else 'NULL'} AS {kind}) AS {quote_ident(col)}"
         for col, kind in current.items()
@@ -246,6 +241,14 @@ def copy(
         [name, files],
     )
     return int(rows)
+
+
+def _date_folder(lake: Lake, name: str, day: Any) -> str:
+    """The folder of `bronze.<name>`'s partition for `day`, created when the lake is local."""
+    folder = f"{lake.settings.lake_data_path}bronze/{name}/{INGESTION_DATE}={day.isoformat()}"
+    if not lake.settings.lake.on_s3:
+        Path(folder).mkdir(parents=True, exist_ok=True)
+    return folder
 
 
 def discard(lake: Lake, paths: list[str]) -> None:
@@ -277,8 +280,9 @@ class _Writer:
         self.folder, self.schema = folder, schema
         self.constants, self.cancelled, self.failed = constants, cancelled, failed
         self.group = layer.row_group_rows or 122_880
-        self.version = layer.parquet_version
         self.options: dict[str, Any] = {"compression": layer.compression, "store_schema": False}
+        if layer.parquet_version == 2:
+            self.options["data_page_version"] = "2.0"
         self.files: list[str] = []
         self.buffer: list[Any] = []
         self.buffered = 0
@@ -342,8 +346,7 @@ class _Writer:
                     SOURCE_FILE,
                 ]
                 self.options["use_dictionary"] = dictionary
-                if self.version == 2:
-                    self.options["data_page_version"] = "2.0"
+                if "data_page_version" in self.options:
                     self.options["column_encoding"] = _v2_encodings(self.schema, dictionary)
             path = str(self.folder / f"ducklake-{uuid.uuid4()}.parquet")
             self.files.append(path)
