@@ -6,6 +6,8 @@ import gzip
 import json
 from pathlib import Path
 
+import pytest
+
 from fleuve.lake import connect_duckdb
 from tests.ingest.conftest import Workspace, connection
 
@@ -294,3 +296,38 @@ def test_a_bad_row_sends_arrow_read_csv_back_to_duckdb_reader(
     ]
     logs = "".join(f.read_text() for f in workspace.folder.rglob("fleuve.log"))
     assert "read again with the tolerant reader" in logs and "Expected 2 columns" in logs
+
+
+def test_line_breaks_in_quoted_values_at_arrow_block_edges(
+    workspace: Workspace, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from fleuve.ingest.connectors import files
+
+    drops = tmp_path / "drops"
+    drops.mkdir()
+    rows = "".join(f'{i:06d},"first line of {i:06d}\nsecond, line",{i}.5\n' for i in range(40_000))
+    data = ("id,note,price\n" + rows).encode()
+    # Arrow's first 1 MiB block ends at a line end inside a quoted value: read as single-line
+    # values, a row would be cut in two there, silently.
+    edge = data.rfind(b"\n", 0, 1 << 20)
+    assert data[:edge].count(b'"') % 2 == 1
+    (drops / "whole.csv").write_bytes(data)
+    (drops / "blocks.csv").write_bytes(data + b'040000,"last\nrow",0.5\n')
+    # whole.csv is parsed whole, blocks.csv (larger) block by block.
+    monkeypatch.setattr(files, "_ARROW_WHOLE_FILE", len(data))
+    workspace.configure([_files(drops, [{"name": "notes", "path": "*.csv"}])])
+    assert _reader(workspace, "notes", scan=False)[0] == "arrow"
+    result = workspace.sync()
+    assert result.status == "succeeded", result.error
+    assert result.streams["notes"].records_committed == 80_001
+    logs = "".join(f.read_text() for f in workspace.folder.rglob("fleuve.log"))
+    assert "read again with the tolerant reader" not in logs  # all read by Arrow
+    expected = connect_duckdb().execute(
+        f"SELECT id, note, price FROM read_csv('{drops}/*.csv') ORDER BY ALL"
+    )
+    assert workspace.rows("SELECT id, note, price FROM bronze.notes ORDER BY ALL") == (
+        expected.fetchall()
+    )
+    multiline = "SELECT count(*) FROM bronze.notes WHERE note = 'first line of ' || id || "
+    assert workspace.rows(multiline + "chr(10) || 'second, line'") == [(80_000,)]
+    assert workspace.rows("SELECT note FROM bronze.notes WHERE id = '040000'") == [("last\nrow",)]
