@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import duckdb
 
-from fleuve.ingest.connectors.files import SOURCE_FILE
+from fleuve.ingest.connectors.files import SOURCE_FILE, arrow_pool
 from fleuve.ingest.state import EXTRACTED_AT, INGESTION_DATE, INGESTION_DATE_SQL, SYNC_ID
 from fleuve.lake import LAYERS, Lake, quote_ident, quote_literal
 
@@ -280,7 +280,11 @@ class _Writer:
         self.folder, self.schema = folder, schema
         self.constants, self.cancelled, self.failed = constants, cancelled, failed
         self.group = layer.row_group_rows or 122_880
-        self.options: dict[str, Any] = {"compression": layer.compression, "store_schema": False}
+        self.options: dict[str, Any] = {
+            "compression": layer.compression,
+            "store_schema": False,
+            "memory_pool": arrow_pool(),
+        }
         if layer.parquet_version == 2:
             self.options["data_page_version"] = "2.0"
         self.files: list[str] = []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import gzip
 import uuid
 from collections.abc import Callable, Iterator
@@ -361,6 +362,7 @@ class FilesConnector(Connector):
                     strings_can_be_null=True,
                     quoted_strings_can_be_null=True,
                 ),
+                "memory_pool": arrow_pool(),
             }
             for file in group:
                 name = f"fleuve_arrow_csv_{uuid.uuid4().hex[:12]}"
@@ -505,7 +507,7 @@ class _ArrowCsv:
 
         size = Path(self.file).stat().st_size
         gz = self.file.endswith((".gz", ".gzip"))
-        with pa.OSFile(self.file) as raw:
+        with pa.OSFile(self.file, memory_pool=self.reading["memory_pool"]) as raw:
             source = pa.CompressedInputStream(raw, "gzip") if gz else raw
             if not gz and size <= _ARROW_WHOLE_FILE:
                 # Parsed whole, a file's blocks are spread over every core.
@@ -519,6 +521,22 @@ class _ArrowCsv:
                 self.on_rows(batch.num_rows, raw.tell() - position)
                 position = raw.tell()
                 yield batch
+
+
+@functools.cache
+def arrow_pool() -> Any:
+    """The allocator for files parsed and written through Arrow: jemalloc where Arrow has it.
+
+    Arrow's default, mimalloc, hands freed memory back to the system within milliseconds, so
+    every file's buffers were faulted in and zeroed by the kernel anew: a quarter of a CSV
+    sync's CPU (`docs/benchmarks.md`). jemalloc keeps freed pages for reuse a while longer.
+    """
+    import pyarrow as pa
+
+    try:
+        return pa.jemalloc_memory_pool()
+    except NotImplementedError:  # an Arrow built without it
+        return pa.system_memory_pool()
 
 
 def _char(sniffed: str | None) -> str:
@@ -548,4 +566,4 @@ def _list(files: list[str]) -> str:
     return "[" + ", ".join(quote_literal(f) for f in files) + "]"
 
 
-__all__ = ["SOURCE_FILE", "FilesConnector"]
+__all__ = ["SOURCE_FILE", "FilesConnector", "arrow_pool"]
