@@ -335,7 +335,8 @@ def test_database_table_lands_as_files_copied_by_the_engine(
             "((i * 37 % 1000) / 4.0)::numeric(12,2) AS amount, 'note ' || i AS note, "
             "timestamptz '2026-01-01 00:00+00' + i * interval '1 second' AS updated_at, "
             "jsonb_build_object('k', i % 7) AS doc, md5(i::text)::uuid AS ref, "
-            "ARRAY[i, i + 1] AS pair FROM generate_series(1, 150000) AS i"
+            "ARRAY[i, i + 1] AS pair, 'shop ' || i % 3000 AS shop, 'city ' || i % 6000 AS city "
+            "FROM generate_series(1, 150000) AS i"
         )
         pg.execute(f"ALTER TABLE {pg_schema}.orders ADD PRIMARY KEY (id)")
     streams = [
@@ -384,7 +385,12 @@ def test_database_table_lands_as_files_copied_by_the_engine(
             assert meta.created_by.startswith("DuckDB"), meta.created_by
             sizes = [meta.row_group(i).num_rows for i in range(meta.num_row_groups)]
             assert max(sizes) <= 65_536, sizes
-            assert "DELTA_BINARY_PACKED" in _encodings(meta)["id"]
+            encodings = _encodings(meta)
+            assert "DELTA_BINARY_PACKED" in encodings["id"]
+            # A dictionary for columns repeating each value 16 times or more in a row group:
+            # 3,000 values in 65,536 rows, not 6,000 (`direct._DICTIONARY_SHARE`).
+            assert "RLE_DICTIONARY" in encodings["shop"]
+            assert "DELTA_LENGTH_BYTE_ARRAY" in encodings["city"]
         assert _on_disk(workspace, table) == {path for path, _ in files}
     first_files = {path for path, _ in _table_files(workspace, "orders")}
     first_latest = {path for path, _ in _table_files(workspace, "orders_latest")}

@@ -45,6 +45,11 @@ _TARGET_FILE_BYTES = 512 << 20
 # A column whose first row group holds at most this share of distinct values is
 # dictionary-encoded (as DuckDB's writer decides, from a sample instead of every value).
 _DICTIONARY_RATIO = 0.5
+# DuckDB's writer tries a dictionary on each column of each row group until it holds this
+# share of the group's rows (a fifth by default): for the columns that never repeat that much,
+# the attempt cost a seventh of a database table's full refresh (`docs/benchmarks.md`). A
+# column repeating each value 16 times on average keeps its dictionary.
+_DICTIONARY_SHARE = 16
 # Row groups buffered before a write: files hold full row groups whatever the sources' sizes.
 _FLUSH_GROUPS = 8
 # Types whose Parquet form `ducklake_add_data_files` cannot map back to the column (checked in
@@ -218,6 +223,7 @@ def copy(
         for col, kind in current.items()
     )
     layer = LAYERS["bronze"]
+    group = layer.row_group_rows or 122_880
     # A name of this attempt's own, so that a COPY failing half-way leaves files we can find.
     prefix = f"ducklake-{uuid.uuid4()}"
     try:
@@ -225,7 +231,8 @@ def copy(
             f"COPY (SELECT {exprs} FROM ({select}) AS s) TO {quote_literal(folder)} "
             f"(FORMAT parquet, PER_THREAD_OUTPUT true, OVERWRITE_OR_IGNORE true, "
             f"FILENAME_PATTERN '{prefix}_{{i}}', FILE_SIZE_BYTES {_TARGET_FILE_BYTES}, "
-            f"COMPRESSION {layer.compression}, ROW_GROUP_SIZE {layer.row_group_rows or 122_880}, "
+            f"COMPRESSION {layer.compression}, ROW_GROUP_SIZE {group}, "
+            f"DICTIONARY_SIZE_LIMIT {group // _DICTIONARY_SHARE}, "
             f"PARQUET_VERSION V{layer.parquet_version}, RETURN_FILES true)"
         ).fetchone()
     except BaseException:
