@@ -210,7 +210,13 @@ def _reader(workspace: Workspace, stream: str, *, scan: bool = True) -> tuple[st
     with project.lake.session() as con:
         extract = connector.extract(con, settings, None, None, ctx)
         if scan:
+            extract.scannable(con)
             con.execute(f"SELECT count(*) FROM ({extract.relation})").fetchall()
+            if extract.describe:  # the columns Arrow's streams give, known before reading
+                assert (
+                    con.execute(f"DESCRIBE {extract.describe}").fetchall()
+                    == con.execute(f"DESCRIBE {extract.relation}").fetchall()
+                )
     return "arrow" if extract.fallback else "duckdb", seen[0], seen[1]
 
 

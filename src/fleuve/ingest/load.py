@@ -142,6 +142,7 @@ def load_stream(
         )
         whole = bad is None
         if since is not None and cursor_col and exists:
+            extract.scannable(con)
             source = _without_boundary_rows(con, table, source, since, cursor_col, target_cols)
             whole = False
 
@@ -157,6 +158,7 @@ def load_stream(
                 return direct.write(
                     lake, con, name, columns, extract.arrow or [], sync_id, ctx.cancelled, written
                 )
+            extract.scannable(con)
             if direct.copies(lake, con, name, current, created=not exists):
                 produced = {*target_cols, EXTRACTED_AT, SYNC_ID, INGESTION_DATE}
                 produced |= {SOURCE_FILE} if extract.has_source_file else set()
@@ -178,6 +180,7 @@ def load_stream(
             unique = bool(extract.unique_key) and set(extract.unique_key) == set(stream.primary_key)
             latest = source if unique else _latest(source, keys, cursor_col)
             if exists:
+                extract.scannable(con)
                 committed = _merge(
                     con,
                     table,
@@ -202,6 +205,7 @@ def load_stream(
         outcome.records_rejected = rejected
         outcome.records_read = committed + rejected
         if rejected:
+            extract.scannable(con)
             # to_json of the whole row makes every column parse, as the load did.
             every = _source_select(columns, extract, sync_id, bad, dated)
             read = _count(con.execute(f"SELECT count(to_json(r)) FROM ({every}) AS r"))
@@ -291,9 +295,13 @@ def plan_columns(
     con: duckdb.DuckDBPyConnection, extract: Extract, stream: StreamSettings
 ) -> list[Column]:
     """The bronze columns for this extract: normalized names, declared types, nested JSON."""
+    if extract.describe is None:
+        extract.scannable(con)
     described = [
         (r[0], r[1])
-        for r in con.execute(f"DESCRIBE SELECT * FROM ({extract.relation}) AS src").fetchall()
+        for r in con.execute(
+            f"DESCRIBE SELECT * FROM ({extract.describe or extract.relation}) AS src"
+        ).fetchall()
         if r[0] != SOURCE_FILE
     ]
     declared = stream_types(stream)

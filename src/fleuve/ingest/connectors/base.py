@@ -92,8 +92,16 @@ class Extract:
     # after a load of it failed in the engine, so that the next read sets bad rows apart.
     fallback: Callable[[], None] | None = None
     # The same rows as Arrow streams, one per source file, when the loader may write them
-    # to bronze itself (`fleuve.ingest.direct`).
+    # to bronze itself (`fleuve.ingest.direct`). `relation` names each by its `name`; they are
+    # registered on the session only before it is scanned (`scannable`).
     arrow: list[Any] | None = None
+    # A relation with the columns of `relation` that reads nothing, when one is known.
+    describe: str | None = None
+
+    def scannable(self, con: duckdb.DuckDBPyConnection) -> None:
+        """Register the Arrow streams `relation` reads on `con`, so that it can be scanned."""
+        for source in self.arrow or []:
+            con.register(source.name, source)
 
 
 @dataclass

@@ -24,7 +24,7 @@ from fleuve.ingest.connectors.base import (
     stream_types,
 )
 from fleuve.ingest.errors import IngestError, SourceUnavailable
-from fleuve.lake import quote_literal
+from fleuve.lake import quote_ident, quote_literal
 from fleuve.observe.logs import scrub
 
 SOURCE_FILE = "_fleuve_source_file"
@@ -61,6 +61,7 @@ class _Read:
     rejected: str | None = None
     strict: bool = False
     arrow: list[_ArrowCsv] | None = None
+    describe: str | None = None
 
 
 class FilesConnector(Connector):
@@ -186,6 +187,7 @@ class FilesConnector(Connector):
                 )
                 continue
             read = self._relation(con, stream, sorted(listing))
+            Extract(read.relation, arrow=read.arrow).scannable(con)
             cols = [
                 (r[0], r[1])
                 for r in con.execute(f"DESCRIBE {read.relation}").fetchall()
@@ -229,6 +231,7 @@ class FilesConnector(Connector):
             rejected=read.rejected,
             fallback=(lambda: self.tolerant.add(stream.name)) if read.strict else None,
             arrow=read.arrow,
+            describe=read.describe,
             files=kept,
             replaced_files=replaced,
             has_source_file=True,
@@ -273,7 +276,7 @@ class FilesConnector(Connector):
         declared = self.option(stream, "encoding")
         groups = self._groups(files, declared)
         if arrow := self._arrow_csv(con, stream, groups, options, on_rows):
-            return _Read(arrow[0], strict=True, arrow=arrow[1])
+            return _Read(arrow[0], strict=True, arrow=arrow[1], describe=arrow[2])
         options.update(filename=quote_literal(SOURCE_FILE), store_rejects="true")
         reads, rejects = [], []
         # DuckDB keeps rejected lines only for a single-schema scan: files sharing a header,
@@ -304,9 +307,13 @@ class FilesConnector(Connector):
         groups: list[tuple[str, list[str]]],
         options: dict[str, str],
         on_rows: Callable[[int, int], None] | None,
-    ) -> tuple[str, list[_ArrowCsv]] | None:
+    ) -> tuple[str, list[_ArrowCsv], str | None] | None:
         """A relation reading clean local UTF-8 CSV files with Arrow's multi-threaded reader,
-        and the Arrow streams it reads.
+        the Arrow streams it reads, and a relation of the same columns that reads nothing.
+
+        The streams are not registered on `con` here: registering eight of them took 0.1 s
+        (DuckDB imports `pyarrow.dataset` and inspects each), and a load that writes the files
+        itself never scans them (`Extract.scannable` registers them when a load does).
 
         Arrow parses CSV faster than DuckDB (`bench/ingest.py`), but stops at the first bad row
         instead of setting it apart. So it reads with the dialect and column types DuckDB's
@@ -327,7 +334,7 @@ class FilesConnector(Connector):
 
         # The options DuckDB's reader gets (it tolerates bad rows), so it sniffs the same.
         args = "".join(f", {k} = {v}" for k, v in options.items()) + ", store_rejects = true"
-        parts, sources = [], []
+        parts, sources, shapes = [], [], []
         for encoding, group in groups:
             if encoding.replace("-", "").lower() != "utf8":
                 return None
@@ -364,12 +371,17 @@ class FilesConnector(Connector):
                 ),
                 "memory_pool": arrow_pool(),
             }
+            shapes.append([(c["name"], c["type"]) for c in columns])
             for file in group:
-                name = f"fleuve_arrow_csv_{uuid.uuid4().hex[:12]}"
                 sources.append(_ArrowCsv(file, schema, reading, on_rows))
-                con.register(name, sources[-1])
-                parts.append(f"SELECT *, {quote_literal(file)} AS {SOURCE_FILE} FROM {name}")
-        return "(" + " UNION ALL BY NAME ".join(parts) + ")", sources
+                parts.append(
+                    f"SELECT *, {quote_literal(file)} AS {SOURCE_FILE} FROM {sources[-1].name}"
+                )
+        relation = "(" + " UNION ALL BY NAME ".join(parts) + ")"
+        if any(shape != shapes[0] for shape in shapes):
+            return relation, sources, None  # the union's columns are DuckDB's to work out
+        nulls = [f"CAST(NULL AS {kind}) AS {quote_ident(name)}" for name, kind in shapes[0]]
+        return relation, sources, f"(SELECT {', '.join(nulls)}, NULL::VARCHAR AS {SOURCE_FILE})"
 
     def _groups(self, files: list[str], declared: str | None) -> list[tuple[str, list[str]]]:
         """(encoding, files) that one CSV scan can read together: same first line, encoding
@@ -490,6 +502,7 @@ class _ArrowCsv:
     ) -> None:
         self.file, self.schema, self.reading = file, schema, reading
         self.on_rows = on_rows or (lambda rows, nbytes: None)
+        self.name = f"fleuve_arrow_csv_{uuid.uuid4().hex[:12]}"  # as registered on a session
 
     def __arrow_c_schema__(self) -> object:
         return self.schema.__arrow_c_schema__()
