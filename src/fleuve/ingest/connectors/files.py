@@ -541,7 +541,7 @@ def arrow_pool() -> Any:
     """The allocator for files parsed and written through Arrow: jemalloc where Arrow has it.
 
     Arrow's default, mimalloc, hands freed memory back to the system within milliseconds, so
-    every file's buffers were faulted in and zeroed by the kernel anew: a quarter of a CSV
+    every file's buffers were faulted in and zeroed by the kernel anew: a fifth of a CSV
     sync's CPU (`docs/benchmarks.md`). jemalloc keeps freed pages for reuse a while longer.
     """
     import pyarrow as pa
