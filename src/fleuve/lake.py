@@ -160,6 +160,10 @@ class Lake:
         self.create = create
         self._db: duckdb.DuckDBPyConnection | None = None
         self._lock = threading.Lock()
+        # Held by a transaction that creates a table: DuckLake (DuckDB 1.5.5) fails such
+        # commits ("Table entry ... does not have any columns"), or crashes, when two
+        # transactions of one database instance create tables at the same time.
+        self.creating = threading.Lock()
 
     def __repr__(self) -> str:
         return f"Lake(catalog={redact_dsn(self.settings.lake_catalog)!r}, data={self.settings.lake_data_path!r})"

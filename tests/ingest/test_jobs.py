@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import sqlite3
 import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 
 import psycopg
 
@@ -196,3 +198,49 @@ def test_overwrite_swaps_atomically_for_readers(workspace: Workspace, tmp_path) 
         stop.set()
         reader.join()
     assert seen <= {20_000, 25_000, 30_000} and len(seen) >= 2, f"readers saw {sorted(seen)}"
+
+
+def test_streams_creating_their_tables_at_once_land_in_one_attempt(
+    workspace: Workspace, tmp_path: Path
+) -> None:
+    db = tmp_path / "shop.sqlite"
+    src = sqlite3.connect(db)
+    for t in "abcd":
+        src.execute(f"CREATE TABLE {t} (id INTEGER PRIMARY KEY, v TEXT)")
+        src.executemany(f"INSERT INTO {t} VALUES (?, ?)", [(i, f"v{i}") for i in range(5000)])
+    src.commit()
+    src.close()
+    # The four streams of each of eight connections create their bronze tables from four
+    # threads at once. Tables created by concurrent transactions of one DuckDB instance make
+    # DuckLake fail commits, lose a table or crash, unless those run one at a time
+    # (`Lake.creating`); without it, a table was missing in one run of two here.
+    workspace.configure(
+        [
+            {
+                **connection(
+                    {"type": "sqlite", "path": str(db)},
+                    [{"name": f"{t}_{n}", "table": t} for t in "abcd"],
+                    threads=4,
+                    max_retries=0,
+                ),
+                "name": f"shop{n}",
+            }
+            for n in range(8)
+        ]
+    )
+    for n in range(8):
+        result = workspace.sync(f"shop{n}")
+        assert result.status == "succeeded", result.error
+        assert result.attempts == 1
+    tables = [
+        name
+        for (name,) in workspace.rows(
+            "SELECT table_name FROM duckdb_tables() WHERE database_name = 'lake' "
+            "AND schema_name = 'bronze' AND NOT starts_with(table_name, '_') ORDER BY 1"
+        )
+    ]
+    assert tables == sorted(f"{t}_{n}" for t in "abcd" for n in range(8))
+    for name in tables:
+        assert workspace.rows(f"SELECT count(*), count(DISTINCT id) FROM bronze.{name}") == [
+            (5000, 5000)
+        ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 import time
@@ -240,23 +241,26 @@ def load_stream(
             outcome.bytes_read = int(outcome.records_read * extract.row_bytes)
         return outcome
 
+    # A stream creating its table loads alone in this process (`Lake.creating`).
+    creating = contextlib.nullcontext() if lake.table_exists(f"bronze.{name}") else lake.creating
     try:
-        try:
-            result = lake.commit(work, what=f"sync {conn.name}.{stream.name}")
-        except (duckdb.Error, ArrowInvalid) as exc:
-            if not fallback or isinstance(exc, duckdb.InterruptException):
-                raise
-            # Nothing of the failed load was committed: read again, setting bad rows apart.
-            log.info(
-                "stream read again with the tolerant reader",
-                extra={
-                    "connection": conn.name,
-                    "stream": stream.name,
-                    "reason": _reason(exc),
-                },
-            )
-            fallback.pop()()
-            result = lake.commit(work, what=f"sync {conn.name}.{stream.name}")
+        with creating:
+            try:
+                result = lake.commit(work, what=f"sync {conn.name}.{stream.name}")
+            except (duckdb.Error, ArrowInvalid) as exc:
+                if not fallback or isinstance(exc, duckdb.InterruptException):
+                    raise
+                # Nothing of the failed load was committed: read again, setting bad rows apart.
+                log.info(
+                    "stream read again with the tolerant reader",
+                    extra={
+                        "connection": conn.name,
+                        "stream": stream.name,
+                        "reason": _reason(exc),
+                    },
+                )
+                fallback.pop()()
+                result = lake.commit(work, what=f"sync {conn.name}.{stream.name}")
     except BaseException:
         direct.discard(lake, [f for files in attempts for f in files])
         raise
