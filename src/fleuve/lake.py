@@ -160,10 +160,10 @@ class Lake:
         self.create = create
         self._db: duckdb.DuckDBPyConnection | None = None
         self._lock = threading.Lock()
-        # Held by a transaction that creates a table: DuckLake (DuckDB 1.5.5) fails such
-        # commits ("Table entry ... does not have any columns"), or crashes, when two
-        # transactions of one database instance create tables at the same time.
-        self.creating = threading.Lock()
+        # Held by a transaction that creates a table (`commit(creates=True)`): DuckLake (DuckDB
+        # 1.5.5) fails such commits ("Table entry ... does not have any columns"), loses a
+        # table or crashes when two transactions of one database instance create tables at once.
+        self._creating = threading.Lock()
 
     def __repr__(self) -> str:
         return f"Lake(catalog={redact_dsn(self.settings.lake_catalog)!r}, data={self.settings.lake_data_path!r})"
@@ -379,9 +379,19 @@ class Lake:
 
     # -- writes -----------------------------------------------------------------------
 
-    def commit(self, work: Callable[[duckdb.DuckDBPyConnection], T], *, what: str = "commit") -> T:
-        """Run `work` in one lake transaction, retrying with bounded backoff on conflicts."""
-        with self.session() as con:
+    def commit(
+        self,
+        work: Callable[[duckdb.DuckDBPyConnection], T],
+        *,
+        what: str = "commit",
+        creates: bool = False,
+    ) -> T:
+        """Run `work` in one lake transaction, retrying with bounded backoff on conflicts.
+
+        `creates`: `work` may create a table, so it runs alone among such transactions of this
+        process.
+        """
+        with self._creating if creates else contextlib.nullcontext(), self.session() as con:
 
             def attempt() -> T:
                 con.execute("BEGIN TRANSACTION")

@@ -213,7 +213,7 @@ def test_streams_creating_their_tables_at_once_land_in_one_attempt(
     # The four streams of each of eight connections create their bronze tables from four
     # threads at once. Tables created by concurrent transactions of one DuckDB instance make
     # DuckLake fail commits, lose a table or crash, unless those run one at a time
-    # (`Lake.creating`); without it, a table was missing in one run of two here.
+    # (`Lake.commit(creates=True)`); without it, a table was missing in one run of two here.
     workspace.configure(
         [
             {

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import re
 import time
@@ -241,26 +240,25 @@ def load_stream(
             outcome.bytes_read = int(outcome.records_read * extract.row_bytes)
         return outcome
 
-    # A stream creating its table loads alone in this process (`Lake.creating`).
-    creating = contextlib.nullcontext() if lake.table_exists(f"bronze.{name}") else lake.creating
+    # A stream creating its table loads alone in this process (`Lake.commit`'s `creates`).
+    creates = not lake.table_exists(f"bronze.{name}")
     try:
-        with creating:
-            try:
-                result = lake.commit(work, what=f"sync {conn.name}.{stream.name}")
-            except (duckdb.Error, ArrowInvalid) as exc:
-                if not fallback or isinstance(exc, duckdb.InterruptException):
-                    raise
-                # Nothing of the failed load was committed: read again, setting bad rows apart.
-                log.info(
-                    "stream read again with the tolerant reader",
-                    extra={
-                        "connection": conn.name,
-                        "stream": stream.name,
-                        "reason": _reason(exc),
-                    },
-                )
-                fallback.pop()()
-                result = lake.commit(work, what=f"sync {conn.name}.{stream.name}")
+        try:
+            result = lake.commit(work, what=f"sync {conn.name}.{stream.name}", creates=creates)
+        except (duckdb.Error, ArrowInvalid) as exc:
+            if not fallback or isinstance(exc, duckdb.InterruptException):
+                raise
+            # Nothing of the failed load was committed: read again, setting bad rows apart.
+            log.info(
+                "stream read again with the tolerant reader",
+                extra={
+                    "connection": conn.name,
+                    "stream": stream.name,
+                    "reason": _reason(exc),
+                },
+            )
+            fallback.pop()()
+            result = lake.commit(work, what=f"sync {conn.name}.{stream.name}", creates=creates)
     except BaseException:
         direct.discard(lake, [f for files in attempts for f in files])
         raise
