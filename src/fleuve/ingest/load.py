@@ -24,6 +24,7 @@ from fleuve.ingest.state import (
     INGESTION_DATE_SQL,
     REJECTED_TABLE,
     SYNC_ID,
+    StreamState,
     read_state,
     write_state,
 )
@@ -86,9 +87,13 @@ def load_stream(
     sync_id: str,
     full_refresh: bool,
     ctx: ExtractContext,
+    bronze: set[str],
     on_session: Callable[[duckdb.DuckDBPyConnection | None], None] = lambda con: None,
 ) -> StreamOutcome:
-    """Read the stream and commit its rows, rejected rows and new cursor together."""
+    """Read the stream and commit its rows, rejected rows and new cursor together.
+
+    `bronze`: the names of bronze's tables when the sync started.
+    """
     name = destination(stream)
     table = f"bronze.{quote_ident(name)}"
     incremental = stream.sync_mode == "incremental" and not full_refresh
@@ -103,9 +108,9 @@ def load_stream(
         written: list[str] = []
         attempts.append(written)
         outcome = StreamOutcome(stream.name, f"bronze.{name}", sync_id, mode)
-        state = read_state(con, conn.name, stream.name)
-        since = state.cursor if incremental else None
-        files = state.files if incremental else None
+        # A full read needs no state: the lake round trip is saved (tens of ms a sync).
+        state = read_state(con, conn.name, stream.name) if incremental else StreamState()
+        since, files = state.cursor, state.files
         extract = connector.extract(con, stream, since, files, ctx)
         fallback[:] = [extract.fallback] if extract.fallback else []
         ctx.on_estimate(extract.estimated_rows, extract.row_bytes)
@@ -241,7 +246,8 @@ def load_stream(
         return outcome
 
     # A stream creating its table loads alone in this process (`Lake.commit`'s `creates`).
-    creates = not lake.table_exists(f"bronze.{name}")
+    # Only a table dropped by hand since the sync started would create without the lock.
+    creates = name not in bronze
     try:
         try:
             result = lake.commit(work, what=f"sync {conn.name}.{stream.name}", creates=creates)

@@ -40,10 +40,12 @@ def partition_bronze(con: duckdb.DuckDBPyConnection, table: str) -> None:
     Lake.partition_for_layer(InTransaction(con), table, EXTRACTED_AT)  # type: ignore[arg-type]
 
 
-def ensure_tables(lake: Lake) -> None:
-    """Create the state and rejected-rows tables once."""
-    if lake.table_exists(STATE_TABLE) and lake.table_exists(REJECTED_TABLE):
-        return
+def ensure_tables(lake: Lake) -> set[str]:
+    """Create the state and rejected-rows tables once; the names of bronze's tables."""
+    bronze = {name for _, name in lake.tables("bronze")}
+    own = {table.split(".")[1] for table in (STATE_TABLE, REJECTED_TABLE)}
+    if own <= bronze:
+        return bronze
 
     def work(con: duckdb.DuckDBPyConnection) -> None:
         con.execute(
@@ -73,6 +75,7 @@ def ensure_tables(lake: Lake) -> None:
         ),
         what="configure ingestion state table",
     )
+    return bronze | own
 
 
 @dataclass

@@ -139,7 +139,7 @@ def sync_connection(
     conn = settings.connection(name)
     selected = _select(conn, streams)
     started = time.monotonic()
-    ensure_tables(lake)
+    bronze = ensure_tables(lake)
     job_id = jobs.start_job(
         db, name, {"streams": [s.name for s in selected], "full_refresh": full_refresh}
     )
@@ -204,6 +204,7 @@ def sync_connection(
                         sync_id=sync_id,
                         full_refresh=full_refresh,
                         ctx=ctx,
+                        bronze=bronze,
                         on_session=run.session(stream.name),
                     )
                 except Exception as exc:
