@@ -399,17 +399,16 @@ def jobs(ctx: Context, limit: int, connection: str | None, as_json: bool) -> Non
     if as_json:
         console.print_json(json.dumps(infos))
         return
-    table = Table(box=box.SIMPLE_HEAD)
+    # Tight cells, failures below: the table fits an 80-column terminal.
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
     for name in ("job", "connection", "status", "started (UTC)", "tries", "records", "MB", "s"):
         table.add_column(
             name, no_wrap=True, justify="left" if name in ("connection", "status") else "right"
         )
-    table.add_column("failure", overflow="fold")
     for info in infos:
         job, attempts = info["job"], [a["attempt"] for a in info["attempts"]]
         last = attempts[-1] if attempts else {}
         ended = last.get("endedAt") or job["updatedAt"]
-        failure = ((last.get("failureSummary") or {}).get("failures") or [{}])[0]
         table.add_row(
             str(job["id"]),
             job["configId"],
@@ -419,9 +418,19 @@ def jobs(ctx: Context, limit: int, connection: str | None, as_json: bool) -> Non
             f"{sum(a['recordsSynced'] for a in attempts):,}",
             f"{sum(a['bytesSynced'] for a in attempts) / 1e6:,.1f}",
             str(ended - job["createdAt"]) if ended else "",
-            (failure.get("externalMessage") or "")[:80],
         )
     console.print(table)
+    for info in infos:
+        if failure := _first_failure(info):
+            console.print(f"job {info['job']['id']} failed: {failure}", markup=False)
+
+
+def _first_failure(info: dict[str, Any]) -> str:
+    """The message of the first failure of a job's last attempt; '' when it did not fail."""
+    attempts = info["attempts"]
+    summary = (attempts[-1]["attempt"].get("failureSummary") or {}) if attempts else {}
+    first = (summary.get("failures") or [{}])[0]
+    return first.get("externalMessage") or ""
 
 
 @cli.group()

@@ -59,6 +59,52 @@ def test_source_sync_and_jobs_commands(workspace: Workspace, tmp_path: Path) -> 
     assert code == 1 and "no stream named 'nope'" in out and "towns" in out
 
 
+def test_jobs_fit_an_80_column_terminal_with_failures_below(
+    workspace: Workspace, tmp_path: Path
+) -> None:
+    drops = tmp_path / "drops"
+    drops.mkdir()
+    (drops / "a.csv").write_text("id\n" + "".join(f"{i}\n" for i in range(12_345)))
+    workspace.configure(
+        [
+            {
+                **connection({"type": "files", "path": str(drops)}, [{"name": "ids", "path": "*"}]),
+                "name": "warehouse_drops",
+            },
+            {
+                **connection(
+                    {"type": "files", "path": str(tmp_path / "gone")},
+                    [{"name": "g", "path": "*.csv"}],
+                    max_retries=0,
+                ),
+                "name": "gone",
+            },
+        ]
+    )
+    runner = CliRunner(env={"COLUMNS": "80"})
+
+    def run(*args: str) -> list[str]:
+        result = runner.invoke(cli, ["-p", str(workspace.folder), *args], catch_exceptions=False)
+        return result.output.splitlines()
+
+    run("sync", "warehouse_drops")
+    lines = run("jobs")
+    assert max(len(line.rstrip()) for line in lines) <= 80
+    # Whole cells: no column cut short to fit.
+    assert not any("…" in line for line in lines)
+    assert any(
+        " warehouse_drops " in line and "succeeded" in line and "12,345" in line for line in lines
+    )
+
+    run("sync", "gone")
+    lines = run("jobs")
+    assert max(len(line.rstrip()) for line in lines) <= 80
+    assert not any("…" in line for line in lines)
+    assert any(" gone " in line and "failed" in line for line in lines)
+    failure = " ".join(" ".join(lines).split("job 2 failed:", 1)[1].split())
+    assert "does not exist" in failure and "source.path" in failure
+
+
 def test_failed_check_names_the_fix(workspace: Workspace, tmp_path: Path) -> None:
     workspace.configure([connection({"type": "files", "path": str(tmp_path / "missing")}, [])])
     code, out = _run(workspace.folder, "source", "check", "src")
