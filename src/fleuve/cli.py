@@ -305,12 +305,13 @@ def sync(ctx: Context, connection: str, streams: tuple[str, ...], full_refresh: 
     project.settings.connection(connection)
     with (
         demo_sources(project.settings),
+        # Sized to fit an 80-column terminal with stream names up to 16 characters.
         Progress(
             SpinnerColumn(),
-            TextColumn("[bold]{task.description:<24}"),
-            BarColumn(),
+            TextColumn("[bold]{task.description:<16}"),
+            BarColumn(bar_width=10),
             TextColumn(
-                "{task.fields[rows]:>14} rows  {task.fields[mb]:>9} MB  {task.fields[rate]:>12}"
+                "{task.fields[rows]:>11} rows {task.fields[mb]:>8} MB {task.fields[rate]:>12}"
             ),
             TimeElapsedColumn(),
             console=console,
@@ -325,7 +326,7 @@ def sync(ctx: Context, connection: str, streams: tuple[str, ...], full_refresh: 
                         st.stream, total=100, rows="", mb="", rate=""
                     )
                 elapsed = time.monotonic() - st.started if st.started else 0.0
-                rate = f"{st.rows / elapsed:,.0f} rows/s" if elapsed > 0 and st.rows else ""
+                rate = _rate(st.rows / elapsed) + " rows/s" if elapsed > 0 and st.rows else ""
                 done = 100 if st.phase in ("committed", "failed") else (st.percent or 0)
                 label = f"{st.stream} ✗" if st.phase == "failed" else st.stream
                 progress.update(
@@ -346,7 +347,7 @@ def sync(ctx: Context, connection: str, streams: tuple[str, ...], full_refresh: 
             full_refresh=full_refresh,
             on_progress=show,
         )
-    table = Table(box=box.SIMPLE_HEAD)
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
     table.add_column("stream", overflow="fold", min_width=14)
     for name in ("mode", "committed", "rejected", "MB", "s", "rows/s"):
         table.add_column(
@@ -366,7 +367,7 @@ def sync(ctx: Context, connection: str, streams: tuple[str, ...], full_refresh: 
             f"{out.records_rejected:,}",
             f"{out.bytes_read / 1e6:,.1f}",
             f"{out.seconds:.1f}",
-            f"{rate / 1e6:.1f}M" if rate >= 1e6 else f"{rate / 1e3:,.0f}k",
+            _rate(rate),
             *(["; ".join(out.schema_changes)] if drifted else []),
         )
     console.print(table)
@@ -381,6 +382,13 @@ def sync(ctx: Context, connection: str, streams: tuple[str, ...], full_refresh: 
         + (f", {result.rejected:,} rejected (see bronze._rejected)" if result.rejected else "")
         + f" in {result.seconds:.1f}s."
     )
+
+
+def _rate(per_second: float) -> str:
+    """A rate in a few characters: 2.16M, 950k, 12."""
+    if per_second >= 1e6:
+        return f"{per_second / 1e6:.2f}M"
+    return f"{per_second / 1e3:,.0f}k" if per_second >= 1e3 else f"{per_second:,.0f}"
 
 
 @cli.command()

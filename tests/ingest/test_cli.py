@@ -59,7 +59,7 @@ def test_source_sync_and_jobs_commands(workspace: Workspace, tmp_path: Path) -> 
     assert code == 1 and "no stream named 'nope'" in out and "towns" in out
 
 
-def test_jobs_fit_an_80_column_terminal_with_failures_below(
+def test_sync_and_jobs_fit_an_80_column_terminal_with_failures_below(
     workspace: Workspace, tmp_path: Path
 ) -> None:
     drops = tmp_path / "drops"
@@ -87,7 +87,10 @@ def test_jobs_fit_an_80_column_terminal_with_failures_below(
         result = runner.invoke(cli, ["-p", str(workspace.folder), *args], catch_exceptions=False)
         return result.output.splitlines()
 
-    run("sync", "warehouse_drops")
+    lines = run("sync", "warehouse_drops")
+    assert max(len(line.rstrip()) for line in lines) <= 80
+    assert any(line.split()[:3] == ["ids", "full", "overwrite"] for line in lines if line.strip())
+    assert not any("…" in line for line in lines)
     lines = run("jobs")
     assert max(len(line.rstrip()) for line in lines) <= 80
     # Whole cells: no column cut short to fit.
