@@ -147,7 +147,6 @@ def load_stream(
         )
         whole = bad is None
         if since is not None and cursor_col and exists:
-            extract.scannable(con)
             source = _without_boundary_rows(con, table, source, since, cursor_col, target_cols)
             whole = False
 

@@ -97,11 +97,16 @@ class Extract:
     arrow: list[Any] | None = None
     # A relation with the columns of `relation` that reads nothing, when one is known.
     describe: str | None = None
+    # The session the Arrow streams were last registered on.
+    _registered_on: Any = field(default=None, repr=False, compare=False)
 
     def scannable(self, con: duckdb.DuckDBPyConnection) -> None:
-        """Register the Arrow streams `relation` reads on `con`, so that it can be scanned."""
+        """Register the Arrow streams `relation` reads on `con` (once), so that it can be scanned."""
+        if self._registered_on is con:
+            return
         for source in self.arrow or []:
             con.register(source.name, source)
+        self._registered_on = con
 
 
 @dataclass
