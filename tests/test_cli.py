@@ -6,6 +6,7 @@ import hashlib
 from pathlib import Path
 
 import click
+import pytest
 from click.testing import CliRunner
 
 from fleuve.cli import cli
@@ -53,6 +54,17 @@ def test_init_twice_changes_nothing(tmp_path: Path) -> None:
     assert second.exit_code == 0 and "nothing changed" in second.output
     assert "password" not in second.output
     assert _tree(folder) == before
+
+
+def test_init_honours_the_project_option(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    folder = tmp_path / "elsewhere"
+    result = CliRunner().invoke(cli, ["-p", str(folder), "init"])
+    assert result.exit_code == 0, result.output
+    assert (folder / "fleuve.yml").exists() and not (tmp_path / "fleuve.yml").exists()
+    both = CliRunner().invoke(cli, ["-p", str(folder), "init", str(tmp_path / "other")])
+    assert both.exit_code == 1 and "two folders given" in both.output
+    assert not (tmp_path / "other").exists()
 
 
 def test_commands_outside_a_project_explain_what_to_do(tmp_path: Path) -> None:

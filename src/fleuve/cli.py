@@ -103,16 +103,22 @@ def cli(ctx: click.Context, project_dir: Path | None, assignments: tuple[str, ..
 
 
 @cli.command()
-@click.argument("directory", type=click.Path(path_type=Path), default=".")
+@click.argument("directory", type=click.Path(path_type=Path), required=False)
 @click.option("--name", help="Project name (default: the folder's name).")
 @pass_ctx
 @handles_errors
-def init(ctx: Context, directory: Path, name: str | None) -> None:
-    """Create a project in DIRECTORY: fleuve.yml, dbt project, lake, metadata, admin user.
+def init(ctx: Context, directory: Path | None, name: str | None) -> None:
+    """Create a project in DIRECTORY (or --project, or here): fleuve.yml, dbt project, lake,
+    metadata, admin user.
 
     Running it again on an existing project changes nothing.
     """
-    report = init_project(directory, name, ctx.overrides)
+    if directory and ctx.project_dir and directory.resolve() != ctx.project_dir.resolve():
+        raise FleuveError(
+            f"two folders given: --project {ctx.project_dir} and DIRECTORY {directory}",
+            "give the project's folder once",
+        )
+    report = init_project(directory or ctx.project_dir or Path("."), name, ctx.overrides)
     _print_init(report)
 
 
