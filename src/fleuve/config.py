@@ -13,12 +13,15 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    PrivateAttr,
     SecretStr,
     ValidationError,
     field_serializer,
     field_validator,
     model_validator,
 )
+
+from pydantic_core import PydanticCustomError
 
 from fleuve.errors import ConfigError
 
@@ -29,6 +32,117 @@ _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+# Change data capture, as Airbyte-style configurations ask for it (`method: CDC`,
+# `replication_method: LOG_BASED`): refused until Fleuve reads transaction logs.
+_CDC_VALUES = {"CDC", "LOG_BASED"}
+_CDC_FIX = (
+    "read changes with sync_mode: incremental, destination_sync_mode: append_dedup and a "
+    "cursor_field that grows on every change, e.g. cursor_field: updated_at"
+)
+# Airbyte-style connection settings Fleuve does not take: (why, what to do instead).
+_REFUSED = {
+    "compression": (
+        "is not a Fleuve setting: Fleuve does not compress the traffic from a source, and "
+        "writes bronze as snappy Parquet whatever the connection",
+        "remove it; bronze files are compressed already (snappy; gold with zstd)",
+    ),
+    "buffer_size_mb": (
+        "is not a Fleuve setting: a sync streams its rows through DuckDB in vectors of 2,048 "
+        "rows into Parquet row groups of 65,536, so it holds no buffer that grows with the data",
+        "remove it; a sync's memory stays bounded whatever the size of the source",
+    ),
+}
+# Top-level keys of a connection's `source`, and of a stream's `options`, per source type.
+_DATABASE_KEYS = ("dsn", "host", "port", "database", "user", "password", "schema")
+_FILE_OPTIONS = ("format", "delimiter", "header", "quote", "encoding")
+_REST_OPTIONS = ("method", "params", "body", "cursor_param", "pagination", "records_path")
+_SOURCE_KEYS: dict[str, tuple[str, ...]] = {
+    "postgres": _DATABASE_KEYS,
+    "mysql": _DATABASE_KEYS,
+    "sqlite": ("path", "schema"),
+    "files": ("path", "s3", *_FILE_OPTIONS),
+    "rest": (
+        "url",
+        "auth",
+        "api_key",
+        "api_key_header",
+        "headers",
+        "timeout_seconds",
+        "http_retries",
+        "max_retry_after_seconds",
+        *_REST_OPTIONS,
+    ),
+}
+_OPTION_KEYS: dict[str, tuple[str, ...]] = {
+    "postgres": ("types",),
+    "mysql": ("types",),
+    "sqlite": ("types",),
+    "files": ("types", *_FILE_OPTIONS),
+    "rest": ("types", *_REST_OPTIONS),
+}
+_SOURCE_ALIASES = {
+    "postgresql": "postgres",
+    "mariadb": "mysql",
+    "file": "files",
+    "s3": "files",
+    "http": "rest",
+}
+# Keys of the mappings nested in a source (or in options).
+_NESTED_KEYS: dict[str, tuple[str, ...]] = {
+    "s3": ("endpoint", "region", "access_key_id", "secret_access_key", "url_style", "use_ssl"),
+    "auth": ("type", "token", "username", "password", "name", "value", "in"),
+    "pagination": (
+        "type",
+        "page_param",
+        "size_param",
+        "size",
+        "start",
+        "offset_param",
+        "limit_param",
+        "cursor_param",
+        "cursor_path",
+        "next_path",
+    ),
+}
+
+
+def _refuse(key: str, message: str, fix: str) -> PydanticCustomError:
+    """A validation error for a setting Fleuve understands but does not take, and why."""
+    return PydanticCustomError(
+        "fleuve_refused", "{message}", {"key": key, "message": message, "fix": fix}
+    )
+
+
+def _unknown(key: str, known: tuple[str, ...] | list[str]) -> PydanticCustomError:
+    """A validation error for a key no setting has, with the keys allowed there."""
+    return PydanticCustomError(
+        "fleuve_unknown", "unknown key {key}", {"key": key, "known": list(known)}
+    )
+
+
+def _refuse_cdc(data: Any, prefix: str = "") -> None:
+    """Refuse `method: CDC` and `replication_method: LOG_BASED` wherever they are written."""
+    if not isinstance(data, dict):
+        return
+    for key in ("method", "replication_method"):
+        if str(data.get(key, "")).upper() in _CDC_VALUES:
+            raise _refuse(
+                prefix + key,
+                f"asks for change data capture ({key}: {data[key]}); change data capture is "
+                "not available yet",
+                _CDC_FIX,
+            )
+
+
+def _check_keys(data: dict[str, Any], known: tuple[str, ...], prefix: str) -> None:
+    """Fail on the first key of `data` outside `known`, then on nested mappings' keys."""
+    for key, value in data.items():
+        if key not in known:
+            raise _unknown(prefix + str(key), known)
+        if key in _NESTED_KEYS and isinstance(value, dict):
+            _check_keys(value, _NESTED_KEYS[key], f"{prefix}{key}.")
 
 
 class S3Settings(_Section):
@@ -163,6 +277,17 @@ class StreamSettings(_Section):
     )
     options: dict[str, Any] = Field(default_factory=dict, description="source-specific options")
 
+    @model_validator(mode="before")
+    @classmethod
+    def _airbyte_keys(cls, data: Any) -> Any:
+        _refuse_cdc(data)
+        if isinstance(data, dict):
+            _refuse_cdc(data.get("options"), "options.")
+            for key, (why, fix) in _REFUSED.items():
+                if key in data:
+                    raise _refuse(key, why, fix)
+        return data
+
     @model_validator(mode="after")
     def _modes_fit(self) -> StreamSettings:
         if self.sync_mode == "incremental" and self.destination_sync_mode == "overwrite":
@@ -190,6 +315,9 @@ class ConnectionSettings(_Section):
     streams: list[StreamSettings] = Field(default_factory=list)
     threads: int = Field(4, ge=1, le=64, description="parallel streams (1-64)")
     max_retries: int = Field(3, ge=0, le=20, description="retries of a failed stream (0-20)")
+    retry_on_failure: bool = Field(
+        True, description="true retries failed streams max_retries times; false sets them to 0"
+    )
     retry_backoff_seconds: float = Field(
         5.0, ge=0, le=600, description="seconds before the first retry, doubling each time (0-600)"
     )
@@ -200,7 +328,48 @@ class ConnectionSettings(_Section):
         le=1,
         description="share of rows that may be rejected before a stream fails (0-1)",
     )
-    schedule: str | None = Field(None, description="e.g. 'every 15 minutes' or 'daily'")
+    schedule: str | None = Field(
+        None,
+        description="when to sync: a cron expression such as '0 1 * * *', 'hourly', 'daily', "
+        "'every_15_minutes', 'every_6_hours' or 'manual' (default: only on request)",
+    )
+    timezone: str | None = Field(
+        None,
+        description="time zone of the schedule, e.g. 'Europe/Paris' (default: schedule.timezone)",
+    )
+
+    @field_validator("schedule")
+    @classmethod
+    def _schedule_spelling(cls, value: str | None) -> str | None:
+        if value is not None:
+            _trigger(value, "schedule")
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str | None) -> str | None:
+        return _zone(value)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _airbyte_keys(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        _refuse_cdc(data)
+        _refuse_cdc(data.get("source"), "source.")
+        for key, (why, fix) in _REFUSED.items():
+            if key in data:
+                raise _refuse(key, why, fix)
+        if data.get("retry_on_failure") is False:
+            # The sync's attempts come from max_retries: no retry is max_retries 0.
+            if data.get("max_retries", 0) != 0:
+                raise _refuse(
+                    "retry_on_failure",
+                    f"is false while max_retries is {data['max_retries']}",
+                    "keep one of them: retry_on_failure: false means max_retries: 0",
+                )
+            data = {**data, "max_retries": 0}
+        return data
 
     @field_validator("source")
     @classmethod
@@ -212,6 +381,17 @@ class ConnectionSettings(_Section):
     @field_serializer("source")
     def _masked(self, value: dict[str, Any]) -> dict[str, Any]:
         return _mask_secrets(value)
+
+    @model_validator(mode="after")
+    def _known_source_keys(self) -> ConnectionSettings:
+        kind = str(self.source.get("type"))
+        kind = _SOURCE_ALIASES.get(kind, kind)
+        if kind not in _SOURCE_KEYS:  # an unknown type is refused, naming the known ones, on use
+            return self
+        _check_keys(self.source, ("type", *_SOURCE_KEYS[kind]), "source.")
+        for i, stream in enumerate(self.streams):
+            _check_keys(stream.options, _OPTION_KEYS[kind], f"streams.{i}.options.")
+        return self
 
     @model_validator(mode="after")
     def _streams_fit(self) -> ConnectionSettings:
@@ -245,6 +425,118 @@ def _mask_secrets(value: Any, key: str = "") -> Any:
     return value
 
 
+def _trigger(spec: str, where: str) -> None:
+    """Raise ValueError (shown with the key) when `spec` is not a schedule spelling."""
+    # A leaf module: it imports croniter and nothing of Fleuve above the configuration.
+    from fleuve.schedule.triggers import parse
+
+    try:
+        parse(spec, "UTC", where)
+    except ConfigError as exc:
+        raise ValueError(f"{exc.message}; {exc.fix}") from None
+
+
+def _zone(value: str | None) -> str | None:
+    from fleuve.schedule.triggers import check_timezone
+
+    if value is not None:
+        try:
+            check_timezone(value)
+        except ConfigError as exc:
+            raise ValueError(f"{exc.message}; {exc.fix}") from None
+    return value
+
+
+class ScheduleSettings(_Section):
+    """How `fleuve worker` and `fleuve serve` run the schedules of this project."""
+
+    timezone: str = Field(
+        "UTC", description="time zone of cron expressions and names, e.g. 'Europe/Paris'"
+    )
+    in_server: bool = Field(
+        True, description="true to run schedules inside `fleuve serve` as well as in workers"
+    )
+    max_parallel: int = Field(4, ge=1, le=64, description="runs one process starts at once (1-64)")
+    poll_seconds: float = Field(
+        1.0, gt=0, le=60, description="seconds between looks for run-now requests (0-60)"
+    )
+    lease_seconds: float = Field(
+        60, ge=5, le=3600, description="seconds a run's lease lasts without a heartbeat (5-3600)"
+    )
+    catch_up: Literal["once", "skip"] = Field(
+        "once", description="'once' runs a run missed while down once; 'skip' waits for the next"
+    )
+    reflections: str = Field(
+        "every_1_minutes", description="how often due reflections are looked for, e.g. 'hourly'"
+    )
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        _zone(value)
+        return value
+
+    @field_validator("reflections")
+    @classmethod
+    def _reflections_spelling(cls, value: str) -> str:
+        _trigger(value, "schedule.reflections")
+        return value
+
+
+class ScheduledWork(_Section):
+    """Work other than a connection's sync, run on a schedule (`schedules:` in fleuve.yml)."""
+
+    name: str = Field(..., description="a short identifier, e.g. 'nightly'")
+    what: Literal["pipeline", "dbt", "lake_maintain"] = Field(
+        ..., description="'pipeline' (fleuve run), 'dbt' or 'lake_maintain'"
+    )
+    select: list[str] = Field(
+        default_factory=list,
+        description="pipeline: steps or layers, e.g. [staging, marts] (default: all); "
+        "dbt: selections, e.g. ['tag:hourly']",
+    )
+    command: Literal["run", "build", "test"] = Field(
+        "build", description="dbt only: 'run', 'build' or 'test'"
+    )
+    schedule: str = Field(
+        "manual",
+        description="a cron expression such as '0 1 * * *', 'daily', 'every_6_hours' or 'manual'",
+    )
+    timezone: str | None = Field(
+        None,
+        description="time zone of the schedule, e.g. 'Europe/Paris' (default: schedule.timezone)",
+    )
+    timeout_minutes: float = Field(120, gt=0, description="minutes before a run is stopped")
+    catch_up: Literal["once", "skip"] | None = Field(
+        None, description="'once' or 'skip' (default: schedule.catch_up)"
+    )
+    after: list[str] = Field(
+        default_factory=list,
+        description="run after these schedules or connections succeed, e.g. [shop_db]",
+    )
+
+    @field_validator("schedule")
+    @classmethod
+    def _schedule_spelling(cls, value: str) -> str:
+        _trigger(value, "schedule")
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str | None) -> str | None:
+        return _zone(value)
+
+    @model_validator(mode="after")
+    def _select_fits(self) -> ScheduledWork:
+        if self.what == "dbt" and not self.select:
+            raise ValueError(
+                f"schedule '{self.name}': dbt work needs a selection, e.g. select: ['tag:hourly']"
+            )
+        if self.what == "lake_maintain" and self.select:
+            raise ValueError(f"schedule '{self.name}': lake_maintain takes no 'select'; remove it")
+        return self
+
+
 class DemoSettings(_Section):
     """The demo's stand-in for an external catalog service, started with the project."""
 
@@ -265,6 +557,47 @@ class Settings(_Section):
     transform: TransformSettings = Field(default_factory=TransformSettings)
     connections: list[ConnectionSettings] = Field(default_factory=list)
     demo: DemoSettings | None = Field(None, description="present only in `fleuve demo` projects")
+    # The variables a connection's ${VAR} references are resolved from when it is used, and
+    # the file they were read from; set by load_settings.
+    _environ: dict[str, str] | None = PrivateAttr(None)
+    _source: str = PrivateAttr(CONFIG_FILE)
+    schedule: ScheduleSettings = Field(default_factory=ScheduleSettings)
+    schedules: list[ScheduledWork] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _schedules_fit(self) -> Settings:
+        # ConfigError, not ValueError: the message names the schedules, not a key's raw value.
+        names = [c.name for c in self.connections]
+        for work in self.schedules:
+            if work.name in names or work.name == "reflections":
+                raise ConfigError(
+                    f"schedules: the name '{work.name}' is taken by a connection or by the "
+                    "reflections' schedule",
+                    "give the schedule its own name",
+                )
+            names.append(work.name)
+        for work in self.schedules:
+            unknown = [n for n in work.after if n not in names]
+            if unknown:
+                raise ConfigError(
+                    f"schedule '{work.name}' runs after {', '.join(map(repr, unknown))}, which is "
+                    "no schedule or connection",
+                    f"name one of: {', '.join(names) or 'none'}",
+                )
+        upstream = {w.name: w.after for w in self.schedules}
+        for work in self.schedules:
+            seen, todo = set(), list(work.after)
+            while todo:
+                name = todo.pop()
+                if name == work.name:
+                    raise ConfigError(
+                        f"schedule '{work.name}' runs after itself through 'after:'",
+                        "remove one link of the loop",
+                    )
+                if name not in seen:
+                    seen.add(name)
+                    todo.extend(upstream.get(name, []))
+        return self
 
     @property
     def state_dir(self) -> Path:
@@ -300,15 +633,34 @@ class Settings(_Section):
         return url
 
     def connection(self, name: str) -> ConnectionSettings:
-        """The connection called `name`, or a ConfigError listing the known ones."""
-        for conn in self.connections:
+        """The connection called `name`, its ${VAR} resolved, or a ConfigError naming the fix."""
+        for i, conn in enumerate(self.connections):
             if conn.name == name:
-                return conn
+                return self._resolved(i, conn)
         known = ", ".join(c.name for c in self.connections) or "none"
         raise ConfigError(
             f"no connection named '{name}' (known: {known})",
             f"add it under 'connections:' in {self.project_dir / CONFIG_FILE}",
         )
+
+
+    def _resolved(self, index: int, conn: ConnectionSettings) -> ConnectionSettings:
+        """`conn` with the ${VAR} of its source and stream options replaced by their values."""
+        environ = dict(os.environ) if self._environ is None else self._environ
+        where = f"{self._source}: connection '{conn.name}'"
+        prefix = f"connections.{index}"
+        source = _substitute(conn.source, environ, where, f"{prefix}.source")
+        streams = [
+            s.model_copy(
+                update={
+                    "options": _substitute(
+                        s.options, environ, where, f"{prefix}.streams.{i}.options"
+                    )
+                }
+            )
+            for i, s in enumerate(conn.streams)
+        ]
+        return conn.model_copy(update={"source": source, "streams": streams})
 
 
 def find_project(start: Path | None = None) -> Path:
@@ -345,13 +697,15 @@ def load_settings(
         if loaded is not None and not isinstance(loaded, dict):
             raise ConfigError(f"{file} must be a mapping of keys, got {type(loaded).__name__}")
         raw = loaded or {}
-    raw = _substitute(raw, environ, source=str(file))
+    raw = _substitute(raw, environ, source=str(file), lazy=True)
     for key, value in _env_overrides(environ).items():
         _set_path(raw, key, value)
     for key, value in (overrides or {}).items():
         _set_path(raw, key, value)
     raw["project_dir"] = project
-    return validate(raw, source=str(file))
+    settings = validate(raw, source=str(file))
+    settings._environ, settings._source = environ, str(file)
+    return settings
 
 
 def validate(raw: dict[str, Any], source: str = CONFIG_FILE) -> Settings:
@@ -366,19 +720,49 @@ def _explain(exc: ValidationError, raw: dict[str, Any], source: str) -> tuple[st
     """Name the key, the value and the fix of the first validation error."""
     err = exc.errors()[0]
     loc = [str(p) for p in err["loc"]]
+    ctx = err.get("ctx") or {}
+    if err["type"] in ("fleuve_refused", "fleuve_unknown"):
+        # Raised by a model's validator: the key is relative to the model at `loc`.
+        loc = [*loc, *str(ctx["key"]).split(".")]
     key = ".".join(loc)
     value = err.get("input")
-    if err["type"] == "extra_forbidden":
+    owner = _connection_named(loc, raw)
+    if err["type"] == "fleuve_refused":
+        return f"{source}: '{key}'{owner} {ctx['message']}", ctx["fix"]
+    if err["type"] in ("extra_forbidden", "fleuve_unknown"):
         parent = ".".join(loc[:-1])
-        known = list(_fields_at(loc[:-1]))
+        known = list(ctx["known"]) if "known" in ctx else _fields_at(loc[:-1])
         close = difflib.get_close_matches(loc[-1], known, n=1)
         hint = f"did you mean '{close[0]}'?" if close else f"known keys: {', '.join(known)}"
+        if not close and (elsewhere := _level_of(loc)):
+            hint = f"'{loc[-1]}' is a setting of {elsewhere}"
         where = f" under '{parent}'" if parent else ""
-        return (f"{source}: unknown key '{key}'", f"remove it or rename it{where}; {hint}")
+        return (f"{source}: unknown key '{key}'{owner}", f"remove it or rename it{where}; {hint}")
     desc = _description_at(loc)
     shown = "<secret>" if "secret" in key or "password" in key else repr(value)
     message = f"{source}: invalid value for '{key}': {shown} ({err['msg']})"
     return message, f"set '{key}' to {desc}" if desc else f"correct '{key}'"
+
+
+def _connection_named(loc: list[str], raw: dict[str, Any]) -> str:
+    """' (connection NAME)' when `loc` lies inside a connection, else ''."""
+    if len(loc) < 2 or loc[0] != "connections" or not loc[1].isdigit():
+        return ""
+    try:
+        name = raw["connections"][int(loc[1])]["name"]
+    except (KeyError, IndexError, TypeError):
+        return ""
+    return f" (connection '{name}')"
+
+
+def _level_of(loc: list[str]) -> str | None:
+    """Where a key misplaced between a connection and its streams belongs, if it does."""
+    key, here = loc[-1], _model_at(loc[:-1])
+    if here is StreamSettings and key in ConnectionSettings.model_fields:
+        return "the connection: move it up, beside 'source'"
+    if here is ConnectionSettings and key in StreamSettings.model_fields:
+        return "each stream: move it under 'streams'"
+    return None
 
 
 def _model_at(loc: list[str]) -> type[BaseModel] | None:
@@ -418,15 +802,28 @@ def _description_at(loc: list[str]) -> str | None:
     return field.description if field else None
 
 
-def _substitute(value: Any, environ: dict[str, str], source: str, key: str = "") -> Any:
-    """Replace ${VAR} and ${VAR:-default} in every string of the configuration."""
+# Where an unset ${VAR} waits until its connection is used: the source and stream options,
+# which hold a connection's secrets. A command that does not touch it never needs it.
+_LAZY = re.compile(r"connections\.\d+\.(source|streams\.\d+\.options)(\..*)?")
+
+
+def _substitute(
+    value: Any, environ: dict[str, str], source: str, key: str = "", *, lazy: bool = False
+) -> Any:
+    """Replace ${VAR} and ${VAR:-default} in every string of the configuration.
+
+    With `lazy`, an unset variable of a connection's source or stream options stays as written,
+    to be resolved by `Settings.connection` when the connection is used.
+    """
     if isinstance(value, dict):
         return {
-            k: _substitute(v, environ, source, f"{key}.{k}" if key else str(k))
+            k: _substitute(v, environ, source, f"{key}.{k}" if key else str(k), lazy=lazy)
             for k, v in value.items()
         }
     if isinstance(value, list):
-        return [_substitute(v, environ, source, f"{key}.{i}") for i, v in enumerate(value)]
+        return [
+            _substitute(v, environ, source, f"{key}.{i}", lazy=lazy) for i, v in enumerate(value)
+        ]
     if not isinstance(value, str):
         return value
 
@@ -436,6 +833,8 @@ def _substitute(value: Any, environ: dict[str, str], source: str, key: str = "")
             return environ[name]
         if default is not None:
             return default
+        if lazy and _LAZY.fullmatch(key):
+            return m.group(0)
         raise ConfigError(
             f"{source}: '{key}' refers to ${{{name}}}, which is not set",
             f"export {name}=... before starting Fleuve, or write ${{{name}:-default}}",
