@@ -124,3 +124,143 @@ def test_flags_parse_like_yaml() -> None:
 def test_redact_dsn() -> None:
     assert redact_dsn("postgresql://u:pw@h:5432/db") == "postgresql://u:***@h:5432/db"
     assert redact_dsn("host=h password=pw dbname=x") == "host=h password=*** dbname=x"
+
+
+def _connection(extra: str = "", stream: str = "", source: str = "") -> str:
+    return (
+        "connections:\n  - name: shop_db\n"
+        f"    source: {{type: postgres, dsn: 'postgresql://u@h/db'{source}}}\n{extra}"
+        "    streams:\n      - name: orders\n        table: public.orders\n"
+        f"        sync_mode: incremental\n        destination_sync_mode: append_dedup\n"
+        f"        cursor_field: updated_at\n        primary_key: [order_id]\n{stream}"
+    )
+
+
+@pytest.mark.parametrize(
+    ("where", "text"),
+    [
+        ("connections.0.method", _connection(extra="    method: CDC\n")),
+        (
+            "connections.0.replication_method",
+            _connection(extra="    replication_method: LOG_BASED\n"),
+        ),
+        ("connections.0.streams.0.method", _connection(stream="        method: CDC\n")),
+        (
+            "connections.0.streams.0.replication_method",
+            _connection(stream="        replication_method: log_based\n"),
+        ),
+        (
+            "connections.0.source.replication_method",
+            _connection(source=", replication_method: CDC"),
+        ),
+    ],
+)
+def test_change_data_capture_is_refused_with_the_incremental_equivalent(
+    tmp_path: Path, where: str, text: str
+) -> None:
+    write(tmp_path, text)
+    with pytest.raises(ConfigError) as err:
+        load_settings(tmp_path, environ={})
+    assert f"'{where}' (connection 'shop_db')" in err.value.message
+    assert "change data capture is not available yet" in err.value.message
+    assert "sync_mode: incremental" in err.value.fix and "cursor_field" in err.value.fix
+
+
+@pytest.mark.parametrize(
+    ("key", "text", "reason", "fix"),
+    [
+        ("compression", "    compression: gzip\n", "snappy Parquet", "remove it"),
+        ("buffer_size_mb", "    buffer_size_mb: 256\n", "no buffer", "remove it"),
+    ],
+)
+def test_airbyte_settings_fleuve_does_not_take_are_refused_with_the_reason(
+    tmp_path: Path, key: str, text: str, reason: str, fix: str
+) -> None:
+    write(tmp_path, _connection(extra=text))
+    with pytest.raises(ConfigError) as err:
+        load_settings(tmp_path, environ={})
+    assert f"'connections.0.{key}'" in err.value.message and reason in err.value.message
+    assert fix in err.value.fix
+
+
+def test_retry_on_failure_sets_the_sync_attempts(tmp_path: Path) -> None:
+    write(tmp_path, _connection(extra="    retry_on_failure: true\n    max_retries: 3\n"))
+    assert load_settings(tmp_path, environ={}).connection("shop_db").max_retries == 3
+    write(tmp_path, _connection(extra="    retry_on_failure: false\n"))
+    conn = load_settings(tmp_path, environ={}).connection("shop_db")
+    assert conn.max_retries == 0 and conn.retry_on_failure is False
+    write(tmp_path, _connection(extra="    retry_on_failure: false\n    max_retries: 3\n"))
+    with pytest.raises(ConfigError) as err:
+        load_settings(tmp_path, environ={})
+    assert "connections.0.retry_on_failure" in err.value.message and "max_retries" in err.value.fix
+
+
+@pytest.mark.parametrize(
+    ("text", "key", "hint"),
+    [
+        ("name: x\nlake:\n  s3:\n    regoin: eu\n", "lake.s3.regoin", "did you mean 'region'"),
+        ("servr:\n  host: x\n", "servr", "did you mean 'server'"),
+        (_connection(extra="    max_retry: 2\n"), "connections.0.max_retry", "'max_retries'"),
+        (
+            _connection(stream="        cursor: x\n"),
+            "connections.0.streams.0.cursor",
+            "'cursor_field'",
+        ),
+        (_connection(source=", pasword: x"), "connections.0.source.pasword", "'password'"),
+        (
+            _connection(stream="        options: {typs: {a: INTEGER}}\n"),
+            "connections.0.streams.0.options.typs",
+            "'types'",
+        ),
+        (
+            "connections:\n  - name: api\n    source: {type: rest, url: 'http://h', "
+            "pagination: {type: page, page_parm: p}}\n",
+            "connections.0.source.pagination.page_parm",
+            "'page_param'",
+        ),
+        (
+            "connections:\n  - name: drops\n    source: {type: files, path: d, "
+            "s3: {endpoint: 'h:9000', secret_key: x}}\n",
+            "connections.0.source.s3.secret_key",
+            "'secret_access_key'",
+        ),
+        (
+            _connection(stream="        threads: 2\n"),
+            "connections.0.streams.0.threads",
+            "connection",
+        ),
+    ],
+)
+def test_unknown_keys_anywhere_name_the_key_where_it_is_and_the_closest(
+    tmp_path: Path, text: str, key: str, hint: str
+) -> None:
+    write(tmp_path, text)
+    with pytest.raises(ConfigError) as err:
+        load_settings(tmp_path, environ={})
+    assert f"unknown key '{key}'" in err.value.message
+    assert f"under '{key.rsplit('.', 1)[0]}'" in err.value.fix or "." not in key
+    assert hint in err.value.fix
+
+
+def test_connection_variables_are_resolved_when_the_connection_is_used(tmp_path: Path) -> None:
+    write(
+        tmp_path,
+        "connections:\n"
+        "  - name: shop_db\n    source: {type: postgres, dsn: 'postgresql://u:${SHOP_PW}@h/db'}\n"
+        "  - name: crm\n    source: {type: postgres, dsn: 'postgresql://u:${CRM_PW}@h/db'}\n"
+        "    streams:\n      - name: leads\n        options: {types: {id: '${ID_TYPE}'}}\n",
+    )
+    settings = load_settings(tmp_path, environ={"SHOP_PW": "s3cr3t"})
+    assert settings.server.http_port == 9047  # settings load: CRM_PW is not needed yet
+    assert settings.connection("shop_db").source["dsn"] == "postgresql://u:s3cr3t@h/db"
+    with pytest.raises(ConfigError) as err:
+        settings.connection("crm")
+    assert "connection 'crm'" in err.value.message and "${CRM_PW}" in err.value.message
+    assert "connections.1.source.dsn" in err.value.message and "export CRM_PW" in err.value.fix
+    assert "s3cr3t" not in repr(settings) and "s3cr3t" not in str(err.value)
+    ok = load_settings(tmp_path, environ={"SHOP_PW": "a", "CRM_PW": "b", "ID_TYPE": "BIGINT"})
+    assert ok.connection("crm").streams[0].options == {"types": {"id": "BIGINT"}}
+    # Outside connections a missing variable still stops at start-up.
+    write(tmp_path, "lake:\n  s3:\n    secret_access_key: ${S3_SECRET}\n")
+    with pytest.raises(ConfigError, match="S3_SECRET"):
+        load_settings(tmp_path, environ={})

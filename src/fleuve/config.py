@@ -20,7 +20,6 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-
 from pydantic_core import PydanticCustomError
 
 from fleuve.errors import ConfigError
@@ -642,7 +641,6 @@ class Settings(_Section):
             f"no connection named '{name}' (known: {known})",
             f"add it under 'connections:' in {self.project_dir / CONFIG_FILE}",
         )
-
 
     def _resolved(self, index: int, conn: ConnectionSettings) -> ConnectionSettings:
         """`conn` with the ${VAR} of its source and stream options replaced by their values."""

@@ -10,12 +10,13 @@ import time
 from pathlib import Path
 
 import psycopg
+import pyarrow as pa
 
 from fleuve.ingest import job_info, recent_jobs
 from fleuve.ingest.jobs import start_job
 from fleuve.metadata import Job
 from tests.conftest import PG_ADMIN
-from tests.ingest.conftest import TestAPI, Workspace, connection
+from tests.ingest.conftest import FilesHarness, Harness, TestAPI, Workspace, connection, rows
 
 RECORDS = [{"id": i, "v": f"value {i}"} for i in range(1, 51)]
 
@@ -244,3 +245,47 @@ def test_streams_creating_their_tables_at_once_land_in_one_attempt(
         assert workspace.rows(f"SELECT count(*), count(DISTINCT id) FROM bronze.{name}") == [
             (5000, 5000)
         ]
+
+
+def test_retry_on_failure_false_makes_one_attempt(api: TestAPI, workspace: Workspace) -> None:
+    api.state.records["things"] = list(RECORDS)
+    api.state.fail_next = 1  # the first request answers 503: retried by default, not here
+    conn = connection(
+        _rest(api, http_retries=0),
+        [{"name": "things", "path": "/page/things"}],
+        retry_on_failure=False,
+        retry_backoff_seconds=0,
+    )
+    p = workspace.configure([conn])
+    assert p.settings.connection("src").max_retries == 0
+    result = workspace.sync()
+    assert result.status == "failed" and result.attempts == 1
+    assert "503" in (result.error or "")
+
+
+def test_bytes_synced_for_every_connector_type(harness: Harness, workspace: Workspace) -> None:
+    """bytesSynced: files and API bytes read from the source, database rows' Arrow size."""
+    harness.load(rows(range(1, 11)))
+    stream = {"name": "items", **harness.stream(), "primary_key": ["id"]}
+    p = workspace.configure([connection(harness.source, [stream])])
+    result = workspace.sync()
+    assert result.status == "succeeded", result.error
+    attempt = job_info(p.db, result.job_id)["attempts"][0]["attempt"]
+    assert attempt["recordsSynced"] == 10
+    synced = attempt["bytesSynced"]
+    assert synced == result.bytes == attempt["totalStats"]["bytesEmitted"]
+    if isinstance(harness, FilesHarness) and not harness.source["path"].startswith("s3://"):
+        assert synced == sum(f.stat().st_size for f in harness.folder.rglob("*.csv"))
+    elif harness.kind in ("postgres", "mysql", "sqlite"):
+        arrow = pa.table(
+            {
+                "id": pa.array(range(1, 11), pa.int64()),
+                "name": [r.name for r in rows(range(1, 11))],
+                "amount": pa.array([1.0] * 10),
+                "updated_at": pa.array([r.updated_at for r in rows(range(1, 11))]),
+            }
+        ).nbytes
+        # The rows' Arrow size: within the spread of the sources' types (decimals, widths).
+        assert arrow / 2 <= synced <= arrow * 3, (synced, arrow)
+    else:
+        assert synced > 10 * 24  # ten records of four fields, as read

@@ -39,6 +39,8 @@ _TEXT = ("VARCHAR", "JSON")
 _DECIMAL = re.compile(r"DECIMAL\((\d+),\s*(\d+)\)")
 _HUGE = re.compile(r"\bU?HUGEINT\b")
 REJECT_SAMPLE = 1000
+# Rows read again to measure the Arrow size of a database stream's rows (`bytesSynced`).
+MEASURED_ROWS = 2048
 
 
 @dataclass
@@ -240,8 +242,8 @@ def load_stream(
         )
         write_state(con, conn.name, stream.name, cursor, extract.files, sync_id)
         outcome.cursor = cursor.value if cursor else None
-        if not outcome.bytes_read and extract.row_bytes:
-            outcome.bytes_read = int(outcome.records_read * extract.row_bytes)
+        if not outcome.bytes_read and outcome.records_read and extract.arrow is None:
+            outcome.bytes_read = _arrow_bytes(con, extract.relation, outcome.records_read)
         return outcome
 
     # A stream creating its table loads alone in this process (`Lake.commit`'s `creates`).
@@ -273,6 +275,17 @@ def load_stream(
         on_session(None)
     result.seconds = time.monotonic() - started
     return result
+
+
+def _arrow_bytes(con: duckdb.DuckDBPyConnection, relation: str, rows: int) -> int:
+    """The Arrow size of `rows` rows of `relation`, measured on its first rows read again.
+
+    Database sources report no byte count: their `bytesSynced` is the rows' size as Arrow data.
+    """
+    sample = con.execute(
+        f"SELECT * FROM ({relation}) AS fleuve_r LIMIT {MEASURED_ROWS}"
+    ).to_arrow_table()
+    return round(sample.nbytes / sample.num_rows * rows) if sample.num_rows else 0
 
 
 def keep_rejected(
