@@ -264,3 +264,29 @@ def test_connection_variables_are_resolved_when_the_connection_is_used(tmp_path:
     write(tmp_path, "lake:\n  s3:\n    secret_access_key: ${S3_SECRET}\n")
     with pytest.raises(ConfigError, match="S3_SECRET"):
         load_settings(tmp_path, environ={})
+
+
+def test_fleuve_sql_runs_beside_a_connection_whose_variable_is_unset(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from fleuve.cli import cli
+
+    runner = CliRunner()
+    assert runner.invoke(cli, ["init", str(tmp_path)]).exit_code == 0
+    config = tmp_path / "fleuve.yml"
+    text = config.read_text(encoding="utf-8").replace(
+        "connections: []\n",
+        "connections:\n  - name: crm\n"
+        "    source: {type: postgres, dsn: 'postgresql://u:${CRM_PASSWORD}@127.0.0.1:1/crm'}\n",
+    )
+    config.write_text(text, encoding="utf-8")
+    where = ["-p", str(tmp_path)]
+    result = runner.invoke(
+        cli, [*where, "sql", "SELECT 40 + 2 AS answer"], env={"CRM_PASSWORD": None}
+    )
+    assert result.exit_code == 0, result.output
+    assert "42" in result.output
+    # Using the connection names the variable, the key and the connection.
+    used = runner.invoke(cli, [*where, "source", "check", "crm"], env={"CRM_PASSWORD": None})
+    assert used.exit_code != 0
+    assert "CRM_PASSWORD" in used.output and "connection 'crm'" in used.output
