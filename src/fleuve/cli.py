@@ -96,7 +96,13 @@ def cli(ctx: click.Context, project_dir: Path | None, assignments: tuple[str, ..
 
     Sources → ingestion → bronze/silver/gold lake → dbt → SQL engine → REST, Flight and dashboards.
     """
+    import getpass
+
+    from fleuve.security import audit
+
     ctx.obj = Context(project_dir, parse_assignments(assignments))
+    # Changes and queries run by this command are audited as coming from the CLI.
+    ctx.with_resource(audit.acting_from("cli", getpass.getuser()))
 
 
 # -- project ---------------------------------------------------------------------------

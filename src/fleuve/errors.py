@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from fleuve.security.masking import mask
+
 
 class FleuveError(Exception):
     """An error Fleuve explains to its user: what went wrong and how to fix it."""
 
     def __init__(self, message: str, fix: str | None = None) -> None:
+        # Messages quote SQL and settings back to the user, and reach logs and the audit trail.
+        message = mask(message)
         super().__init__(message)
         self.message = message
         self.fix = fix

@@ -24,6 +24,7 @@ from fleuve.engine.statements import QUERY_TYPES, Prepared
 from fleuve.engine.types import Field
 from fleuve.errors import FleuveError
 from fleuve.lake import quote_literal
+from fleuve.security import audit
 
 log = logging.getLogger("fleuve.engine")
 
@@ -300,6 +301,7 @@ class CatalogApi:
         if not who.admin:
             raise AccessDenied("only administrators add sources", "ask an administrator")
         src = self.catalog.add_source(name, kind, config, who.name)
+        self._audit(who, "connection", "add", src.name, type=src.kind, config=src.redacted())
         return {"id": src.id, "name": src.name, "type": src.kind, "config": src.redacted()}
 
     def drop_source(self, name: str, *, user: str) -> None:
@@ -308,6 +310,7 @@ class CatalogApi:
         if not who.admin:
             raise AccessDenied("only administrators drop sources", "ask an administrator")
         self.catalog.drop_source(name)
+        self._audit(who, "connection", "drop", name)
 
     def sources(self, *, user: str) -> list[dict[str, Any]]:
         """The sources, secrets masked (administrators only)."""
@@ -435,6 +438,7 @@ class CatalogApi:
             changes["refresh_policy"] = str(policy["type"]).upper()
             changes["refresh_seconds"] = policy.get("everySeconds")
         r = self.reflections.alter(r, **changes)
+        self._audit(who, "reflection", "alter", r.name, id=r.id, changed=sorted(changes))
         if "spec" in changes and r.enabled:
             self.reflections.refresh(r, mode="FULL")
             r = self.reflections.get(r.id)
@@ -443,15 +447,15 @@ class CatalogApi:
     def delete_reflection(self, reflection_id: str, *, user: str) -> None:
         """Drop a reflection and its table."""
         who = self.grants.principal(user)
-        self.reflections.drop(self._managed_reflection(reflection_id, who))
+        self._drop_reflection(self._managed_reflection(reflection_id, who), who)
 
     def refresh_reflection(
         self, reflection_id: str, *, user: str, mode: str = "AUTO"
     ) -> RefreshResult:
         """Refresh now: AUTO (incremental when possible), FULL or INCREMENTAL-if-possible."""
         who = self.grants.principal(user)
-        return self.reflections.refresh(
-            self._managed_reflection(reflection_id, who), mode=mode.upper()
+        return self._refresh_reflection(
+            self._managed_reflection(reflection_id, who), who, mode=mode.upper()
         )
 
     def refresh_due(self) -> list[RefreshResult]:
@@ -496,11 +500,27 @@ class CatalogApi:
         dataset = self._readable(path, who, ctx)
         self.grants.require(who, "ALL", dataset.path, "creating a reflection")
         r = self.reflections.create(name, dataset, spec, who.name, enabled=enabled)
+        self._audit(
+            who, "reflection", "create", r.name, id=r.id, dataset=paths.render(dataset.path)
+        )
         result = None
         if build and enabled:
             result = self.reflections.refresh(r, mode="FULL")
             r = self.reflections.get(r.id)
         return r, result
+
+    def _drop_reflection(self, r: Reflection, who: Principal) -> None:
+        self.reflections.drop(r)
+        self._audit(who, "reflection", "drop", r.name, id=r.id)
+
+    def _refresh_reflection(
+        self, r: Reflection, who: Principal, *, mode: str = "AUTO"
+    ) -> RefreshResult:
+        result = self.reflections.refresh(r, mode=mode)
+        self._audit(
+            who, "reflection", "refresh", r.name, id=r.id, mode=result.mode, rows=result.rows
+        )
+        return result
 
     def _dataset_by_id(self, dataset_id: str, who: Principal) -> Dataset:
         found = self.catalog.by_id(dataset_id)
@@ -547,7 +567,9 @@ class CatalogApi:
         """GRANT SELECT|ALL on a dataset (or everything under a container: `path` ending in `.*`)."""
         who = self.grants.principal(user)
         p, rec = _grant_target(path, recursive)
-        return self.grants.grant(who, privilege, p, grantee_type, grantee, recursive=rec)
+        made = self.grants.grant(who, privilege, p, grantee_type, grantee, recursive=rec)
+        self._audit_grant(who, "grant", made.as_json())
+        return made
 
     def revoke(
         self,
@@ -562,7 +584,23 @@ class CatalogApi:
         """REVOKE a privilege; returns how many grants were removed."""
         who = self.grants.principal(user)
         p, rec = _grant_target(path, recursive)
-        return self.grants.revoke(who, privilege, p, grantee_type, grantee, recursive=rec)
+        removed = self.grants.revoke(who, privilege, p, grantee_type, grantee, recursive=rec)
+        self._audit_grant(
+            who,
+            "revoke",
+            Grant(grantee_type.upper(), grantee, privilege.upper(), p, rec).as_json(),
+            removed=removed,
+        )
+        return removed
+
+    def _audit_grant(
+        self, who: Principal, action: str, grant: dict[str, Any], **detail: Any
+    ) -> None:
+        self._audit(who, "grant", action, grant["object"], **grant, **detail)
+
+    def _audit(self, who: Principal, kind: str, action: str, target: str, **detail: Any) -> None:
+        """Record a change `who` made (the context tells from which interface and statement)."""
+        audit.record(self.project.db, kind, action, username=who.name, target=target, **detail)
 
     def list_grants(
         self,

@@ -33,6 +33,8 @@ from fleuve.errors import FleuveError
 from fleuve.lake import Lake, quote_ident
 from fleuve.metadata.models import utcnow
 from fleuve.project import Project
+from fleuve.security import audit
+from fleuve.security.masking import mask
 
 log = logging.getLogger("fleuve.engine")
 
@@ -108,6 +110,8 @@ class Engine(Statements, CatalogApi):
             result_retention=result_retention,
             on_flush=self.reflections.flush_counts,
         )
+        # Every query's event, written in the background: a query never waits on the trail.
+        self.audit = audit.AuditWriter(project.db)
         self.system = SystemTables(
             self.catalog,
             self.grants,
@@ -154,7 +158,7 @@ class Engine(Statements, CatalogApi):
         try:
             who, prepared = self._prepare_job(job, sql, ctx)
         except FleuveError as exc:
-            self._finish(job, error=exc.message)
+            self._finish(job, error=exc.message, denied=isinstance(exc, AccessDenied))
             raise
         table = prepared.table if prepared.table is not None else self._answer(prepared)
         if table is not None:
@@ -169,7 +173,7 @@ class Engine(Statements, CatalogApi):
             except duckdb.CatalogException:
                 if not prepared.cached:
                     raise
-                prepared = self._replan(job, who, ctx)
+                prepared = self._replan(job, sql, who, ctx)
                 reader = _open(self.project.lake, cur, prepared, batch_rows)
         except duckdb.Error as exc:
             error = self._failure(job, exc, who, prepared)
@@ -200,13 +204,13 @@ class Engine(Statements, CatalogApi):
             while self._answer_bytes > ANSWER_CACHE_BYTES and len(self._answers) > 1:
                 self._answer_bytes -= self._answers.popitem(last=False)[1].nbytes
 
-    def _replan(self, job: QueryJob, who: Principal, ctx: tuple[str, ...]) -> Prepared:
+    def _replan(self, job: QueryJob, sql: str, who: Principal, ctx: tuple[str, ...]) -> Prepared:
         """Plan again without the plan cache: a remembered plan read a copy evicted since."""
         with self._lock:
             self._plans.clear()
             self._answers.clear()
             self._answer_bytes = 0
-        return self._prepare(job.sql, who, ctx, job.dialect, reuse=False)
+        return self._prepare(sql, who, ctx, job.dialect, reuse=False)
 
     def _stream(
         self,
@@ -271,17 +275,17 @@ class Engine(Statements, CatalogApi):
     ) -> str:
         """Start `sql` in the background (the REST flow); returns the job id."""
         job = self._new_job(sql, user, "REST", dialect, tuple(context or ()))
-        self._executor.submit(self._run, job)
+        self._executor.submit(self._run, job, sql)
         return job.id
 
-    def _run(self, job: QueryJob) -> None:
+    def _run(self, job: QueryJob, sql: str) -> None:
         if job.state == "CANCELLATION_REQUESTED":
             self._finish(job, canceled=True)
             return
         try:
-            who, prepared = self._prepare_job(job, job.sql, tuple(job.context))
+            who, prepared = self._prepare_job(job, sql, tuple(job.context))
         except FleuveError as exc:
-            self._finish(job, error=exc.message)
+            self._finish(job, error=exc.message, denied=isinstance(exc, AccessDenied))
             return
         except Exception as exc:  # a bug must fail the job, not the worker thread
             log.exception("job %s failed while planning", job.id)
@@ -307,7 +311,7 @@ class Engine(Statements, CatalogApi):
                 except duckdb.CatalogException:
                     if not prepared.cached:
                         raise
-                    prepared = self._replan(job, who, tuple(job.context))
+                    prepared = self._replan(job, sql, who, tuple(job.context))
                     table = cur.execute(prepared.sql).to_arrow_table()
                 job.execution_ms = (time.perf_counter() - started) * 1000
                 self._release(job, cur, prepared)
@@ -376,6 +380,7 @@ class Engine(Statements, CatalogApi):
         if self._scheduler is not None:
             self._scheduler.join(timeout=5)
         self.jobs_store.close()
+        self.audit.close()
         self.reflections.flush_counts()
         self.reflections.drop_copies()
         with self._lock:
@@ -396,10 +401,11 @@ class Engine(Statements, CatalogApi):
         job = QueryJob(
             id=str(uuid.uuid4()),
             user=user,
-            sql=sql,
+            sql=mask(sql),  # the job's record is shown and stored: never a credential in it
             query_type=query_type,
             dialect=d,
             context=list(ctx),
+            origin=audit.origin(),
         )
         self.jobs_store.add(job)
         self.jobs_store.maybe_purge()
@@ -411,7 +417,10 @@ class Engine(Statements, CatalogApi):
         started = time.perf_counter()
         job.state = "PLANNING"
         who = self.grants.principal(job.user)
-        prepared = self._prepare(sql, who, ctx, job.dialect)
+        # Statements that change grants, roles or reflections record those changes themselves.
+        with audit.statement(job.origin, job.sql, job.id) as changes:
+            prepared = self._prepare(sql, who, ctx, job.dialect)
+        job.audited = changes.recorded > 0
         if prepared.plan is not None:
             job.datasets = [paths.render(d.path) for d in prepared.plan.datasets]
             job.reflections = [o.as_json() for o in prepared.plan.reflections.values()]
@@ -421,15 +430,48 @@ class Engine(Statements, CatalogApi):
         self.jobs_store.save(job)
         return who, prepared
 
-    def _finish(self, job: QueryJob, *, error: str | None = None, canceled: bool = False) -> None:
+    def _finish(
+        self,
+        job: QueryJob,
+        *,
+        error: str | None = None,
+        canceled: bool = False,
+        denied: bool = False,
+    ) -> None:
+        first = not job.final
         job.ended_at = utcnow()
         if canceled:
-            job.state = "CANCELED"
+            job.state, outcome = "CANCELED", "cancelled"
         elif error:
             job.state, job.error = "FAILED", error
+            outcome = "denied" if denied else "failed"
         else:
-            job.state = "COMPLETED"
+            job.state, outcome = "COMPLETED", "ok"
         self.jobs_store.save(job)
+        if first and not (outcome == "ok" and job.audited):
+            self._audit_query(job, outcome)
+
+    def _audit_query(self, job: QueryJob, outcome: str) -> None:
+        """Queue the query's audit event: who ran what, from where, what it read and how."""
+        assert job.ended_at is not None
+        self.audit.submit(
+            "query",
+            job.origin.client or "engine",
+            username=job.user,
+            outcome=outcome,
+            client=job.origin.client,
+            target=job.sql,
+            sql=job.sql,
+            job_id=job.id,
+            address=job.origin.address,
+            objects=job.datasets,
+            rows=job.row_count,
+            duration_ms=round((job.ended_at - job.submitted_at).total_seconds() * 1000, 1),
+            reflections=[
+                r.get("reflectionId") for r in job.reflections if r.get("relationship") == "CHOSEN"
+            ],
+            error=job.error,
+        )
 
     def _failure(
         self, job: QueryJob, exc: Exception, who: Principal, prepared: Prepared

@@ -6,6 +6,7 @@ import re
 
 from fleuve.errors import FleuveError
 from fleuve.lake import CATALOG
+from fleuve.security.masking import mask
 
 
 class EngineError(FleuveError):
@@ -40,7 +41,7 @@ def safe_error(exc: BaseException, *, admin: bool) -> str:
     A value in an error can come from a row a view filters out (the optimizer may evaluate an
     expression before the view's filter), so values never reach users without full access.
     """
-    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    text = mask(str(exc).splitlines()[0]) if str(exc) else type(exc).__name__
     if admin:
         return text
     text = _QUOTED.sub("'…'", text)

@@ -19,6 +19,7 @@ from fleuve.engine.catalog import RECHECK_SECONDS, Catalog
 from fleuve.engine.errors import AccessDenied, EngineError, NotFound
 from fleuve.metadata.engine import EngineGrant
 from fleuve.metadata.models import User
+from fleuve.security import auth
 
 PRIVILEGES = ("SELECT", "ALL")
 
@@ -229,7 +230,8 @@ class Grants:
             if user is None:
                 raise NotFound(f"unknown user '{username}'", "create the user first")
             roles = [r for r in (user.roles or []) if r != role]
-            user.roles = [*roles, role] if add else roles
+        # Through the security layer: it audits the change and ends cached logins' old roles.
+        auth.set_roles(self.db, username, [*roles, role] if add else roles, actor=by.name)
         self._principals.pop(username, None)
 
     def _check_user(self, username: str) -> None:

@@ -26,6 +26,7 @@ from fleuve.engine.errors import EngineError, NotFound
 from fleuve.metadata.database import Database
 from fleuve.metadata.engine import EngineJob
 from fleuve.metadata.models import utcnow
+from fleuve.security.audit import Origin
 
 log = logging.getLogger("fleuve.engine.jobs")
 
@@ -60,6 +61,10 @@ class QueryJob:
     datasets: list[str] = field(default_factory=list)
     result_path: str | None = None
     result_expires_at: datetime | None = None
+    # Where the query came from, and whether the changes it made are in the audit trail
+    # already (a GRANT run as SQL is recorded as a grant, not a second time as a query).
+    origin: Origin = field(default_factory=Origin, repr=False, compare=False)
+    audited: bool = False
 
     @property
     def final(self) -> bool:

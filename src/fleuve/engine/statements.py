@@ -16,7 +16,7 @@ from sqlglot import exp
 
 from fleuve.engine import ddl, paths
 from fleuve.engine.errors import AccessDenied, EngineError, NotFound, QueryFailed, safe_error
-from fleuve.engine.grants import Principal, not_found
+from fleuve.engine.grants import Grant, Principal, not_found
 from fleuve.engine.plan import Plan, parse_query
 from fleuve.engine.reflections.service import RefreshResult
 from fleuve.engine.system import describe_table
@@ -181,13 +181,13 @@ class Statements:
                     f"reflection {stmt.name} is not defined on {paths.render(ds.path)}",
                     "check the names",
                 )
-        self.reflections.drop(r)
+        self._drop_reflection(r, who)
         return _status(f"reflection {r.name} dropped")
 
     def _do_AlterReflection(self, stmt: ddl.AlterReflection, who: Principal, *_: Any) -> pa.Table:
         r = self._managed_reflection(stmt.name, who)
         if stmt.refresh_now:
-            res = self.reflections.refresh(r)
+            res = self._refresh_reflection(r, who)
             return _status(_refresh_summary(res))
         changes: dict[str, Any] = {}
         if stmt.enabled is not None:
@@ -196,6 +196,7 @@ class Statements:
             changes["refresh_policy"] = stmt.refresh_policy
             changes["refresh_seconds"] = stmt.refresh_seconds
         r = self.reflections.alter(r, **changes)
+        self._audit(who, "reflection", "alter", r.name, id=r.id, changed=sorted(changes))
         what = ", ".join(f"{k.replace('_', ' ')} = {v}" for k, v in changes.items())
         return _status(f"reflection {r.name}: {what}")
 
@@ -204,7 +205,7 @@ class Statements:
     ) -> pa.Table:
         ds = self._readable(stmt.dataset, who, ctx)
         self.grants.require(who, "ALL", ds.path, "refreshing reflections")
-        results = [self.reflections.refresh(r) for r in self.reflections.on(ds) if r.enabled]
+        results = [self._refresh_reflection(r, who) for r in self.reflections.on(ds) if r.enabled]
         if not results:
             return _status(f"no enabled reflection on {paths.render(ds.path)}")
         return pa.table(
@@ -223,8 +224,13 @@ class Statements:
                 who, privilege, stmt.path, stmt.grantee_kind, stmt.grantee, recursive=stmt.recursive
             )
             if stmt.revoke:
+                revoked = Grant(
+                    stmt.grantee_kind, stmt.grantee, privilege, stmt.path, stmt.recursive
+                )
+                self._audit_grant(who, "revoke", revoked.as_json(), removed=done)
                 lines.append(f"revoked {privilege} from {kind} {stmt.grantee} ({done} grant(s))")
             else:
+                self._audit_grant(who, "grant", done.as_json())
                 lines.append(
                     f"granted {done.privilege} on {done.as_json()['object']} to {kind} {done.grantee}"
                 )

@@ -4,22 +4,46 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
+
+from fleuve.security.masking import mask
 
 _STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
-_SECRETS = re.compile(
-    r"((?:password|secret|token|authorization|key_id|api_key)[\"']?\s*[:=]\s*[\"']?)([^\s\"',}]+)",
-    re.IGNORECASE,
-)
 
 
 def scrub(text: str) -> str:
     """Mask values that look like credentials so they never reach a log."""
-    text = re.sub(r"(://[^:/@\s]+):[^@\s]*@", r"\1:***@", text)
-    return _SECRETS.sub(r"\1***", text)
+    return mask(text)
+
+
+def _masked_record(*args: Any, **kwargs: Any) -> logging.LogRecord:
+    """A log record whose message and traceback carry no credential, whatever the handler."""
+    record = _make_record(*args, **kwargs)
+    try:
+        message = record.getMessage()
+    except (TypeError, ValueError):  # logging reports a bad format when it emits the record
+        return record
+    masked = mask(message)
+    if masked != message:
+        record.msg, record.args = masked, ()
+    if record.exc_info and record.exc_info[1] is not None:
+        text = logging.Formatter().formatException(record.exc_info)
+        if mask(text) != text:
+            # The formatted traceback replaces the exception, which would print it unmasked.
+            record.exc_text, record.exc_info = mask(text), None
+    return record
+
+
+_make_record = logging.getLogRecordFactory()
+
+
+def mask_all_records() -> None:
+    """Mask every log record of the process, including libraries' (sqlglot prints the SQL)."""
+    if logging.getLogRecordFactory() is not _masked_record:
+        logging.setLogRecordFactory(_masked_record)
 
 
 class JsonFormatter(logging.Formatter):
@@ -43,11 +67,14 @@ class JsonFormatter(logging.Formatter):
                 doc[key] = scrub(value) if isinstance(value, str) else value
         if record.exc_info:
             doc["error"] = scrub(self.formatException(record.exc_info))
+        elif record.exc_text:
+            doc["error"] = scrub(record.exc_text)
         return json.dumps(doc, default=str, ensure_ascii=False)
 
 
 def setup(log_dir: Path | None = None, level: str = "INFO", stderr: bool = False) -> None:
     """Send Fleuve's logs as JSON lines to `log_dir/fleuve.log` (and stderr if asked)."""
+    mask_all_records()
     root = logging.getLogger("fleuve")
     root.setLevel(level)
     for handler in list(root.handlers):

@@ -162,7 +162,8 @@ def authenticate(
         via,
         username=username[:128],
         outcome="ok" if ok else "failed",
-        client=client,
+        client=via,
+        address=client,
     )
     return user if ok else None
 

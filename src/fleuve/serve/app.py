@@ -22,12 +22,13 @@ from fleuve.engine import AccessDenied, NotFound
 from fleuve.errors import FleuveError
 from fleuve.metadata import User
 from fleuve.project import Project
-from fleuve.security import auth
+from fleuve.security import audit, auth
 from fleuve.serve import ui
 from fleuve.serve.queries import Queries
 from fleuve.serve.rest import dremio, ingestion, platform
 
 PUBLIC = {("GET", "/health"), ("POST", "/apiv2/login")}
+UI_PREFIX = "/api/fleuve/v1/ui"
 BROWSABLE = {"/docs", "/openapi.json", "/docs/oauth2-redirect"}
 LOGIN_HINT = (
     "log in with POST /apiv2/login and send 'Authorization: _dremio<token>' or 'Bearer <token>'"
@@ -77,7 +78,10 @@ def create_app(project: Project, queries: Queries) -> FastAPI:
             return _error(401, message, LOGIN_HINT, {"WWW-Authenticate": challenge})
         request.state.user = user
         request.state.token = token
-        return await call_next(request)
+        # What the routes change is audited where it changes, as coming from here.
+        client = "ui" if path.startswith(UI_PREFIX) else "rest"
+        with audit.acting_from(client, request.client.host if request.client else None):
+            return await call_next(request)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:

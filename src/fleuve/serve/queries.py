@@ -1,28 +1,27 @@
-"""Queries for every protocol: run through the engine, audited, cancelled on shutdown."""
+"""Queries for every protocol: run through the engine, cancelled on shutdown.
+
+The engine audits each query; the caller's protocol and address go down as the audit origin.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import logging
-import re
 import threading
-import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import pyarrow as pa
 
-from fleuve.engine import FINAL_STATES, AccessDenied, Engine, QueryCanceled
+from fleuve.engine import FINAL_STATES, Engine, QueryCanceled
 from fleuve.errors import FleuveError
 from fleuve.project import Project
-from fleuve.security.audit import AuditWriter
+from fleuve.security import audit
 
 log = logging.getLogger("fleuve.serve")
 
-# How often the audit watcher looks at asynchronous (REST) jobs.
+# How often the watcher forgets asynchronous (REST) jobs that ended.
 WATCH_INTERVAL = 0.2
-# Statements that change grants or roles are audited as grant changes too.
-_GRANT = re.compile(r"^\s*(GRANT|REVOKE)\b", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -37,28 +36,18 @@ class Caller:
 class Stream:
     """A running query: its schema now, its record batches as the engine produces them.
 
-    Iterating reads the batches once; the query is audited when they end, fail, or when
-    `close()` stops it early (a client that went away, a shutdown, a ticket never fetched).
+    Iterating reads the batches once; `close()` stops the query early (a client that went
+    away, a shutdown, a ticket never fetched).
     """
 
     def __init__(
-        self,
-        queries: Queries,
-        job_id: str,
-        schema: pa.Schema,
-        inner: Iterator[pa.RecordBatch],
-        caller: Caller,
-        sql: str,
-        started: float,
+        self, queries: Queries, job_id: str, schema: pa.Schema, inner: Iterator[pa.RecordBatch]
     ) -> None:
         self.job_id = job_id
         self.schema = schema
         self.rows = 0
         self._queries = queries
         self._inner = inner
-        self._caller = caller
-        self._sql = sql
-        self._started_at = started
         self._begun = False
         self._done = False
 
@@ -83,14 +72,8 @@ class Stream:
         self._begun = True
         try:
             batch = next(self._inner)
-        except StopIteration:
-            self._end("ok")
-            raise
-        except QueryCanceled as exc:
-            self._end("cancelled", _first_line(exc))
-            raise
-        except Exception as exc:
-            self._end("failed", _first_line(exc))
+        except BaseException:
+            self._end()
             raise
         self.rows += batch.num_rows
         return batch
@@ -110,18 +93,12 @@ class Stream:
         close = getattr(self._inner, "close", None)
         if close is not None:
             close()
-        self._end("cancelled", why)
+        log.info("job %s stopped: %s", self.job_id, why)
+        self._end()
 
-    def _end(self, outcome: str, error: str | None = None) -> None:
+    def _end(self) -> None:
         self._done = True
-        self._queries._ended(self, self._caller, self._sql, self._started_at, outcome, error)
-
-
-@dataclass
-class _Watched:
-    caller: Caller
-    sql: str
-    started: float = field(default_factory=time.monotonic)
+        self._queries._ended(self)
 
 
 class Queries:
@@ -130,10 +107,9 @@ class Queries:
     def __init__(self, project: Project, engine: Engine | None = None) -> None:
         self.project = project
         self.engine = engine or Engine(project, keep_answers=project.settings.server.keep_answers)
-        self.audit = AuditWriter(project.db)
         self._lock = threading.Lock()
         self._running: dict[str, Stream] = {}
-        self._watched: dict[str, _Watched] = {}
+        self._watched: set[str] = set()
         self._stopping = threading.Event()
         self._closed = False
         self._watcher = threading.Thread(target=self._watch, name="fleuve-jobs", daemon=True)
@@ -152,10 +128,9 @@ class Queries:
         default_schema: str | None = None,
         batch_rows: int = 65_536,
     ) -> Stream:
-        """Start `sql` now; its batches flow as the engine produces them, audited at the end."""
+        """Start `sql` now; its batches flow as the engine produces them."""
         self._refuse_when_stopping()
-        started = time.monotonic()
-        try:
+        with audit.acting_from(caller.protocol, caller.client):
             result = self.engine.execute(
                 sql,
                 user=caller.username,
@@ -163,91 +138,39 @@ class Queries:
                 batch_rows=batch_rows,
                 query_type="REST" if caller.protocol == "rest" else "FLIGHT",
             )
-        except Exception as exc:
-            outcome = "denied" if isinstance(exc, AccessDenied) else "failed"
-            self._audit(caller, sql, None, started, outcome=outcome, error=_first_line(exc))
-            raise
-        stream = Stream(self, result.job_id, result.schema, result.batches, caller, sql, started)
+        stream = Stream(self, result.job_id, result.schema, result.batches)
         with self._lock:
             self._running[result.job_id] = stream
         return stream
 
-    def _ended(
-        self,
-        stream: Stream,
-        caller: Caller,
-        sql: str,
-        started: float,
-        outcome: str,
-        error: str | None,
-    ) -> None:
+    def _ended(self, stream: Stream) -> None:
         with self._lock:
             self._running.pop(stream.job_id, None)
-        self._audit(
-            caller, sql, stream.job_id, started, outcome=outcome, error=error, rows=stream.rows
-        )
 
     def submit(self, sql: str, caller: Caller, context: list[str] | None = None) -> str:
-        """Start `sql` as an asynchronous job (the REST flow); audited when it ends."""
+        """Start `sql` as an asynchronous job (the REST flow)."""
         self._refuse_when_stopping()
-        job_id = self.engine.submit(sql, user=caller.username, context=context)
+        with audit.acting_from(caller.protocol, caller.client):
+            job_id = self.engine.submit(sql, user=caller.username, context=context)
         with self._lock:
-            self._watched[job_id] = _Watched(caller, sql)
+            self._watched.add(job_id)
         return job_id
 
     def _watch(self) -> None:
         while not self._stopping.wait(WATCH_INTERVAL):
-            self._audit_finished_jobs()
+            self._forget_finished_jobs()
 
-    def _audit_finished_jobs(self) -> None:
+    def _forget_finished_jobs(self) -> None:
         with self._lock:
-            watched = list(self._watched.items())
-        for job_id, w in watched:
+            watched = list(self._watched)
+        for job_id in watched:
             try:
-                job = self.engine.job(job_id)
-            except FleuveError:
-                job = None
-            if job is not None and job.state not in FINAL_STATES:
-                continue
-            with self._lock:
-                self._watched.pop(job_id, None)
-            state = job.state if job is not None else "FAILED"
-            outcome = {"COMPLETED": "ok", "CANCELED": "cancelled"}.get(state, "failed")
-            error, rows = (job.error, job.row_count) if job is not None else ("job lost", 0)
-            self._audit(w.caller, w.sql, job_id, w.started, outcome=outcome, error=error, rows=rows)
-
-    def _audit(
-        self,
-        caller: Caller,
-        sql: str,
-        job_id: str | None,
-        started: float,
-        *,
-        outcome: str,
-        error: str | None = None,
-        rows: int = 0,
-    ) -> None:
-        datasets, chosen = [], []
-        if job_id is not None:
-            try:
-                job = self.engine.job(job_id)
-                datasets = job.datasets
-                chosen = [r for r in job.reflections if r.get("relationship") == "CHOSEN"]
+                if self.engine.job(job_id).state not in FINAL_STATES:
+                    continue
             except FleuveError:  # the engine no longer knows the job
                 pass
-        detail = {
-            "sql": sql,
-            "job_id": job_id,
-            "objects": datasets,
-            "rows": rows,
-            "duration_ms": round((time.monotonic() - started) * 1000, 1),
-            "reflections": [r.get("reflectionId") for r in chosen],
-            "error": error,
-        }
-        who = {"username": caller.username, "client": caller.client, "outcome": outcome}
-        self.audit.submit("query", caller.protocol, target=sql[:255], **who, **detail)
-        if outcome == "ok" and _GRANT.match(sql):
-            self.audit.submit("grant", sql.split(None, 1)[0].lower(), target=sql[:255], **who)
+            with self._lock:
+                self._watched.discard(job_id)
 
     def cancel_all(self) -> None:
         """Refuse new queries and cancel the running ones (shutdown)."""
@@ -261,16 +184,14 @@ class Queries:
                 log.warning("could not cancel job %s: %s", job_id, _first_line(exc))
 
     def close(self) -> None:
-        """Cancel what runs, audit it, and stop the engine (once)."""
+        """Cancel what runs and stop the engine, which writes the audit trail's last events (once)."""
         with self._lock:
             if self._closed:
                 return
             self._closed = True
         self.cancel_all()
         self._watcher.join(timeout=5)
-        self._audit_finished_jobs()
         self.engine.close()
-        self.audit.close()
 
     def _refuse_when_stopping(self) -> None:
         if self._stopping.is_set():

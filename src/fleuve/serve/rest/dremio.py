@@ -10,7 +10,7 @@ from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from fleuve.engine import QueryJob
-from fleuve.security import audit, auth
+from fleuve.security import auth
 from fleuve.serve.rest.deps import ApiError, Authed, CallerDep, ProjectDep, QueriesDep
 from fleuve.serve.rest.types import dumps, schema_json
 
@@ -161,20 +161,11 @@ def reflection_create(
     body: Annotated[dict[str, Any], Body(examples=[_REFLECTION_EXAMPLE])],
     queries: QueriesDep,
     user: Authed,
-    project: ProjectDep,
 ) -> dict[str, Any]:
     """Create a reflection (RAW or AGGREGATION) on a dataset, and build it."""
     if "enabled" not in body:
         raise ApiError(400, "the reflection needs 'enabled'", 'add "enabled": true')
     created = queries.engine.create_reflection(body, user=user.username)
-    audit.record(
-        project.db,
-        "reflection",
-        "create",
-        username=user.username,
-        target=created["name"],
-        id=created["id"],
-    )
     return created
 
 
@@ -190,26 +181,14 @@ def reflection_update(
     body: dict[str, Any],
     queries: QueriesDep,
     user: Authed,
-    project: ProjectDep,
 ) -> dict[str, Any]:
     """Change a reflection: enabled, name, fields (a changed definition rebuilds it)."""
     updated = queries.engine.update_reflection(reflection_id, body, user=user.username)
-    audit.record(
-        project.db,
-        "reflection",
-        "update",
-        username=user.username,
-        target=updated["name"],
-        id=reflection_id,
-    )
     return updated
 
 
 @router.delete("/api/v3/reflection/{reflection_id}", status_code=204)
-def reflection_delete(
-    reflection_id: str, queries: QueriesDep, user: Authed, project: ProjectDep
-) -> Response:
+def reflection_delete(reflection_id: str, queries: QueriesDep, user: Authed) -> Response:
     """Drop a reflection and its materialization."""
     queries.engine.delete_reflection(reflection_id, user=user.username)
-    audit.record(project.db, "reflection", "delete", username=user.username, target=reflection_id)
     return Response(status_code=204)

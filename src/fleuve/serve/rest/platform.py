@@ -209,9 +209,7 @@ def grants(
 
 
 @router.post("/grants")
-def grant(
-    body: GrantRequest, queries: QueriesDep, user: Authed, project: ProjectDep
-) -> dict[str, Any]:
+def grant(body: GrantRequest, queries: QueriesDep, user: Authed) -> dict[str, Any]:
     """GRANT a privilege (the same as the SQL statement)."""
     made = queries.engine.grant(
         body.privilege,
@@ -220,21 +218,11 @@ def grant(
         grantee=body.grantee,
         grantee_type=body.granteeType,
     )
-    audit.record(
-        project.db,
-        "grant",
-        "grant",
-        username=user.username,
-        target=body.object,
-        **body.model_dump(),
-    )
     return made.as_json()
 
 
 @router.post("/grants/revoke")
-def revoke(
-    body: GrantRequest, queries: QueriesDep, user: Authed, project: ProjectDep
-) -> dict[str, Any]:
+def revoke(body: GrantRequest, queries: QueriesDep, user: Authed) -> dict[str, Any]:
     """REVOKE a privilege; answers how many grants went."""
     removed = queries.engine.revoke(
         body.privilege,
@@ -242,15 +230,6 @@ def revoke(
         user=user.username,
         grantee=body.grantee,
         grantee_type=body.granteeType,
-    )
-    audit.record(
-        project.db,
-        "grant",
-        "revoke",
-        username=user.username,
-        target=body.object,
-        removed=removed,
-        **body.model_dump(),
     )
     return {"removed": removed}
 
