@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 import yaml
 from click.testing import CliRunner
 
 from fleuve.cli import cli
 from fleuve.project import Project, init_project
+from fleuve.security import auth
+from fleuve.serve.server import FleuveServer
 from fleuve.transform import DbtRun, get_run, node_timings, run_history, run_transform
 from fleuve.transform.lineage import (
     Lineage,
@@ -265,3 +270,58 @@ def test_profile_keeps_secrets_out_and_waits_for_other_writers(tmp_path: Path) -
     assert output["attach"][0]["options"]["meta_busy_timeout"] == 5000
     assert output["settings"]["ducklake_max_retry_count"] == 10
     assert output["config_options"]["autoinstall_known_extensions"] is False
+
+
+REVENUE_DASHBOARD = """
+slug: revenue
+title: Chiffre d'affaires
+charts:
+  - {name: daily, title: Par jour, type: line, dataset: gold.fct_daily_revenue, x: order_date,
+     metrics: [{agg: sum, column: revenue}]}
+  - name: by-status
+    title: Par statut
+    type: bar
+    sql: "SELECT status, count(*) AS orders FROM gold.fct_orders GROUP BY status"
+    x: status
+    metrics: [{agg: sum, column: orders}]
+"""
+
+
+def test_cli_lineage_is_the_apis_graph_down_to_dashboards_and_charts(built: Built) -> None:
+    project, _ = built
+    folder = project.settings.project_dir
+    (folder / "dashboards").mkdir(exist_ok=True)
+    (folder / "dashboards" / "revenue.yml").write_text(REVENUE_DASHBOARD, encoding="utf-8")
+    # A process of its own, as a user runs it: nothing else there has loaded the dashboards.
+    command = [sys.executable, "-m", "fleuve", "-p", str(folder), "transform", "lineage"]
+    shown = subprocess.run([*command, "--json"], capture_output=True, text=True, timeout=300)
+    assert shown.returncode == 0, shown.stderr
+    from_cli = json.loads(shown.stdout)
+    edges = {(e["from"], e["to"]) for e in from_cli["edges"]}
+    assert {
+        ("gold.fct_daily_revenue", "chart:revenue/daily"),
+        ("gold.fct_orders", "chart:revenue/by-status"),
+        ("chart:revenue/daily", "dashboard:revenue"),
+        ("chart:revenue/by-status", "dashboard:revenue"),
+    } <= edges
+    kinds = {n["id"]: n["kind"] for n in from_cli["nodes"]}
+    assert kinds["chart:revenue/daily"] == "chart" and kinds["dashboard:revenue"] == "dashboard"
+
+    token, _ = auth.issue_token(project.db, auth.get_user(project.db, "admin"))
+    server = FleuveServer(project, host="127.0.0.1", http_port=0, flight_port=0)
+    server.start()
+    try:
+        from_api = httpx.get(
+            f"{server.addresses.http}/api/fleuve/v1/lineage",
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=120,
+        )
+    finally:
+        server.stop()
+    assert from_api.status_code == 200, from_api.text
+    assert from_cli == from_api.json()
+
+    text = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert text.returncode == 0, text.stderr
+    assert "dashboards" in text.stdout
+    assert "dashboard:revenue  ← chart:revenue/by-status, chart:revenue/daily" in text.stdout

@@ -10,6 +10,7 @@ dashboards downstream of the tables they read.
 from __future__ import annotations
 
 import difflib
+import importlib
 import json
 import logging
 from collections import defaultdict, deque
@@ -75,6 +76,9 @@ class LineageContext:
 
 LineageProvider = Callable[["Lineage", LineageContext], None]
 _PROVIDERS: list[LineageProvider] = []
+# Fleuve's providers in the layers above: loaded by `lineage`, whoever asks for the graph (the
+# command line, the API, the UI), so that every caller sees the same graph.
+BUILTIN_PROVIDERS = ("fleuve.dashboards.lineage",)
 
 
 def register_lineage_provider(provider: LineageProvider) -> LineageProvider:
@@ -205,6 +209,8 @@ def lineage(settings: Settings, *, lake: Lake | None = None, columns: bool = Tru
     `lake` lends the column-level provider the lake's table schemas (one is opened briefly when
     not given); `columns=False` skips column-level lineage.
     """
+    for module in BUILTIN_PROVIDERS:
+        importlib.import_module(module)  # registers its provider, once
     graph = Lineage()
     context = LineageContext(settings, lake, columns)
     for provider in list(_PROVIDERS):
