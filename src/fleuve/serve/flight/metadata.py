@@ -13,6 +13,7 @@ from fleuve import __version__
 from fleuve.serve import catalog
 from fleuve.serve.flight import protocol
 from fleuve.serve.queries import Caller, Queries
+from fleuve.serve.wire_types import client_schema
 
 _utf8 = pa.utf8()
 _KEY_COLUMNS = [
@@ -164,7 +165,7 @@ def _tables(message: Message, queries: Queries, caller: Caller) -> pa.Table:
             "table_type": dataset.type,
         }
         if message.include_schema:
-            columns = catalog.arrow_schema(queries, caller, dataset)
+            columns = client_schema(catalog.arrow_schema(queries, caller, dataset))
             row["table_schema"] = columns.serialize().to_pybytes()
         rows.append(row)
     return pa.Table.from_pylist(rows, schema=schema)

@@ -26,6 +26,7 @@ from fleuve.serve.flight import protocol as sql_proto
 from fleuve.serve.flight.auth import AuthMiddlewareFactory, HandshakeHandler, Session
 from fleuve.serve.flight.params import bind, placeholders
 from fleuve.serve.queries import Caller, Queries, Stream
+from fleuve.serve.wire_types import MILLISECONDS, NANOSECONDS, Converter
 
 log = logging.getLogger("fleuve.serve")
 
@@ -39,6 +40,7 @@ STOP_TIMEOUT_SECONDS = 10
 class _Pending:
     username: str
     stream: Stream
+    converter: Converter
     created: float = field(default_factory=time.monotonic)
 
 
@@ -96,7 +98,11 @@ class FlightService(flight.FlightServerBase):
         sql: str,
         protocol: str,
     ) -> tuple[bytes, pa.Schema]:
-        """Start `sql` for the caller; returns the handle do_get will redeem and the schema."""
+        """Start `sql` for the caller; returns the handle do_get will redeem and the schema.
+
+        The schema is the one the client receives: Dremio's types (see `wire_types`), with
+        nanosecond timestamps on the Dremio-style endpoint, where Superset's dialect reads.
+        """
         self._reap()
         caller = self._caller(context, protocol)
         stream = _run(
@@ -104,12 +110,14 @@ class FlightService(flight.FlightServerBase):
                 sql, caller, default_schema=self._session(context).default_schema
             )
         )
+        unit = NANOSECONDS if protocol == "flight" else MILLISECONDS
+        converter = Converter(stream.schema, unit)
         handle = secrets.token_bytes(16)
         with self._lock:
-            self._pending[handle] = _Pending(caller.username, stream)
-        return handle, stream.schema
+            self._pending[handle] = _Pending(caller.username, stream, converter)
+        return handle, converter.schema
 
-    def _take(self, handle: bytes, username: str) -> Stream:
+    def _take(self, handle: bytes, username: str) -> _Pending:
         with self._lock:
             pending = self._pending.get(handle)
             if pending is None or pending.username != username:
@@ -117,7 +125,7 @@ class FlightService(flight.FlightServerBase):
                     "unknown or expired ticket: call get_flight_info again"
                 )
             del self._pending[handle]
-        return pending.stream
+        return pending
 
     def _reap(self) -> None:
         now = time.monotonic()
@@ -133,20 +141,18 @@ class FlightService(flight.FlightServerBase):
     def _batches(
         self,
         context: flight.ServerCallContext,
-        streams: list[Stream],
-        head: list[pa.RecordBatch] | None = None,
+        pending: _Pending,
+        head: list[pa.RecordBatch],
     ) -> Iterator[pa.RecordBatch]:
         """Batches as the engine produces them; a client that goes away cancels the query."""
         try:
-            yield from head or []
-            for stream in streams:
-                for batch in stream.batches:
-                    if context.is_cancelled():
-                        return
-                    yield batch
+            yield from head
+            for batch in pending.stream.batches:
+                if context.is_cancelled():
+                    return
+                yield _run(lambda b=batch: pending.converter.batch(b))
         finally:
-            for stream in streams:
-                stream.close()
+            pending.stream.close()
 
     # -- Flight methods -----------------------------------------------------------------
 
@@ -185,7 +191,7 @@ class FlightService(flight.FlightServerBase):
             info = self.get_flight_info(context, descriptor)
             for endpoint in info.endpoints:
                 handle = _handle(endpoint.ticket.ticket)
-                self._take(handle, self._session(context).username).close()
+                self._take(handle, self._session(context).username).stream.close()
             return flight.SchemaResult(info.schema)
         raise pa.ArrowNotImplementedError(f"Flight SQL command {name} is not supported by Fleuve")
 
@@ -194,16 +200,20 @@ class FlightService(flight.FlightServerBase):
     ) -> flight.FlightDataStream:
         message = _unpack(ticket.ticket)
         if message is None or sql_proto.name_of(message) == "TicketStatementQuery":
-            stream = self._take(_handle(ticket.ticket), self._session(context).username)
+            pending = self._take(_handle(ticket.ticket), self._session(context).username)
+            stream, converter = pending.stream, pending.converter
             # A dashboard's result is one batch: read it here and answer in one piece, saving
             # the server a trip into Python per batch.
             head: list[pa.RecordBatch] = []
             try:
-                head.append(next(stream))
-                head.append(next(stream))
+                head.append(_run(lambda: converter.batch(next(stream))))
+                head.append(_run(lambda: converter.batch(next(stream))))
             except StopIteration:
-                return flight.RecordBatchStream(pa.Table.from_batches(head, stream.schema))
-            return flight.GeneratorStream(stream.schema, self._batches(context, [stream], head))
+                return flight.RecordBatchStream(pa.Table.from_batches(head, converter.schema))
+            except BaseException:
+                stream.close()
+                raise
+            return flight.GeneratorStream(converter.schema, self._batches(context, pending, head))
         caller = self._caller(context, "flight-sql")
         table = _run(lambda: metadata.answer(message, self.queries, caller))
         return flight.RecordBatchStream(table)

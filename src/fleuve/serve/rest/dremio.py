@@ -12,7 +12,8 @@ from starlette.concurrency import run_in_threadpool
 from fleuve.engine import QueryJob
 from fleuve.security import auth
 from fleuve.serve.rest.deps import ApiError, Authed, CallerDep, ProjectDep, QueriesDep
-from fleuve.serve.rest.types import dumps, schema_json
+from fleuve.serve.rest.types import schema_json
+from fleuve.serve.wire_types import Converter, dumps, json_rows
 
 router = APIRouter(tags=["Dremio REST API v3"])
 
@@ -111,8 +112,9 @@ def job_results(
         raise ApiError(
             400, f"job {job_id} is {job.state}, not COMPLETED", "wait until jobState is COMPLETED"
         )
-    rows = queries.engine.results(job_id, offset, limit)
-    body = {"rowCount": job.row_count, "schema": schema_json(rows.schema), "rows": rows.to_pylist()}
+    page = queries.engine.results(job_id, offset, limit)
+    rows = Converter(page.schema).table(page)
+    body = {"rowCount": job.row_count, "schema": schema_json(rows.schema), "rows": json_rows(rows)}
     return Response(dumps(body), media_type="application/json")
 
 
