@@ -26,6 +26,7 @@ import duckdb
 
 from fleuve.config import Settings, redact_dsn
 from fleuve.errors import FleuveError, LakeUnavailable
+from fleuve.private import private_database
 
 if TYPE_CHECKING:
     # DuckDB loads pyarrow itself when a result is read as Arrow; commands that never do
@@ -233,6 +234,8 @@ class Lake:
         if cat.startswith("sqlite:"):
             path = Path(cat.removeprefix("sqlite:"))
             path.parent.mkdir(parents=True, exist_ok=True)
+            if self.create or path.exists():
+                private_database(path)  # mode 0600 from the start, as the metadata database
             return f"sqlite:{path}"
         parts = urlsplit(cat.replace("postgres://", "postgresql://", 1))
         query = dict(parse_qsl(parts.query))

@@ -12,6 +12,7 @@ from fleuve.config import CONFIG_FILE, STATE_DIR, Settings, load_settings
 from fleuve.lake import Lake
 from fleuve.metadata import Database
 from fleuve.observe import logs
+from fleuve.private import private_dir, tighten_tree, write_private
 
 TEMPLATE = Path(__file__).parent / "templates" / CONFIG_FILE
 ADMIN_PASSWORD_FILE = "initial-admin-password"
@@ -31,6 +32,9 @@ class Project:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+        # Password hashes, token digests and the lake catalog live here: the owner's only.
+        private_dir(settings.state_dir)
+        tighten_tree(settings.state_dir)
         logs.setup(settings.state_dir / "logs")
 
     @classmethod
@@ -80,7 +84,7 @@ def init_project(
     settings = load_settings(project_dir, overrides)
     for folder in (settings.state_dir, settings.state_dir / "logs"):
         if not folder.exists():
-            folder.mkdir(parents=True)
+            private_dir(folder)
             report.created.append(folder)
     if not settings.lake.on_s3:
         data = Path(settings.lake_data_path)
@@ -101,9 +105,7 @@ def init_project(
         password = ensure_admin(db, os.environ.get("FLEUVE_ADMIN_PASSWORD"))
         if password:
             report.admin_password = password
-            secret = settings.state_dir / ADMIN_PASSWORD_FILE
-            secret.write_text(password + "\n", encoding="utf-8")
-            secret.chmod(0o600)
+            write_private(settings.state_dir / ADMIN_PASSWORD_FILE, password + "\n")
     finally:
         project.close()
     return report

@@ -26,6 +26,7 @@ from fleuve.engine.errors import EngineError, NotFound
 from fleuve.metadata.database import Database
 from fleuve.metadata.engine import EngineJob
 from fleuve.metadata.models import utcnow
+from fleuve.private import private_dir, private_file
 from fleuve.security.audit import Origin
 
 log = logging.getLogger("fleuve.engine.jobs")
@@ -169,9 +170,9 @@ class JobStore:
 
     def keep_result(self, job: QueryJob, table: pa.Table) -> None:
         """Store a completed job's rows for paging until they expire."""
-        self.results_dir.mkdir(parents=True, exist_ok=True)
+        private_dir(self.results_dir)
         path = self.results_dir / f"{job.id}.arrow"
-        tmp = path.with_suffix(".tmp")
+        tmp = private_file(path.with_suffix(".tmp"))  # a query's rows: the owner's only
         with pa.OSFile(str(tmp), "wb") as sink, ipc.new_file(sink, table.schema) as writer:
             writer.write_table(table)
         tmp.replace(path)

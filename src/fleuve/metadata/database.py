@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from fleuve.config import Settings, redact_dsn
 from fleuve.errors import MetadataError
+from fleuve.private import private_database
 
 if TYPE_CHECKING:
     from alembic.config import Config
@@ -30,7 +31,11 @@ class Database:
     def __init__(self, settings: Settings) -> None:
         self.url = settings.metadata_url
         if self.url.startswith("sqlite:///"):
-            Path(self.url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+            path = Path(self.url.removeprefix("sqlite:///"))
+            path.parent.mkdir(parents=True, exist_ok=True)
+            # Created by Fleuve with mode 0600 before SQLite opens it (SQLite would make it 0644):
+            # it holds password hashes and token digests.
+            private_database(path)
             # A server's threads (HTTP, Flight, job and audit writers) share the pool: keep
             # enough connections open that a busy moment does not open and close new ones.
             self.engine: Engine = create_engine(

@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from fleuve.private import private_file
 from fleuve.security.masking import mask
 
 _STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
@@ -83,7 +84,7 @@ def setup(log_dir: Path | None = None, level: str = "INFO", stderr: bool = False
     handlers: list[logging.Handler] = []
     if log_dir is not None:
         log_dir.mkdir(parents=True, exist_ok=True)
-        handlers.append(logging.FileHandler(log_dir / "fleuve.log", encoding="utf-8"))
+        handlers.append(logging.FileHandler(private_file(log_dir / "fleuve.log"), encoding="utf-8"))
     if stderr:
         handlers.append(logging.StreamHandler(sys.stderr))
     for handler in handlers:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import os
 import re
 import secrets
 import threading
@@ -19,6 +18,7 @@ from sqlalchemy import select, update
 from fleuve.errors import FleuveError
 from fleuve.metadata import Database, Token, User
 from fleuve.metadata.models import utcnow
+from fleuve.private import write_private
 from fleuve.security import audit
 
 LOGIN_TTL = timedelta(hours=30)  # Dremio's default session length
@@ -305,9 +305,7 @@ def _changed(db: Database) -> None:
     """Forget remembered tokens here, and tell the project's other processes to forget theirs."""
     path = _stamp_file(db)
     if path is not None:
-        tmp = path.with_name(f"{path.name}.{uuid.uuid4().hex}")
-        tmp.write_text(uuid.uuid4().hex)
-        os.replace(tmp, path)  # atomic: a reader sees the old stamp or the new one
+        write_private(path, uuid.uuid4().hex)  # atomic: a reader sees the old stamp or the new one
     with _cache_lock:
         _cache.clear()
         _stamps.clear()
