@@ -26,6 +26,7 @@ from fleuve.security import audit, auth
 from fleuve.serve import ui
 from fleuve.serve.queries import Queries
 from fleuve.serve.rest import dremio, ingestion, platform
+from fleuve.serve.rest.errors import document_errors
 
 PUBLIC = {("GET", "/health"), ("POST", "/apiv2/login")}
 UI_PREFIX = "/api/fleuve/v1/ui"
@@ -112,7 +113,20 @@ def create_app(project: Project, queries: Queries) -> FastAPI:
     app.include_router(ingestion.router)
     app.include_router(platform.router)
     ui.install(app)
+    _describe_errors(app)
     return app
+
+
+def _describe_errors(app: FastAPI) -> None:
+    """Make /openapi.json list each route's error answers, with their body."""
+    build = app.openapi
+
+    def openapi() -> dict:
+        if app.openapi_schema is None:
+            app.openapi_schema = document_errors(build(), PUBLIC)
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 def _basic_user(project: Project, encoded: str, request: Request) -> User | None:

@@ -12,6 +12,7 @@ from starlette.concurrency import run_in_threadpool
 from fleuve.engine import QueryJob
 from fleuve.security import auth
 from fleuve.serve.rest.deps import ApiError, Authed, CallerDep, ProjectDep, QueriesDep
+from fleuve.serve.rest.errors import error_responses
 from fleuve.serve.rest.types import schema_json
 from fleuve.serve.wire_types import Converter, dumps, json_rows
 
@@ -42,7 +43,7 @@ class SqlRequest(BaseModel):
     context: list[str] | None = Field(None, description="default schema path, e.g. ['gold']")
 
 
-@router.post("/apiv2/login")
+@router.post("/apiv2/login", responses=error_responses(401))
 async def login(body: Login, request: Request, project: ProjectDep) -> dict[str, Any]:
     """Log in; the token goes in `Authorization: _dremio<token>` (or `Bearer <token>`)."""
     db = project.db

@@ -16,6 +16,7 @@ from fleuve.metadata import Job
 from fleuve.project import Project
 from fleuve.security import audit
 from fleuve.serve.rest.deps import ApiError, Authed, ProjectDep
+from fleuve.serve.rest.errors import error_responses
 
 router = APIRouter(tags=["Ingestion API"])
 
@@ -70,7 +71,7 @@ def start_sync(project: Project, name: str) -> int:
     raise FleuveError(f"the sync of '{name}' did not start", "look at `fleuve jobs` and the logs")
 
 
-@router.post("/api/v1/connections/sync")
+@router.post("/api/v1/connections/sync", responses=error_responses(404))
 def connections_sync(body: SyncRequest, project: ProjectDep, user: Authed) -> dict[str, Any]:
     """Start a sync of the connection now; answers its job (status `running`)."""
     try:
@@ -90,7 +91,7 @@ def connections_sync(body: SyncRequest, project: ProjectDep, user: Authed) -> di
     return read_job(project, job_id)
 
 
-@router.post("/api/v1/jobs/get")
+@router.post("/api/v1/jobs/get", responses=error_responses(404))
 def jobs_get(body: JobRequest, project: ProjectDep, _: Authed) -> dict[str, Any]:
     """A job with its attempts: status, records and bytes synced, failure summary."""
     try:

@@ -33,6 +33,7 @@ from fleuve.metadata import User
 from fleuve.project import Project
 from fleuve.security import audit, auth
 from fleuve.serve.queries import Caller, Queries
+from fleuve.serve.rest.errors import error_responses
 from fleuve.serve.rest.types import dumps, schema_json
 from fleuve.transform import run_history
 from fleuve.transform.lineage import lineage as lineage_of
@@ -414,7 +415,7 @@ def dashboards(project: ProjectDep, _: UserDep) -> dict[str, Any]:
     return {"data": [_dashboard_json(r) for r in store.list_dashboards(project.db)]}
 
 
-@router.post("/dashboards")
+@router.post("/dashboards", responses=error_responses(409))
 def dashboard_create(body: NewDashboard, project: ProjectDep, user: UserDep) -> dict[str, Any]:
     """Create an empty dashboard to add charts to."""
     try:
