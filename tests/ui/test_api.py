@@ -73,12 +73,12 @@ def test_pages_are_public_and_pin_their_assets(server: str) -> None:
     head = html.split("</head>")[0]
     loaded = re.findall(r'(?:src|href)="([^"]+)"', head)  # everything the page loads
     assert loaded and all(u.startswith(("/ui/static/", "data:")) for u in loaded), loaded
-    app_js = re.search(r'"(/ui/static/app\.js\?v=[0-9a-f]+)"', html)
-    assert app_js
-    script = httpx.get(server + app_js.group(1))
+    entry = re.search(r'"(/ui/static/js/main\.js\?v=[0-9a-f]+)"', html)
+    assert entry
+    script = httpx.get(server + entry.group(1))
     assert script.status_code == 200 and "immutable" in script.headers["cache-control"]
     etag = script.headers["etag"]
-    assert httpx.get(server + app_js.group(1), headers={"If-None-Match": etag}).status_code == 304
+    assert httpx.get(server + entry.group(1), headers={"If-None-Match": etag}).status_code == 304
     assert httpx.get(server + "/ui/static/../api.py").status_code != 200
     assert httpx.get(server + "/ui/static/missing.js").status_code == 401
 

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
 import time
 from collections.abc import Iterator
+from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, Page, expect
+from playwright.sync_api import Browser, Page, Response, expect
 
+from fleuve.serve.ui.pages import STATIC
 from tests.ui.conftest import ANALYST, Served, login, screenshot
 
 DASHBOARD = "/ui/dashboards/analytique-client"
@@ -261,3 +264,57 @@ def test_auto_refresh_reloads_the_charts(page: Page, served: Served) -> None:
     expect(page.locator('[data-chart="daily-revenue"]')).to_have_attribute("data-state", "ready")
     page.select_option("#dash-refresh", "0")
     assert "refresh=0" in page.url
+
+
+def module_versions() -> dict[str, str]:
+    """Each ES module of the app by its plain URL, with the content hash its URL must carry."""
+    return {
+        f"/ui/static/{path.relative_to(STATIC).as_posix()}": hashlib.sha256(
+            path.read_bytes()
+        ).hexdigest()[:16]
+        for path in STATIC.glob("js/**/*.js")
+    }
+
+
+def test_every_module_loads_pinned_to_its_content_and_no_page_logs_an_error(
+    page: Page, served: Served
+) -> None:
+    expected = module_versions()
+    assert {"/ui/static/js/main.js", "/ui/static/js/pages/dashboards.js"} <= expected.keys()
+    loaded: dict[str, list[str]] = {}  # module path -> the v= of each request for it
+    cached_for_good: dict[str, str] = {}
+    errors: list[str] = []
+
+    def response(res: Response) -> None:
+        url = urlsplit(res.url)
+        if url.path.endswith(".js"):
+            loaded.setdefault(url.path, []).append(parse_qs(url.query).get("v", [""])[0])
+            cached_for_good[url.path] = res.headers.get("cache-control", "")
+
+    page.on("response", response)
+    page.on(
+        "console", lambda m: errors.append(f"{page.url}: {m.text}") if m.type == "error" else None
+    )
+    page.goto(served.url + "/")
+    login(page, served)
+    for path in (
+        "/",
+        "/ui/catalog",
+        "/ui/catalog?dataset=gold.fct_orders",
+        "/ui/sql",
+        "/ui/charts",
+        "/ui/charts/new?dataset=gold.fct_orders",
+        "/ui/dashboards",
+        DASHBOARD,
+        "/ui/jobs",
+        "/ui/admin",
+    ):
+        page.goto(served.url + path, wait_until="networkidle")
+        expect(page.locator("#main h1").first).to_be_visible()
+        expect(page.locator("#main")).not_to_contain_text("Loading…")
+        expect(page.locator("#main [role=alert]")).to_have_count(0)
+    assert set(loaded) == set(expected), "the page loads every module, and only the app's own"
+    for path, versions in loaded.items():
+        assert set(versions) == {expected[path]}, f"{path} requested as ?v={versions}"
+        assert "immutable" in cached_for_good[path], path
+    assert not errors, errors
