@@ -30,11 +30,13 @@ class InitReport:
 class Project:
     """Settings plus lazily opened lake and metadata database."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, overrides: dict[str, Any] | None = None) -> None:
         self.settings = settings
         # Password hashes, token digests and the lake catalog live here: the owner's only.
         private_dir(settings.state_dir)
         tighten_tree(settings.state_dir)
+        # The --set overrides it was opened with, handed on to the processes it starts.
+        self.overrides = dict(overrides or {})
         logs.setup(settings.state_dir / "logs")
 
     @classmethod
@@ -42,7 +44,7 @@ class Project:
         cls, project_dir: Path | str | None = None, overrides: dict[str, Any] | None = None
     ) -> Project:
         """Load and validate the project's settings."""
-        return cls(load_settings(project_dir, overrides))
+        return cls(load_settings(project_dir, overrides), overrides)
 
     @cached_property
     def lake(self) -> Lake:

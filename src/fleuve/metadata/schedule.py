@@ -38,7 +38,8 @@ class ScheduleRun(Base):
 
     __tablename__ = "schedule_runs"
     # One row per try of a due run: a second process starting the same run fails to insert.
-    __table_args__ = (UniqueConstraint("schedule", "due_at", "attempt"),)
+    # The trigger is part of it, as a run asked for may fall on a scheduled time.
+    __table_args__ = (UniqueConstraint("schedule", "due_at", "attempt", "trigger"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     schedule: Mapped[str] = mapped_column(String(255), index=True)

@@ -11,6 +11,7 @@ import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 import uvicorn
 
@@ -103,6 +104,7 @@ class FleuveServer:
         )
         self._http = _Uvicorn(config, self._stop)
         self._threads: list[threading.Thread] = []
+        self.scheduler: Any = None  # started with the other background work
         self._closed = False
 
     def _flight(self, port: int) -> FlightService:
@@ -135,9 +137,16 @@ class FleuveServer:
         )
 
     def _background(self) -> None:
-        """Serve Flight, refresh due reflections, purge the audit trail daily, and cancel
-        queries once a stop is asked."""
-        self.queries.engine.start_scheduler()
+        """Serve Flight, run the schedules (due reflections among them), purge the audit trail
+        daily, and cancel queries once a stop is asked."""
+        if self.project.settings.schedule.in_server:
+            from fleuve.schedule.clock import clock_from_env
+            from fleuve.schedule.scheduler import Scheduler
+
+            self.scheduler = Scheduler(
+                self.project, clock=clock_from_env(), engine=self.queries.engine
+            )
+            self.scheduler.start()
         flight = threading.Thread(target=self.flight.serve, name="fleuve-flight", daemon=True)
         purge = threading.Thread(target=self._purge_daily, name="fleuve-audit-purge", daemon=True)
         stopper = threading.Thread(target=self._stop_on_signal, name="fleuve-stop", daemon=True)
@@ -199,6 +208,9 @@ class FleuveServer:
             return
         self._closed = True
         self._stop.set()
+        if self.scheduler is not None:
+            # Runs still going after the wait are taken over by a worker once their lease ends.
+            self.scheduler.stop(wait=10)
         self.queries.close()
         self.flight.stop()
         for thread in self._threads:

@@ -53,7 +53,7 @@ def upgrade() -> None:
         sa.Column("log_path", sa.String(length=1024), nullable=True),
         sa.Column("error", sa.Text(), nullable=True),
         sa.PrimaryKeyConstraint("id"),
-        sa.UniqueConstraint("schedule", "due_at", "attempt"),
+        sa.UniqueConstraint("schedule", "due_at", "attempt", "trigger"),
     )
     with op.batch_alter_table("schedule_runs", schema=None) as batch_op:
         batch_op.create_index("ix_schedule_runs_schedule", ["schedule"], unique=False)

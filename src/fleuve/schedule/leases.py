@@ -1,0 +1,92 @@
+"""Leases in the metadata database: one holder at a time, taken over once it expires.
+
+A lease is a row keyed by what it guards (`schedule:<name>`, `connection:<name>`). It is
+claimed by one atomic statement: an UPDATE that matches only a free or expired row, or, for a
+key never seen, an INSERT that the primary key lets only one process make. On SQLite and on
+PostgreSQL alike, exactly one of several processes racing for a key gets it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime, timedelta
+
+from sqlalchemy import or_, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from fleuve.metadata import Database
+from fleuve.metadata.schedule import ScheduleLease
+
+
+def claim(db: Database, key: str, owner: str, now: datetime, seconds: float) -> bool:
+    """Take `key` for `owner` until now + seconds if it is free or its lease expired."""
+    expires = now + timedelta(seconds=seconds)
+    with db.session() as s:
+        taken = s.execute(
+            update(ScheduleLease)
+            .where(
+                ScheduleLease.key == key,
+                # Not re-entrant: a holder asking again (another run of its own) is refused.
+                or_(ScheduleLease.owner.is_(None), ScheduleLease.expires_at < now),
+            )
+            .values(owner=owner, acquired_at=now, expires_at=expires)
+        ).rowcount
+        if taken:
+            return True
+        exists = s.get(ScheduleLease, key) is not None
+    if exists:
+        return False
+    try:
+        with db.session() as s:
+            s.add(ScheduleLease(key=key, owner=owner, acquired_at=now, expires_at=expires))
+    except IntegrityError:
+        return False  # another process inserted it first: theirs
+    return True
+
+
+def claim_all(db: Database, keys: Iterable[str], owner: str, now: datetime, seconds: float) -> bool:
+    """Take every key or none (those taken are given back when one is held elsewhere)."""
+    held: list[str] = []
+    for key in sorted(set(keys)):  # one order for all processes: no two wait on each other
+        if not claim(db, key, owner, now, seconds):
+            release(db, held, owner)
+            return False
+        held.append(key)
+    return True
+
+
+def renew(db: Database, keys: Iterable[str], owner: str, now: datetime, seconds: float) -> bool:
+    """Extend the leases `owner` holds on `keys`; False when one was lost to another process."""
+    keys = list(set(keys))
+    with db.session() as s:
+        kept = s.execute(
+            update(ScheduleLease)
+            .where(ScheduleLease.key.in_(keys), ScheduleLease.owner == owner)
+            .values(expires_at=now + timedelta(seconds=seconds))
+        ).rowcount
+    return kept == len(keys)
+
+
+def release(db: Database, keys: Iterable[str], owner: str) -> None:
+    """Give back the leases `owner` holds on `keys`."""
+    keys = list(keys)
+    if not keys:
+        return
+    with db.session() as s:
+        release_in(s, keys, owner)
+
+
+def release_in(session: Session, keys: Iterable[str], owner: str) -> None:
+    """Give back leases inside a caller's transaction (with the run's final state)."""
+    session.execute(
+        update(ScheduleLease)
+        .where(ScheduleLease.key.in_(list(keys)), ScheduleLease.owner == owner)
+        .values(owner=None, expires_at=None)
+    )
+
+
+def live(session: Session, key: str, owner: str, now: datetime) -> bool:
+    """True while `owner` holds `key` and the lease has not expired."""
+    row = session.get(ScheduleLease, key)
+    return bool(row and row.owner == owner and row.expires_at and row.expires_at >= now)

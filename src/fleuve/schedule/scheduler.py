@@ -1,0 +1,712 @@
+"""The scheduler loop: finds due runs, starts each in exactly one process, records how it went.
+
+Every process running the loop (`fleuve worker`, `fleuve serve`) shares the metadata database:
+
+- a run is started by the process that claims its schedule's lease (and the leases of the
+  connections it syncs), so a due run starts once and a connection never syncs twice at once;
+- the holder renews its leases while the run goes on; when it dies, its leases expire and
+  another process marks the run abandoned and tries it again;
+- a schedule's next due time is kept in its row, so a tick missed while every process was down
+  is run once when one comes back (`catch_up: once`), or skipped (`catch_up: skip`);
+- the loop sleeps until the next due time or `schedule.poll_seconds`, whichever comes first,
+  and reads only the rows due by then.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import IntegrityError
+
+from fleuve.config import CONFIG_FILE, load_settings
+from fleuve.errors import FleuveError
+from fleuve.metadata.schedule import ScheduleRun, ScheduleState
+from fleuve.project import Project
+from fleuve.schedule import leases
+from fleuve.schedule.clock import Clock
+from fleuve.schedule.work import (
+    REFLECTIONS,
+    Outcome,
+    Scheduled,
+    definitions,
+    run_child,
+    run_reflections,
+    run_sync,
+)
+
+log = logging.getLogger("fleuve.schedule")
+
+# Tries of one due run whose process died while running it (the first one included).
+MAX_ATTEMPTS = 3
+# Real seconds between two renewals of a running run's leases, at most.
+HEARTBEAT_SECONDS = 10.0
+
+Runner = Callable[[Scheduled, int, threading.Event], Outcome]
+
+
+class ScheduleNotFound(FleuveError):
+    """No schedule has that name."""
+
+
+class ScheduleBusy(FleuveError):
+    """The schedule (or a connection it syncs) is running in another process."""
+
+
+@dataclass
+class _Active:
+    """A run this process is carrying out."""
+
+    run_id: int
+    item: Scheduled
+    keys: tuple[str, ...]
+    stop: threading.Event
+    thread: threading.Thread | None = None
+
+
+def new_owner() -> str:
+    """A name for this process in leases and runs: host, pid and a random suffix."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+
+
+class Scheduler:
+    """Runs the project's schedules; `start()` in a thread, or `run_forever()` in the caller's."""
+
+    def __init__(
+        self,
+        project: Project,
+        *,
+        clock: Clock | None = None,
+        owner: str | None = None,
+        engine: Any = None,
+        runner: Runner | None = None,
+        max_parallel: int | None = None,
+        reload_config: bool = False,
+    ) -> None:
+        self.project = project
+        self.db = project.db
+        self.clock = clock or Clock()
+        self.owner = owner or new_owner()
+        settings = project.settings.schedule
+        self.max_parallel = max_parallel or settings.max_parallel
+        self.lease_seconds = settings.lease_seconds
+        self.poll_seconds = settings.poll_seconds
+        self.defs = definitions(project.settings)
+        self._engine = engine
+        self._own_engine = False
+        self._runner = runner
+        self._reload = reload_config
+        self._config_mtime = self._mtime()
+        self._active: dict[int, _Active] = {}
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._renewed = (0.0, self.clock.now())
+        ensure_states(project, self.defs, self.clock.now())
+
+    # -- the loop ------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Run the loop in a background thread until `stop()`."""
+        self._thread = threading.Thread(
+            target=self.run_forever, name="fleuve-scheduler", daemon=True
+        )
+        self._thread.start()
+
+    def run_forever(self) -> None:
+        """Tick until stopped; a failing tick is logged and the loop goes on."""
+        log.info("scheduler started", extra={"owner": self.owner, "schedules": len(self.defs)})
+        while not self._stopping.is_set():
+            try:
+                delay = self.tick()
+            except Exception:
+                log.exception("scheduler tick failed")
+                delay = self.poll_seconds
+            if self._stopping.is_set():
+                break
+            self.clock.sleep(delay, self._wake)
+            self._wake.clear()
+        log.info("scheduler stopped", extra={"owner": self.owner})
+
+    def wake(self) -> None:
+        """Look for due runs now (after a run-now request or a finished run)."""
+        self._wake.set()
+
+    def request_stop(self) -> None:
+        """Start no more runs and leave the loop (safe from a signal handler)."""
+        self._stopping.set()
+        self._wake.set()
+
+    def stop(self, wait: float = 30.0) -> None:
+        """Stop starting runs; wait up to `wait` seconds for running ones, then stop them."""
+        self.request_stop()
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(timeout=wait)
+        deadline = time.monotonic() + wait
+        for active in list(self._active.values()):
+            if active.thread is not None:
+                active.thread.join(timeout=max(0.0, deadline - time.monotonic()))
+        for active in list(self._active.values()):
+            # Past the wait: children are stopped; the run's lease expires and another
+            # process tries it again.
+            active.stop.set()
+        if self._own_engine and self._engine is not None:
+            self._engine.close()
+
+    @property
+    def running(self) -> int:
+        """How many runs this process is carrying out."""
+        with self._lock:
+            return len(self._active)
+
+    def tick(self) -> float:
+        """Start what is due now; returns the seconds to sleep before the next look."""
+        now = self.clock.now()
+        self._maybe_reload()
+        self._heartbeat(now)
+        self._take_over_orphans(now)
+        horizon = now + timedelta(seconds=self.poll_seconds)
+        with self.db.session() as s:
+            rows = s.execute(
+                select(
+                    ScheduleState.name,
+                    ScheduleState.next_due_at,
+                    ScheduleState.requested_at,
+                    ScheduleState.paused,
+                )
+                .where(
+                    or_(
+                        (ScheduleState.paused.is_(False)) & (ScheduleState.next_due_at <= horizon),
+                        ScheduleState.requested_at.is_not(None),
+                    )
+                )
+                .order_by(ScheduleState.next_due_at)
+            ).all()
+        wake_at = horizon
+        for name, due, requested, paused in rows:
+            if name not in self.defs:
+                continue
+            if requested is not None:
+                self._start(name, now, requested=requested)
+            elif not paused and due is not None:
+                if due <= now:
+                    self._start(name, now, due=due)
+                else:
+                    wake_at = min(wake_at, due)
+        return max(0.0, (wake_at - self.clock.now()).total_seconds())
+
+    # -- starting runs -------------------------------------------------------------------
+
+    def _free(self) -> bool:
+        with self._lock:
+            return len(self._active) < self.max_parallel and not self._stopping.is_set()
+
+    def _start(
+        self,
+        name: str,
+        now: datetime,
+        *,
+        due: datetime | None = None,
+        requested: datetime | None = None,
+    ) -> int | None:
+        """Claim and start one due or requested run of `name`; its run id, or None."""
+        if not self._free():
+            return None
+        item = self.defs[name]
+        keys = (f"schedule:{name}", *item.resources)
+        if not leases.claim_all(self.db, keys, self.owner, now, self.lease_seconds):
+            return None
+        try:
+            with self.db.session() as s:
+                st = s.get(ScheduleState, name)
+                if requested is not None and st.requested_at == requested:
+                    trigger, due_at = (st.requested_by or "run_now")[:64], requested
+                    st.requested_at, st.requested_by = None, None
+                elif due is not None and st.next_due_at == due and not st.paused:
+                    missed = (item.trigger.next_after(due) or now) <= now
+                    st.next_due_at = item.trigger.next_after(now)
+                    due_at = due
+                    trigger = "catch_up" if missed else "schedule"
+                    if missed and item.catch_up == "skip":
+                        s.add(self._run_row(item, due_at, 1, "catch_up", now, status="skipped"))
+                        leases.release_in(s, keys, self.owner)
+                        log.info("missed run skipped", extra={"schedule": name})
+                        return None
+                else:  # another process started it meanwhile
+                    leases.release_in(s, keys, self.owner)
+                    return None
+                run = self._run_row(item, due_at, 1, trigger, now)
+                s.add(run)
+                s.flush()
+                st.last_due_at, st.last_started_at = due_at, now
+                st.last_status, st.last_run_id = "running", run.id
+                run_id = run.id
+        except IntegrityError:
+            leases.release(self.db, keys, self.owner)
+            return None
+        self._launch(_Active(run_id, item, keys, threading.Event()))
+        return run_id
+
+    def _run_row(
+        self,
+        item: Scheduled,
+        due_at: datetime,
+        attempt: int,
+        trigger: str,
+        now: datetime,
+        status: str = "running",
+    ) -> ScheduleRun:
+        return ScheduleRun(
+            schedule=item.name,
+            kind=item.kind,
+            due_at=due_at,
+            attempt=attempt,
+            trigger=trigger,
+            status=status,
+            owner=self.owner,
+            started_at=now,
+            ended_at=now if status != "running" else None,
+            error="missed while no process ran schedules; catch_up is 'skip'"
+            if status == "skipped"
+            else None,
+        )
+
+    def _launch(self, active: _Active) -> None:
+        with self._lock:
+            self._active[active.run_id] = active
+        active.thread = threading.Thread(
+            target=self._execute,
+            args=(active,),
+            name=f"fleuve-run-{active.item.name}-{active.run_id}",
+            daemon=True,
+        )
+        active.thread.start()
+        log.info(
+            "run started",
+            extra={"schedule": active.item.name, "run_id": active.run_id, "owner": self.owner},
+        )
+
+    # -- carrying a run out --------------------------------------------------------------
+
+    def _execute(self, active: _Active) -> None:
+        try:
+            outcome = self._carry_out(active)
+        except Exception as exc:  # a run's failure is recorded, never the loop's end
+            message = (
+                exc.message if isinstance(exc, FleuveError) else f"{type(exc).__name__}: {exc}"
+            )
+            outcome = Outcome("failed", message)
+        try:
+            self._finish(active, outcome)
+        except Exception:
+            log.exception("could not record the end of run %s", active.run_id)
+        finally:
+            with self._lock:
+                self._active.pop(active.run_id, None)
+            self._wake.set()
+
+    def _carry_out(self, active: _Active) -> Outcome:
+        item = active.item
+        if self._runner is not None:
+            return self._runner(item, active.run_id, active.stop)
+        if item.kind == "sync":
+            return run_sync(self.project, item)
+        if item.kind == REFLECTIONS:
+            return run_reflections(self.project, self._reflection_engine())
+        return run_child(self.project, item, active.run_id, active.stop)
+
+    def _reflection_engine(self) -> Any:
+        with self._lock:
+            if self._engine is None:
+                from fleuve.engine import Engine
+
+                self._engine, self._own_engine = Engine(self.project), True
+            return self._engine
+
+    def _finish(self, active: _Active, outcome: Outcome) -> None:
+        now = self.clock.now()
+        item = active.item
+        with self.db.session() as s:
+            run = s.get(ScheduleRun, active.run_id)
+            if run.status != "running" or run.owner != self.owner:
+                # Another process declared it abandoned (this one stalled past its lease).
+                log.warning("run finished after its lease was lost", extra={"run_id": run.id})
+                return
+            run.status, run.ended_at = outcome.status, now
+            run.error, run.job_id, run.log_path = outcome.error, outcome.job_id, outcome.log_path
+            st = s.get(ScheduleState, item.name)
+            st.last_status, st.last_finished_at = outcome.status, now
+            if outcome.status == "succeeded":
+                st.last_success_at = now
+            leases.release_in(s, active.keys, self.owner)
+            s.flush()
+            if outcome.status == "succeeded":
+                self._request_downstream(s, item.name, now)
+        log.info(
+            "run finished",
+            extra={"schedule": item.name, "run_id": active.run_id, "status": outcome.status},
+        )
+
+    def _request_downstream(self, s: Any, name: str, now: datetime) -> None:
+        """Ask for the schedules that run after `name` once all they wait for has succeeded."""
+        for down in self.defs.values():
+            if name not in down.after:
+                continue
+            states = {
+                st.name: st
+                for st in s.scalars(
+                    select(ScheduleState).where(ScheduleState.name.in_([*down.after, down.name]))
+                )
+            }
+            mine = states.get(down.name)
+            if mine is None or mine.requested_at is not None:
+                continue
+            since = mine.last_started_at
+            ready = all(
+                (up := states.get(u)) is not None
+                and up.last_success_at is not None
+                and (since is None or up.last_success_at > since)
+                for u in down.after
+            )
+            if ready:
+                mine.requested_at, mine.requested_by = now, f"after {name}"
+
+    # -- leases of running runs, and runs whose process died -----------------------------
+
+    def _heartbeat(self, now: datetime) -> None:
+        last_real, last_clock = self._renewed
+        third = self.lease_seconds / 3
+        if (
+            time.monotonic() - last_real < min(third, HEARTBEAT_SECONDS)
+            and (now - last_clock).total_seconds() < third
+        ):
+            return
+        self._renewed = (time.monotonic(), now)
+        with self._lock:
+            active = list(self._active.values())
+        for run in active:
+            if not leases.renew(self.db, run.keys, self.owner, now, self.lease_seconds):
+                log.warning(
+                    "lease lost: another process took the run over",
+                    extra={"schedule": run.item.name, "run_id": run.run_id},
+                )
+                run.stop.set()
+
+    def _take_over_orphans(self, now: datetime) -> None:
+        """Retry runs whose process stopped heartbeating (killed, crashed, cut off)."""
+        with self._lock:
+            mine = set(self._active)
+        with self.db.session() as s:
+            running = [
+                (r.id, r.schedule, r.owner)
+                for r in s.scalars(select(ScheduleRun).where(ScheduleRun.status == "running"))
+                if r.id not in mine
+            ]
+            orphans = [
+                (run_id, name)
+                for run_id, name, owner in running
+                if not leases.live(s, f"schedule:{name}", owner, now)
+            ]
+        for run_id, name in orphans:
+            if name in self.defs and self._free():
+                self._retry(run_id, self.defs[name], now)
+
+    def _retry(self, run_id: int, item: Scheduled, now: datetime) -> None:
+        keys = (f"schedule:{item.name}", *item.resources)
+        if not leases.claim_all(self.db, keys, self.owner, now, self.lease_seconds):
+            return
+        with self.db.session() as s:
+            old = s.get(ScheduleRun, run_id)
+            if old.status != "running":
+                leases.release_in(s, keys, self.owner)
+                return
+            old.status, old.ended_at = "abandoned", now
+            old.error = (
+                f"the process {old.owner} stopped before the run finished (its lease expired); "
+                f"taken over by {self.owner}"
+            )
+            st = s.get(ScheduleState, item.name)
+            if old.attempt >= MAX_ATTEMPTS:
+                st.last_status, st.last_finished_at = "failed", now
+                leases.release_in(s, keys, self.owner)
+                log.warning("run abandoned for good", extra={"schedule": item.name})
+                return
+            run = self._run_row(item, old.due_at, old.attempt + 1, "retry", now)
+            s.add(run)
+            s.flush()
+            st.last_started_at, st.last_status, st.last_run_id = now, "running", run.id
+            new_id = run.id
+        log.warning(
+            "run taken over after its process stopped",
+            extra={"schedule": item.name, "abandoned_run": run_id, "run_id": new_id},
+        )
+        self._launch(_Active(new_id, item, keys, threading.Event()))
+
+    # -- run now, in the caller's process ------------------------------------------------
+
+    def run_now(self, name: str, requested_by: str) -> int:
+        """Run `name` now in this process and wait for it; returns the run id."""
+        item = self.defs.get(name)
+        if item is None:
+            raise _not_found(name, self.defs)
+        now = self.clock.now()
+        keys = (f"schedule:{name}", *item.resources)
+        if not leases.claim_all(self.db, keys, self.owner, now, self.lease_seconds):
+            raise ScheduleBusy(
+                f"'{name}' (or a connection it syncs) is running in another process",
+                "wait for that run to end; `fleuve schedules list` shows what runs",
+            )
+        try:
+            with self.db.session() as s:
+                run = self._run_row(item, now, 1, f"run_now by {requested_by}"[:64], now)
+                s.add(run)
+                s.flush()
+                st = s.get(ScheduleState, name)
+                st.last_due_at, st.last_started_at = now, now
+                st.last_status, st.last_run_id = "running", run.id
+                run_id = run.id
+        except IntegrityError:
+            leases.release(self.db, keys, self.owner)
+            raise ScheduleBusy(
+                f"'{name}' was just run by {requested_by}", "look at `fleuve schedules list`"
+            ) from None
+        active = _Active(run_id, item, keys, threading.Event())
+        with self._lock:
+            self._active[run_id] = active
+        beat = threading.Thread(target=self._beat_while, args=(active,), daemon=True)
+        beat.start()
+        self._execute(active)
+        beat.join()
+        return run_id
+
+    def _beat_while(self, active: _Active) -> None:
+        """Renew a run's leases until it ends (for a run outside the loop)."""
+        while True:
+            with self._lock:
+                if active.run_id not in self._active:
+                    return
+            self._heartbeat(self.clock.now())
+            time.sleep(0.5)
+
+    # -- configuration -------------------------------------------------------------------
+
+    def _mtime(self) -> float | None:
+        try:
+            return (self.project.settings.project_dir / CONFIG_FILE).stat().st_mtime
+        except OSError:
+            return None
+
+    def _maybe_reload(self) -> None:
+        """Pick up schedules edited in fleuve.yml (a worker runs for weeks)."""
+        if not self._reload or self._mtime() == self._config_mtime:
+            return
+        self._config_mtime = self._mtime()
+        try:
+            settings = load_settings(self.project.settings.project_dir, self.project.overrides)
+            defs = definitions(settings)
+        except FleuveError as exc:
+            log.error("fleuve.yml not reloaded: %s", exc.message)
+            return
+        self.project.settings, self.defs = settings, defs
+        ensure_states(self.project, defs, self.clock.now())
+        log.info("schedules reloaded from fleuve.yml", extra={"schedules": len(defs)})
+
+
+# -- state rows, listing and control (the CLI and REST use these) -------------------------
+
+
+def ensure_states(project: Project, defs: dict[str, Scheduled], now: datetime) -> None:
+    """Create the state row of each new schedule; restart the clock of a changed one."""
+    db = project.db
+    with db.session() as s:
+        known = {
+            name: (kind, spec)
+            for name, kind, spec in s.execute(
+                select(ScheduleState.name, ScheduleState.kind, ScheduleState.spec)
+            )
+        }
+    new = [
+        {
+            "name": item.name,
+            "kind": item.kind,
+            "spec": item.shown_spec,
+            "paused": False,
+            "next_due_at": item.trigger.next_after(now),
+            "updated_at": now,
+        }
+        for item in defs.values()
+        if item.name not in known
+    ]
+    changed = [
+        item
+        for item in defs.values()
+        if item.name in known and known[item.name] != (item.kind, item.shown_spec)
+    ]
+    with db.session() as s:
+        if new:
+            dialect = postgresql if db.engine.dialect.name == "postgresql" else sqlite
+            # Several processes start at once: the first one's rows win, the others' are skipped.
+            s.execute(dialect.insert(ScheduleState).values(new).on_conflict_do_nothing())
+        for item in changed:
+            s.execute(
+                update(ScheduleState)
+                .where(ScheduleState.name == item.name)
+                .values(
+                    kind=item.kind,
+                    spec=item.shown_spec,
+                    next_due_at=item.trigger.next_after(now),
+                )
+            )
+
+
+def _not_found(name: str, defs: dict[str, Scheduled]) -> ScheduleNotFound:
+    return ScheduleNotFound(
+        f"no schedule named '{name}'",
+        f"name one of: {', '.join(sorted(defs)) or 'none'} (connections and `schedules:` in "
+        f"{CONFIG_FILE})",
+    )
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def describe(project: Project, clock: Clock | None = None) -> list[dict[str, Any]]:
+    """Every schedule with its spelling, last run, next run and state."""
+    clock = clock or Clock()
+    defs = definitions(project.settings)
+    ensure_states(project, defs, clock.now())
+    with project.db.session() as s:
+        states = {st.name: st for st in s.scalars(select(ScheduleState))}
+        run_ids = [st.last_run_id for st in states.values() if st.last_run_id]
+        runs = {r.id: r for r in s.scalars(select(ScheduleRun).where(ScheduleRun.id.in_(run_ids)))}
+    return [_describe_one(item, states[item.name], runs) for item in defs.values()]
+
+
+def _describe_one(
+    item: Scheduled, st: ScheduleState, runs: dict[int, ScheduleRun]
+) -> dict[str, Any]:
+    last = runs.get(st.last_run_id) if st.last_run_id else None
+    if st.paused:
+        state = "paused"
+    elif last is not None and last.status == "running":
+        state = "running"
+    elif st.requested_at is not None:
+        state = "requested"
+    elif st.next_due_at is None:
+        state = "manual"
+    else:
+        state = "scheduled"
+    return {
+        "name": item.name,
+        "kind": item.kind,
+        "schedule": item.spec,
+        "timezone": item.timezone,
+        "after": list(item.after),
+        "state": state,
+        "nextRun": None if st.paused else _iso(st.next_due_at),
+        "lastRun": None
+        if last is None
+        else {
+            "id": last.id,
+            "status": last.status,
+            "trigger": last.trigger,
+            "dueAt": _iso(last.due_at),
+            "startedAt": _iso(last.started_at),
+            "endedAt": _iso(last.ended_at),
+            "jobId": last.job_id,
+            "error": last.error,
+        },
+        "pausedBy": st.paused_by,
+        "lastSuccessAt": _iso(st.last_success_at),
+    }
+
+
+def describe_one(project: Project, name: str, clock: Clock | None = None) -> dict[str, Any]:
+    """One schedule as `describe` lists it; ScheduleNotFound naming the known ones."""
+    for entry in describe(project, clock):
+        if entry["name"] == name:
+            return entry
+    raise _not_found(name, definitions(project.settings))
+
+
+def runs(project: Project, name: str, limit: int = 20) -> list[dict[str, Any]]:
+    """The latest runs of `name`, newest first."""
+    with project.db.session() as s:
+        rows = s.scalars(
+            select(ScheduleRun)
+            .where(ScheduleRun.schedule == name)
+            .order_by(ScheduleRun.id.desc())
+            .limit(limit)
+        ).all()
+    return [
+        {
+            "id": r.id,
+            "schedule": r.schedule,
+            "kind": r.kind,
+            "dueAt": _iso(r.due_at),
+            "attempt": r.attempt,
+            "trigger": r.trigger,
+            "status": r.status,
+            "owner": r.owner,
+            "startedAt": _iso(r.started_at),
+            "endedAt": _iso(r.ended_at),
+            "jobId": r.job_id,
+            "log": r.log_path,
+            "error": r.error,
+        }
+        for r in rows
+    ]
+
+
+def _state(project: Project, name: str, clock: Clock) -> tuple[dict[str, Scheduled], Scheduled]:
+    defs = definitions(project.settings)
+    if name not in defs:
+        raise _not_found(name, defs)
+    ensure_states(project, defs, clock.now())
+    return defs, defs[name]
+
+
+def pause(project: Project, name: str, by: str, clock: Clock | None = None) -> dict[str, Any]:
+    """Stop starting scheduled runs of `name` (a running one finishes; run-now still works)."""
+    clock = clock or Clock()
+    _state(project, name, clock)
+    with project.db.session() as s:
+        st = s.get(ScheduleState, name)
+        if not st.paused:
+            st.paused, st.paused_by, st.paused_at = True, by, clock.now()
+    return describe_one(project, name, clock)
+
+
+def resume(project: Project, name: str, by: str, clock: Clock | None = None) -> dict[str, Any]:
+    """Start scheduled runs of `name` again, from its next due time (missed ones are not run)."""
+    clock = clock or Clock()
+    _, item = _state(project, name, clock)
+    with project.db.session() as s:
+        st = s.get(ScheduleState, name)
+        if st.paused:
+            st.paused, st.paused_by, st.paused_at = False, None, None
+            st.next_due_at = item.trigger.next_after(clock.now())
+    return describe_one(project, name, clock)
+
+
+def request_run(project: Project, name: str, by: str, clock: Clock | None = None) -> dict[str, Any]:
+    """Ask the running schedulers to run `name` as soon as it is free."""
+    clock = clock or Clock()
+    _state(project, name, clock)
+    with project.db.session() as s:
+        st = s.get(ScheduleState, name)
+        if st.requested_at is None:
+            st.requested_at, st.requested_by = clock.now(), f"run_now by {by}"[:128]
+    return describe_one(project, name, clock)
