@@ -20,6 +20,7 @@ from sqlglot import exp
 from fleuve.engine import ddl, paths
 from fleuve.engine.api import CatalogApi
 from fleuve.engine.catalog import Catalog, Dataset
+from fleuve.engine.dialect import to_duckdb
 from fleuve.engine.errors import AccessDenied, EngineError, QueryCanceled, QueryFailed, safe_error
 from fleuve.engine.freshness import LakeClock
 from fleuve.engine.grants import ENGINE, Grants, Principal, not_found
@@ -683,10 +684,7 @@ class Engine(Statements, CatalogApi):
                 break
         try:
             with self._borrowed() as cur:
-                out = [
-                    (r[0], r[1])
-                    for r in cur.execute(f"DESCRIBE {probe.sql(dialect='duckdb')}").fetchall()
-                ]
+                out = [(r[0], r[1]) for r in cur.execute(f"DESCRIBE {to_duckdb(probe)}").fetchall()]
         except duckdb.Error as exc:
             raise EngineError(str(exc).splitlines()[0]) from None
         with self._lock:

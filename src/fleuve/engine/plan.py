@@ -25,6 +25,7 @@ from sqlglot.optimizer.scope import Scope, traverse_scope
 
 from fleuve.engine import paths
 from fleuve.engine.catalog import Dataset
+from fleuve.engine.dialect import parse, settle, to_duckdb, translate
 from fleuve.engine.errors import EngineError, NotFound
 from fleuve.engine.grants import Principal, not_found
 from fleuve.engine.reflections.match import Miss, raw_covers, replace_table, rewrite_aggregate
@@ -52,9 +53,9 @@ MAX_DEPTH = 32
 
 
 def parse_query(sql: str, dialect: str) -> exp.Expression:
-    """Parse one statement in `dialect` (duckdb or dremio)."""
+    """Parse one statement in `dialect` (duckdb or dremio), its functions given DuckDB meaning."""
     try:
-        statements = [s for s in sqlglot.parse(sql, read=dialect) if s is not None]
+        statements = [s for s in parse(sql, dialect) if s is not None]
     except ParseError as exc:
         errors = exc.errors[0] if exc.errors else {}
         where = f" at line {errors.get('line')}, column {errors.get('col')}" if errors else ""
@@ -66,7 +67,7 @@ def parse_query(sql: str, dialect: str) -> exp.Expression:
         raise EngineError(
             f"expected one statement, got {len(statements)}", "send statements one at a time"
         )
-    return statements[0]
+    return translate(statements[0], dialect)
 
 
 @dataclass
@@ -163,6 +164,7 @@ def bind(
                     "ask an administrator if you need it",
                 )
     _unqualify_columns(ast, bound.refs)
+    settle(ast, [(r.alias, f.name, f.type) for r in bound.refs for f in r.dataset.fields])
     return bound
 
 
@@ -256,8 +258,8 @@ class Plan:
 
     @property
     def sql(self) -> str:
-        """The DuckDB SQL to run."""
-        return self.ast.sql(dialect="duckdb")
+        """The DuckDB SQL to run; an EngineError names what cannot be carried to it."""
+        return to_duckdb(self.ast)
 
     @property
     def chosen(self) -> list[Outcome]:
