@@ -21,6 +21,7 @@ from fleuve.engine.plan import parse_query
 from fleuve.engine.reflections.model import Reflection, spec_from_rest
 from fleuve.engine.reflections.service import RefreshResult, validate
 from fleuve.engine.statements import QUERY_TYPES, Prepared
+from fleuve.engine.system import sees_definition
 from fleuve.engine.types import Field
 from fleuve.errors import FleuveError
 from fleuve.lake import quote_literal
@@ -70,7 +71,12 @@ class CatalogApi:
         if isinstance(found, Dataset):
             if not self.grants.allows(who, "SELECT", found.path):
                 raise not_found(found.path)
-            return found.as_json()
+            out = found.as_json()
+            if found.virtual and not sees_definition(self.catalog, self.grants, who, found):
+                # The definition names the datasets it reads and its filters (as EXPLAIN hides).
+                out.pop("sql", None)
+                out.pop("sqlContext", None)
+            return out
         if isinstance(found, Container) and (
             self._sees(who, found) or found.path[0].lower() == who.home.lower()
         ):

@@ -5,10 +5,14 @@ it, a schema only to those who may see something in it. These are the queries
 sqlalchemy-dremio (Superset) sends to introspect: `SHOW SCHEMAS`,
 `SELECT TABLE_NAME FROM INFORMATION_SCHEMA."TABLES" WHERE TABLE_SCHEMA = '...'` and
 `DESCRIBE "schema"."table"`.
+
+A view's definition names what it reads and how it filters: it shows only to administrators,
+to the owner of the home it lives in, and to who may read every dataset it reads (as EXPLAIN).
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
@@ -206,7 +210,9 @@ class SystemTables:
                     "TABLE_CATALOG": CATALOG_NAME,
                     "TABLE_SCHEMA": ".".join(d.path[:-1]),
                     "TABLE_NAME": d.path[-1],
-                    "VIEW_DEFINITION": d.sql,
+                    "VIEW_DEFINITION": d.sql
+                    if sees_definition(self.catalog, self.grants, who, d)
+                    else None,
                 }
 
     def _information_schema_columns(self, who: Principal) -> Iterable[dict]:
@@ -306,10 +312,18 @@ class SystemTables:
         )
 
 
+def sees_definition(catalog: Catalog, grants: Grants, who: Principal, view: Dataset) -> bool:
+    """True when `who` may see the view's SQL: admin, its home's owner, or reader of its inputs."""
+    if who.admin or view.path[0].lower() == who.home.lower():
+        return True
+    reads = catalog.meta().dependencies.get(view.key, set())
+    return all(grants.allows(who, "SELECT", json.loads(key)) for key in reads)
+
+
 def column_row(path: Sequence[str], position: int, f: Field) -> dict:
     """One INFORMATION_SCHEMA.COLUMNS row."""
     precision, scale = precision_scale(f.type)
-    numeric = precision is not None
+    radix = (10 if dremio_type(f.type) == "DECIMAL" else 2) if precision is not None else None
     return {
         "TABLE_CATALOG": CATALOG_NAME,
         "TABLE_SCHEMA": ".".join(path[:-1]),
@@ -321,9 +335,10 @@ def column_row(path: Sequence[str], position: int, f: Field) -> dict:
         "DATA_TYPE": sql_type(f.type),
         "CHARACTER_MAXIMUM_LENGTH": 65536 if dremio_type(f.type) == "VARCHAR" else None,
         "NUMERIC_PRECISION": precision,
-        "NUMERIC_PRECISION_RADIX": (10 if "DECIMAL" in f.type.upper() else 2) if numeric else None,
+        "NUMERIC_PRECISION_RADIX": radix,
         "NUMERIC_SCALE": scale,
-        "DATETIME_PRECISION": 6 if dremio_type(f.type) in ("TIMESTAMP", "TIME") else None,
+        # Times and timestamps are sent in milliseconds.
+        "DATETIME_PRECISION": 3 if dremio_type(f.type) in ("TIMESTAMP", "TIME") else None,
     }
 
 

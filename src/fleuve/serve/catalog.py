@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 import pyarrow as pa
 
+from fleuve.errors import FleuveError
 from fleuve.lake import quote_ident
 from fleuve.serve.queries import Caller, Queries
+from fleuve.transform.lineage import Lineage
 
 # INFORMATION_SCHEMA table types as Flight SQL and JDBC name them.
 TABLE_TYPES = {"TABLE": "TABLE", "VIEW": "VIEW", "SYSTEM_TABLE": "SYSTEM TABLE"}
@@ -87,3 +91,31 @@ def arrow_schema(queries: Queries, caller: Caller, dataset: Dataset) -> pa.Schem
     for _ in stream.batches:
         pass
     return stream.schema
+
+
+def visible_lineage(
+    queries: Queries, username: str, graph: Lineage, keep: Iterable[str] | None = None
+) -> dict[str, Any]:
+    """The graph's JSON (only the nodes in `keep` if given) without the lake tables `username`
+    may not read, nor edges to them: a view's grantee does not learn what the view reads."""
+    body = graph.to_dict()
+    kept = {n["id"] for n in body["nodes"]} if keep is None else set(keep)
+    if not queries.engine.grants.principal(username).admin:
+        kept = {i for i in kept if _readable(queries, username, graph.nodes[i].relation)}
+    body["nodes"] = [n for n in body["nodes"] if n["id"] in kept]
+    body["edges"] = [e for e in body["edges"] if e["from"] in kept and e["to"] in kept]
+    body["columns"] = [
+        c for c in body["columns"] if c["from"]["node"] in kept and c["to"]["node"] in kept
+    ]
+    return body
+
+
+def _readable(queries: Queries, username: str, relation: str | None) -> bool:
+    """Lake tables show only to who may read them; other nodes (dashboards...) to everyone."""
+    if relation is None:
+        return True
+    try:
+        queries.engine.dataset(relation, user=username)
+    except FleuveError:
+        return False
+    return True

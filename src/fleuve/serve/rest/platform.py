@@ -245,8 +245,7 @@ def lineage(
 ) -> dict[str, Any]:
     """The lineage graph (tables, models, dashboards, reflections) with column-level edges."""
     graph = transform.lineage(project.settings, lake=project.lake)
-    body = graph.to_dict()
-    keep = {n["id"] for n in body["nodes"]}
+    keep = None
     if node is not None:
         center = graph.node(node).id
         keep = (
@@ -254,25 +253,7 @@ def lineage(
             | {n.id for n in graph.upstream(center)}
             | {n.id for n in graph.downstream(center)}
         )
-    if "admin" not in user.roles:
-        keep = {i for i in keep if _readable(queries, user.username, graph.nodes[i])}
-    body["nodes"] = [n for n in body["nodes"] if n["id"] in keep]
-    body["edges"] = [e for e in body["edges"] if e["from"] in keep and e["to"] in keep]
-    body["columns"] = [
-        c for c in body["columns"] if c["from"]["node"] in keep and c["to"]["node"] in keep
-    ]
-    return body
-
-
-def _readable(queries: QueriesDep, username: str, node: transform.LineageNode) -> bool:
-    """Lake tables show only to who may read them; other nodes (dashboards...) to everyone."""
-    if node.relation is None:
-        return True
-    try:
-        queries.engine.dataset(node.relation, user=username)
-    except FleuveError:
-        return False
-    return True
+    return catalog.visible_lineage(queries, user.username, graph, keep)
 
 
 @router.get("/transform/runs")

@@ -32,6 +32,7 @@ from fleuve.errors import FleuveError
 from fleuve.metadata import User
 from fleuve.project import Project
 from fleuve.security import audit, auth
+from fleuve.serve.catalog import visible_lineage
 from fleuve.serve.queries import Caller, Queries
 from fleuve.serve.rest.errors import error_responses
 from fleuve.serve.rest.types import dumps, schema_json
@@ -211,10 +212,11 @@ def completion(queries: QueriesDep, caller: CallerDep) -> Response:
 
 
 @router.get("/lineage")
-def lineage(project: ProjectDep, _: UserDep) -> dict[str, Any]:
-    """The lineage graph: bronze, the dbt layers, and the dashboards reading the marts."""
+def lineage(project: ProjectDep, queries: QueriesDep, user: UserDep) -> dict[str, Any]:
+    """The lineage graph: bronze, the dbt layers, and the dashboards reading the marts (the
+    lake tables the user may read)."""
     graph = lineage_of(project.settings, lake=project.lake, columns=False)
-    body = graph.to_dict()
+    body = visible_lineage(queries, user.username, graph)
     body["layers"] = list(graph.layers())
     return body
 
