@@ -253,14 +253,35 @@ def lake_at(ctx: Context, table: str, version: int, limit: int) -> None:
 # -- pipeline --------------------------------------------------------------------------
 
 
+def _as_user(fn: F) -> F:
+    """`--user NAME`: act as that user, refused without the privilege (else the local operator)."""
+    return click.option(
+        "--user",
+        "as_user",
+        default=None,
+        help="Act as this user: refused unless they hold the privilege "
+        "(without --user, the local operator may do everything).",
+    )(fn)
+
+
+def _check_user(project: Project, username: str | None, privilege: str, doing: str) -> None:
+    """Refuse when `--user` was given and that user lacks the system `privilege`."""
+    if username is not None:
+        from fleuve.security import privileges
+
+        privileges.require_user(project.db, username, privilege, doing)
+
+
 @cli.command()
+@_as_user
 @pass_ctx
 @handles_errors
-def run(ctx: Context) -> None:
+def run(ctx: Context, as_user: str | None) -> None:
     """Run the daily batch: ingest → bronze → dbt layers with tests → reflections → warm-up."""
     from fleuve.demo import demo_sources
 
     project = ctx.project()
+    _check_user(project, as_user, "RUN PIPELINES", "running the pipeline")
     with demo_sources(project.settings):
         _run_pipeline(project)
 
@@ -306,14 +327,22 @@ def _run_pipeline(project: Project) -> None:
 @click.option(
     "--full-refresh", is_flag=True, help="Ignore saved cursors and read every stream in full."
 )
+@_as_user
 @pass_ctx
 @handles_errors
-def sync(ctx: Context, connection: str, streams: tuple[str, ...], full_refresh: bool) -> None:
+def sync(
+    ctx: Context,
+    connection: str,
+    streams: tuple[str, ...],
+    full_refresh: bool,
+    as_user: str | None,
+) -> None:
     """Sync one CONNECTION's streams into bronze, showing rows, MB and rows/s as they go."""
     from fleuve.demo import demo_sources
     from fleuve.ingest import StreamProgress, sync_connection
 
     project = ctx.project()
+    _check_user(project, as_user, "SYNC", "starting a sync")
     project.settings.connection(connection)
     with (
         demo_sources(project.settings),
@@ -1139,7 +1168,7 @@ def reflections_refresh(ctx: Context, name: str | None, full: bool, user: str) -
 
 @cli.group()
 def grants() -> None:
-    """Grants of SELECT or ALL on datasets, schemas and spaces."""
+    """Grants of SELECT or ALL on datasets, schemas and spaces, and of privileges on SYSTEM."""
 
 
 @grants.command("list")
@@ -1161,7 +1190,7 @@ def grants_list(ctx: Context, path: str | None, grantee: str | None, user: str) 
 
 
 def _grant_command(revoke: bool) -> Callable[..., None]:
-    @click.argument("privilege", type=click.Choice(["SELECT", "ALL"], case_sensitive=False))
+    @click.argument("privilege")
     @click.argument("path")
     @click.option("--role", help="Grantee role.")
     @click.option("--to-user", "to_user", help="Grantee user.")
@@ -1190,9 +1219,11 @@ def _grant_command(revoke: bool) -> Callable[..., None]:
     return command
 
 
-grants.command("add", help="GRANT PRIVILEGE on PATH (a dataset, or a container as path.*).")(
-    _grant_command(revoke=False)
-)
+grants.command(
+    "add",
+    help="GRANT PRIVILEGE on PATH: SELECT or ALL on a dataset, or a container as path.*; "
+    "a system privilege (e.g. SYNC, 'MANAGE GRANTS') on SYSTEM.",
+)(_grant_command(revoke=False))
 grants.command("revoke", help="REVOKE PRIVILEGE on PATH.")(_grant_command(revoke=True))
 
 

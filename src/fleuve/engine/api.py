@@ -26,6 +26,7 @@ from fleuve.engine.types import Field
 from fleuve.errors import FleuveError
 from fleuve.lake import quote_literal
 from fleuve.security import audit
+from fleuve.security import privileges as system
 
 log = logging.getLogger("fleuve.engine")
 
@@ -304,8 +305,7 @@ class CatalogApi:
     def add_source(self, name: str, kind: str, *, user: str, **config: Any) -> dict[str, Any]:
         """Attach an external database (postgres, mysql: `dsn=`) or files (`location=`)."""
         who = self.grants.principal(user)
-        if not who.admin:
-            raise AccessDenied("only administrators add sources", "ask an administrator")
+        self.grants.require_system(who, system.MANAGE_SOURCES, "adding a source")
         src = self.catalog.add_source(name, kind, config, who.name)
         self._audit(who, "connection", "add", src.name, type=src.kind, config=src.redacted())
         return {"id": src.id, "name": src.name, "type": src.kind, "config": src.redacted()}
@@ -313,16 +313,14 @@ class CatalogApi:
     def drop_source(self, name: str, *, user: str) -> None:
         """Forget a source and the datasets promoted from it."""
         who = self.grants.principal(user)
-        if not who.admin:
-            raise AccessDenied("only administrators drop sources", "ask an administrator")
+        self.grants.require_system(who, system.MANAGE_SOURCES, "dropping a source")
         self.catalog.drop_source(name)
         self._audit(who, "connection", "drop", name)
 
     def sources(self, *, user: str) -> list[dict[str, Any]]:
-        """The sources, secrets masked (administrators only)."""
+        """The sources, secrets masked (MANAGE SOURCES)."""
         who = self.grants.principal(user)
-        if not who.admin:
-            raise AccessDenied("only administrators list source settings", "ask an administrator")
+        self.grants.require_system(who, system.MANAGE_SOURCES, "reading the sources' settings")
         return [
             {"id": s.id, "name": s.name, "type": s.kind, "config": s.redacted()}
             for s in self.catalog.meta().sources.values()
@@ -504,7 +502,7 @@ class CatalogApi:
         build: bool,
     ) -> tuple[Reflection, RefreshResult | None]:
         dataset = self._readable(path, who, ctx)
-        self.grants.require(who, "ALL", dataset.path, "creating a reflection")
+        self.grants.require_reflections(who, dataset.path, "creating a reflection")
         r = self.reflections.create(name, dataset, spec, who.name, enabled=enabled)
         self._audit(
             who, "reflection", "create", r.name, id=r.id, dataset=paths.render(dataset.path)
@@ -547,7 +545,7 @@ class CatalogApi:
 
     def _managed_reflection(self, name_or_id: str, who: Principal) -> Reflection:
         r = self._visible_reflection(name_or_id, who)
-        self.grants.require(who, "ALL", r.dataset_path, "managing reflections")
+        self.grants.require_reflections(who, r.dataset_path, "managing reflections")
         return r
 
     def _reflection_json(self, r: Reflection) -> dict[str, Any]:
@@ -616,7 +614,7 @@ class CatalogApi:
         recursive: bool = False,
         grantee: str | None = None,
     ) -> list[Grant]:
-        """Grants visible to `user`: all for administrators, else their own and their roles'."""
+        """Grants visible to `user`: all with MANAGE GRANTS, else their own and their roles'."""
         who = self.grants.principal(user)
         target = None
         if path is not None:
@@ -624,7 +622,7 @@ class CatalogApi:
             found = self.catalog.container(p) if rec else self.catalog.lookup(p)
             target = found.path if found is not None else p
         out = self.grants.list(target, grantee)
-        if not who.admin:
+        if not self.grants.holds(who, system.MANAGE_GRANTS):
             out = [
                 g
                 for g in out
@@ -639,6 +637,8 @@ def _grant_target(
 ) -> tuple[tuple[str, ...], bool]:
     if isinstance(path, str):
         text = path.strip()
+        if text.upper() == "SYSTEM":
+            return (), False  # a system privilege (GRANT SYNC ON SYSTEM ...)
         star = text.endswith(".*")
         parts = paths.parse(text[:-2] if star else text)
         return parts, bool(recursive) or star

@@ -642,7 +642,8 @@ class _Parser:
         self.i += 1
         self._syntax = (
             "GRANT SELECT|ALL ON [TABLE|VIEW|SCHEMA|SPACE|SOURCE|FOLDER] path[.*] "
-            "TO [ROLE|USER] name  (REVOKE ... FROM ...); GRANT ROLE r TO USER u"
+            "TO [ROLE|USER] name  (REVOKE ... FROM ...); GRANT ROLE r TO USER u; "
+            "GRANT privilege[, ...] ON SYSTEM TO [ROLE|USER] name"
         )
         if self.take("ROLE"):
             role = self.ident()
@@ -653,23 +654,36 @@ class _Parser:
             return RoleStatement(role, user, add=not revoke)
         privileges = []
         while True:
-            w = self.word()
-            if w not in ("SELECT", "ALL"):
-                self.fail("expected SELECT or ALL")
-            self.i += 1
+            # A privilege is one word or several (MANAGE GRANTS, ALTER REFLECTION).
+            words = []
+            while (
+                self.word()
+                and self.peek().token_type != TokenType.COMMA
+                and not self.at("ON")
+                and not self.at("PRIVILEGES")
+            ):
+                words.append(self.word())
+                self.i += 1
+            if not words:
+                self.fail("expected a privilege (SELECT, ALL, or a system privilege)")
             self.take("PRIVILEGES")
-            privileges.append(w)
+            privileges.append(" ".join(words))
             if not (self.peek() is not None and self.peek().token_type == TokenType.COMMA):
                 break
             self.i += 1
         self.expect("ON")
         recursive = False
-        if any(self.at(w) for w in ("SCHEMA", "SPACE", "SOURCE", "FOLDER", "PROJECT")):
-            recursive = True
+        if self.at("SYSTEM", "FROM" if revoke else "TO"):
+            # Privileges to operate the platform: the object is the system itself (no path).
             self.i += 1
-        elif any(self.at(w) for w in ("TABLE", "VIEW", "VDS", "PDS", "DATASET")):
-            self.i += 1
-        path, star = self.path(star=True)
+            path, star = (), False
+        else:
+            if any(self.at(w) for w in ("SCHEMA", "SPACE", "SOURCE", "FOLDER", "PROJECT")):
+                recursive = True
+                self.i += 1
+            elif any(self.at(w) for w in ("TABLE", "VIEW", "VDS", "PDS", "DATASET")):
+                self.i += 1
+            path, star = self.path(star=True)
         self.expect("FROM" if revoke else "TO")
         kind = "USER" if self.take("USER") else "ROLE"
         self.take("ROLE")

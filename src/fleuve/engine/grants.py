@@ -4,6 +4,7 @@ A grant names a dataset, or a container with `.*` (everything under it), and goe
 or a role. Users hold roles (the `users.roles` list); `admin` passes every check, and each
 user owns their home `@name`. Checks run after name resolution, on the dataset each query
 names; reading through a virtual dataset needs SELECT on that dataset only (Dremio's rule).
+Privileges to operate the platform are granted ON SYSTEM (see `fleuve.security.privileges`).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from fleuve.engine.errors import AccessDenied, EngineError, NotFound
 from fleuve.metadata.engine import EngineGrant
 from fleuve.metadata.models import User
 from fleuve.security import auth
+from fleuve.security import privileges as system
 
 PRIVILEGES = ("SELECT", "ALL")
 
@@ -62,7 +64,10 @@ class Grant:
             "granteeType": self.grantee_kind,
             "grantee": self.grantee,
             "privilege": self.privilege,
-            "object": paths.render(self.path) + (".*" if self.recursive else ""),
+            # A grant with no object is a system privilege, granted ON SYSTEM.
+            "object": paths.render(self.path) + (".*" if self.recursive else "")
+            if self.path
+            else "SYSTEM",
         }
 
 
@@ -127,6 +132,26 @@ class Grants:
             for g in self._grants()
         )
 
+    def holds(self, who: Principal, privilege: str) -> bool:
+        """True when `who` holds the system privilege (through a role or a grant ON SYSTEM)."""
+        return privilege in system.effective(who.name, who.roles, self._grants())
+
+    def require_system(self, who: Principal, privilege: str, doing: str) -> None:
+        """Raise AccessDenied, naming the privilege and how to get it, unless `who` holds it."""
+        if not self.holds(who, privilege):
+            raise system.denied(who.name, privilege, doing)
+
+    def require_reflections(self, who: Principal, path: Sequence[str], doing: str) -> None:
+        """Managing reflections needs ALTER REFLECTION ON SYSTEM, or ALL on the dataset."""
+        if self.allows(who, "ALL", path):
+            return
+        readable = self.allows(who, "SELECT", path)
+        if readable and self.holds(who, system.ALTER_REFLECTION):
+            return
+        if not readable and not self.sees_container(who, path):
+            raise not_found(path)
+        raise system.denied(who.name, system.ALTER_REFLECTION, f"{doing} on {paths.render(path)}")
+
     def require(self, who: Principal, privilege: str, path: Sequence[str], doing: str) -> None:
         """Raise unless `who` may do `doing` on `path`; hidden objects read as not found."""
         if self.allows(who, privilege, path):
@@ -146,8 +171,13 @@ class Grants:
                 continue
             if grantee is not None and g.grantee.lower() != grantee.lower():
                 continue
+            name = system.privilege_of(g.object_key)
             out.append(
-                Grant(g.grantee_kind, g.grantee, g.privilege, tuple(g.object_path), g.recursive)
+                Grant(g.grantee_kind, g.grantee, name, (), False)
+                if name is not None
+                else Grant(
+                    g.grantee_kind, g.grantee, g.privilege, tuple(g.object_path), g.recursive
+                )
             )
         return sorted(out, key=lambda g: (g.path, g.grantee_kind, g.grantee, g.privilege))
 
@@ -161,11 +191,14 @@ class Grants:
         *,
         recursive: bool,
     ) -> Grant:
-        """Give `privilege` on `path` (and under it when `recursive`) to a user or role."""
+        """Give `privilege` on `path` (and under it when `recursive`) to a user or role.
+
+        An empty `path` is SYSTEM: the privilege is one of `fleuve.security.privileges`'."""
         privilege, grantee_kind = privilege.upper(), grantee_kind.upper()
+        if not path:
+            return self._grant_system(by, privilege, grantee_kind, grantee)
+        _check_object_privilege(privilege)
         path = self._check_object(by, path, recursive)
-        if privilege not in PRIVILEGES:
-            raise EngineError(f"unknown privilege '{privilege}'", "grant SELECT or ALL")
         if grantee_kind == "USER":
             self._check_user(grantee)
         with self.db.session() as s:
@@ -205,6 +238,9 @@ class Grants:
     ) -> int:
         """Take a privilege back; REVOKE ALL removes SELECT too. Returns how many grants went."""
         privilege, grantee_kind = privilege.upper(), grantee_kind.upper()
+        if not path:
+            return self._revoke_system(by, privilege, grantee_kind, grantee)
+        _check_object_privilege(privilege)
         path = self._check_object(by, path, recursive)
         removed = ("SELECT", "ALL") if privilege == "ALL" else ("SELECT",)
         with self.db.session() as s:
@@ -222,9 +258,8 @@ class Grants:
         return result.rowcount or 0
 
     def set_role(self, by: Principal, role: str, username: str, *, add: bool) -> None:
-        """Give a user a role, or take it away (administrators only)."""
-        if not by.admin:
-            raise AccessDenied("only administrators change roles", "ask an administrator to run it")
+        """Give a user a role, or take it away (MANAGE USERS)."""
+        self.require_system(by, system.MANAGE_USERS, "giving or taking roles")
         with self.db.session() as s:
             user = s.scalar(select(User).where(User.username == username))
             if user is None:
@@ -251,14 +286,84 @@ class Grants:
             if dataset is None:
                 raise not_found(path)
             real = dataset.path
-        if not self.allows(by, "ALL", real):
+        if not self.allows(by, "ALL", real) and not self.holds(by, system.MANAGE_GRANTS):
             if self.allows(by, "SELECT", real) or self.sees_container(by, real):
                 raise AccessDenied(
-                    f"granting on {paths.render(real)} needs ALL on it",
-                    "ask an administrator",
+                    f"granting on {paths.render(real)} needs ALL on it or the MANAGE GRANTS "
+                    "privilege; an administrator can grant it: "
+                    f"GRANT MANAGE GRANTS ON SYSTEM TO USER {by.name}",
+                    "or GRANT ALL on the object",
                 )
             raise not_found(path, what="container" if recursive else "dataset")
         return tuple(real)
+
+    def _grant_system(self, by: Principal, privilege: str, kind: str, grantee: str) -> Grant:
+        """GRANT a system privilege, or ALL of them, ON SYSTEM."""
+        names = self._system_names(by, privilege)
+        if kind == "USER":
+            self._check_user(grantee)
+        with self.db.session() as s:
+            for name in names:
+                key = system.object_key(name)
+                exists = s.scalar(
+                    select(EngineGrant.id).where(
+                        EngineGrant.grantee_kind == kind,
+                        EngineGrant.grantee == grantee,
+                        EngineGrant.privilege == system.STORED_PRIVILEGE,
+                        EngineGrant.object_key == key,
+                    )
+                )
+                if exists is None:
+                    s.add(
+                        EngineGrant(
+                            grantee_kind=kind,
+                            grantee=grantee,
+                            privilege=system.STORED_PRIVILEGE,
+                            object_key=key,
+                            object_path=[],
+                            recursive=False,
+                            granted_by=by.name,
+                        )
+                    )
+            self.catalog.bump(s)
+        return Grant(kind, grantee, "ALL" if len(names) > 1 else names[0], (), False)
+
+    def _revoke_system(self, by: Principal, privilege: str, kind: str, grantee: str) -> int:
+        names = self._system_names(by, privilege)
+        with self.db.session() as s:
+            result = s.execute(
+                delete(EngineGrant).where(
+                    EngineGrant.grantee_kind == kind,
+                    EngineGrant.grantee == grantee,
+                    EngineGrant.privilege == system.STORED_PRIVILEGE,
+                    EngineGrant.object_key.in_([system.object_key(n) for n in names]),
+                )
+            )
+            if result.rowcount:
+                self.catalog.bump(s)
+        return result.rowcount or 0
+
+    def _system_names(self, by: Principal, privilege: str) -> list[str]:
+        """The system privileges `privilege` names (ALL: every one); only MANAGE GRANTS may."""
+        self.require_system(by, system.MANAGE_GRANTS, "granting privileges on SYSTEM")
+        if privilege == "ALL":
+            return list(system.SYSTEM_PRIVILEGES)
+        if not system.known(privilege):
+            raise EngineError(
+                f"unknown system privilege '{privilege}'",
+                "grant one of: " + ", ".join(system.SYSTEM_PRIVILEGES) + " (or ALL) ON SYSTEM",
+            )
+        return [system.normalize(privilege)]
+
+
+def _check_object_privilege(privilege: str) -> None:
+    if privilege not in PRIVILEGES:
+        raise EngineError(
+            f"unknown privilege '{privilege}' on a dataset or container",
+            "grant SELECT or ALL on objects; grant "
+            + ", ".join(system.SYSTEM_PRIVILEGES)
+            + " ON SYSTEM",
+        )
 
 
 def _holds(g: EngineGrant, who: Principal) -> bool:

@@ -15,12 +15,13 @@ import pyarrow as pa
 from sqlglot import exp
 
 from fleuve.engine import ddl, paths
-from fleuve.engine.errors import AccessDenied, EngineError, NotFound, QueryFailed, safe_error
+from fleuve.engine.errors import EngineError, NotFound, QueryFailed, safe_error
 from fleuve.engine.grants import Grant, Principal, not_found
 from fleuve.engine.plan import Plan, parse_query
 from fleuve.engine.reflections.service import RefreshResult
 from fleuve.engine.system import describe_table
 from fleuve.lake import CATALOG, quote_ident
+from fleuve.security import privileges as system
 
 if TYPE_CHECKING:
     pass
@@ -204,7 +205,7 @@ class Statements:
         self, stmt: ddl.RefreshReflections, who: Principal, ctx: tuple[str, ...], _: str
     ) -> pa.Table:
         ds = self._readable(stmt.dataset, who, ctx)
-        self.grants.require(who, "ALL", ds.path, "refreshing reflections")
+        self.grants.require_reflections(who, ds.path, "refreshing reflections")
         results = [self._refresh_reflection(r, who) for r in self.reflections.on(ds) if r.enabled]
         if not results:
             return _status(f"no enabled reflection on {paths.render(ds.path)}")
@@ -242,8 +243,7 @@ class Statements:
         return _status(f"role {stmt.role} {verb} user {stmt.user}")
 
     def _do_CreateRole(self, stmt: ddl.CreateRole, who: Principal, *_: Any) -> pa.Table:
-        if not who.admin:
-            raise AccessDenied("only administrators manage roles", "ask an administrator")
+        self.grants.require_system(who, system.MANAGE_USERS, "creating a role")
         return _status(f"role {stmt.name} is ready: GRANT ROLE {stmt.name} TO USER <name>")
 
     def _do_ShowGrants(

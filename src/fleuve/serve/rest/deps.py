@@ -8,6 +8,7 @@ from fastapi import Depends, HTTPException, Request
 
 from fleuve.metadata import User
 from fleuve.project import Project
+from fleuve.security import privileges
 from fleuve.serve.queries import Caller, Queries
 
 
@@ -44,6 +45,16 @@ def admin(user: Annotated[User, Depends(current_user)]) -> User:
     if "admin" not in (user.roles or []):
         raise ApiError(403, "this needs the admin role", "ask an admin: `fleuve users roles`")
     return user
+
+
+def needs(privilege: str, doing: str) -> Any:
+    """A route's user, who must hold the system `privilege` (else 403 naming how to get it)."""
+
+    def check(request: Request, user: Annotated[User, Depends(current_user)]) -> User:
+        privileges.require(request.app.state.project.db, user, privilege, doing)
+        return user
+
+    return Depends(check)
 
 
 Authed = Annotated[User, Depends(current_user)]

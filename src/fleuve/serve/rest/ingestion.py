@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter
 from pydantic import BaseModel, Field
@@ -12,13 +12,16 @@ from sqlalchemy import select
 
 from fleuve import ingest
 from fleuve.errors import FleuveError
-from fleuve.metadata import Job
+from fleuve.metadata import Job, User
 from fleuve.project import Project
-from fleuve.security import audit
-from fleuve.serve.rest.deps import ApiError, Authed, ProjectDep
+from fleuve.security import audit, privileges
+from fleuve.serve.rest.deps import ApiError, ProjectDep, needs
 from fleuve.serve.rest.errors import error_responses
 
 router = APIRouter(tags=["Ingestion API"])
+
+Syncer = Annotated[User, needs(privileges.SYNC, "starting a sync")]
+Monitor = Annotated[User, needs(privileges.MONITOR, "reading sync jobs")]
 
 # How long `connections/sync` waits for the new job to be recorded before answering.
 JOB_WAIT_SECONDS = 10
@@ -72,8 +75,8 @@ def start_sync(project: Project, name: str) -> int:
 
 
 @router.post("/api/v1/connections/sync", responses=error_responses(404))
-def connections_sync(body: SyncRequest, project: ProjectDep, user: Authed) -> dict[str, Any]:
-    """Start a sync of the connection now; answers its job (status `running`)."""
+def connections_sync(body: SyncRequest, project: ProjectDep, user: Syncer) -> dict[str, Any]:
+    """Start a sync of the connection now (SYNC privilege); answers its job (status `running`)."""
     try:
         job_id = start_sync(project, body.connectionId)
     except FleuveError as exc:
@@ -92,8 +95,8 @@ def connections_sync(body: SyncRequest, project: ProjectDep, user: Authed) -> di
 
 
 @router.post("/api/v1/jobs/get", responses=error_responses(404))
-def jobs_get(body: JobRequest, project: ProjectDep, _: Authed) -> dict[str, Any]:
-    """A job with its attempts: status, records and bytes synced, failure summary."""
+def jobs_get(body: JobRequest, project: ProjectDep, _: Monitor) -> dict[str, Any]:
+    """A job with its attempts: status, records and bytes synced, failure summary (MONITOR)."""
     try:
         job_id = int(body.id)
     except ValueError:

@@ -12,16 +12,30 @@ from sqlalchemy import select
 from fleuve import ingest, transform
 from fleuve.errors import FleuveError
 from fleuve.lake import LAYERS, quote_ident
-from fleuve.metadata import PipelineRun
-from fleuve.security import audit, auth
+from fleuve.metadata import PipelineRun, User
+from fleuve.security import audit, auth, privileges
 from fleuve.serve import catalog
-from fleuve.serve.rest.deps import Admin, ApiError, Authed, CallerDep, ProjectDep, QueriesDep, page
+from fleuve.serve.rest.deps import (
+    Admin,
+    ApiError,
+    Authed,
+    CallerDep,
+    ProjectDep,
+    QueriesDep,
+    needs,
+    page,
+)
 from fleuve.serve.rest.ingestion import read_job, start_sync
 from fleuve.serve.rest.types import dumps
 
 router = APIRouter(prefix="/api/fleuve/v1", tags=["Fleuve"])
 
 _SECRET_KEYS = ("password", "secret", "key", "token", "dsn")
+
+# Operating the platform needs a system privilege (see `fleuve.security.privileges`).
+Syncer = Annotated[User, needs(privileges.SYNC, "starting a sync")]
+Monitor = Annotated[User, needs(privileges.MONITOR, "seeing connections and jobs")]
+UserAdmin = Annotated[User, needs(privileges.MANAGE_USERS, "listing users")]
 
 
 def _masked(value: Any, key: str = "") -> Any:
@@ -39,13 +53,13 @@ def _masked(value: Any, key: str = "") -> Any:
 
 
 @router.get("/connections")
-def connections(project: ProjectDep, _: Authed) -> dict[str, Any]:
+def connections(project: ProjectDep, _: Monitor) -> dict[str, Any]:
     """The connections declared in fleuve.yml, secrets masked."""
     return page([_masked(c.model_dump(mode="json")) for c in project.settings.connections])
 
 
 @router.get("/connections/{name}")
-def connection(name: str, project: ProjectDep, _: Authed) -> dict[str, Any]:
+def connection(name: str, project: ProjectDep, _: Monitor) -> dict[str, Any]:
     """One connection, secrets masked."""
     try:
         conn = project.settings.connection(name)
@@ -55,7 +69,7 @@ def connection(name: str, project: ProjectDep, _: Authed) -> dict[str, Any]:
 
 
 @router.post("/connections/{name}/sync")
-def connection_sync(name: str, project: ProjectDep, user: Authed) -> dict[str, Any]:
+def connection_sync(name: str, project: ProjectDep, user: Syncer) -> dict[str, Any]:
     """Start a sync of the connection; answers its job (a JobInfoRead)."""
     try:
         job_id = start_sync(project, name)
@@ -72,7 +86,7 @@ def connection_sync(name: str, project: ProjectDep, user: Authed) -> dict[str, A
 @router.get("/jobs")
 def jobs(
     project: ProjectDep,
-    _: Authed,
+    _: Monitor,
     connection: Annotated[str | None, Query(description="only this connection's syncs")] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> dict[str, Any]:
@@ -81,7 +95,7 @@ def jobs(
 
 
 @router.get("/jobs/{job_id}")
-def job(job_id: int, project: ProjectDep, _: Authed) -> dict[str, Any]:
+def job(job_id: int, project: ProjectDep, _: Monitor) -> dict[str, Any]:
     """One job with its attempts."""
     return read_job(project, job_id)
 
@@ -156,7 +170,7 @@ def table_rows(
 
 @router.get("/pipeline/runs")
 def pipeline_runs(
-    project: ProjectDep, _: Authed, limit: Annotated[int, Query(ge=1, le=100)] = 20
+    project: ProjectDep, _: Monitor, limit: Annotated[int, Query(ge=1, le=100)] = 20
 ) -> dict[str, Any]:
     """Recent runs of the batch pipeline with their steps."""
     with project.db.session() as s:
@@ -190,8 +204,8 @@ def pipeline_runs(
 class GrantRequest(BaseModel):
     """A privilege on an object for a role or a user."""
 
-    privilege: str = Field(description="SELECT or ALL")
-    object: str = Field(description="a dataset path, or a container with .*, e.g. bronze.*")
+    privilege: str = Field(description="SELECT or ALL; on SYSTEM, a system privilege, e.g. SYNC")
+    object: str = Field(description="a dataset path, a container with .*, e.g. bronze.*, or SYSTEM")
     grantee: str = Field(description="the role or user name")
     granteeType: str = Field("ROLE", description="ROLE or USER")
 
@@ -203,7 +217,7 @@ def grants(
     object: Annotated[str | None, Query(description="only grants on this path")] = None,
     grantee: Annotated[str | None, Query()] = None,
 ) -> dict[str, Any]:
-    """Grants: every one for administrators, the caller's own and their roles' otherwise."""
+    """Grants: every one with MANAGE GRANTS, the caller's own and their roles' otherwise."""
     found = queries.engine.list_grants(user=user.username, path=object, grantee=grantee)
     return page([g.as_json() for g in found])
 
@@ -258,14 +272,14 @@ def lineage(
 
 @router.get("/transform/runs")
 def transform_runs(
-    project: ProjectDep, _: Authed, limit: Annotated[int, Query(ge=1, le=100)] = 20
+    project: ProjectDep, _: Monitor, limit: Annotated[int, Query(ge=1, le=100)] = 20
 ) -> dict[str, Any]:
     """Recent dbt runs, newest first, with each node's outcome and timing."""
     return page([r.to_dict() for r in transform.run_history(project.db, limit)])
 
 
 @router.get("/transform/runs/{run_id}")
-def transform_run(run_id: str, project: ProjectDep, _: Authed) -> dict[str, Any]:
+def transform_run(run_id: str, project: ProjectDep, _: Monitor) -> dict[str, Any]:
     """One dbt run (a unique prefix of its id is enough)."""
     try:
         return transform.get_run(project.db, run_id).to_dict()
@@ -317,8 +331,8 @@ def token_revoke(token_id: int, project: ProjectDep, user: Authed) -> Response:
 
 
 @router.get("/users")
-def users(project: ProjectDep, _: Admin) -> dict[str, Any]:
-    """Every user with roles and state (admins only)."""
+def users(project: ProjectDep, _: UserAdmin) -> dict[str, Any]:
+    """Every user with roles and state (MANAGE USERS)."""
     return page(
         [
             {

@@ -31,7 +31,7 @@ from fleuve.dashboards.query import chart_query, filter_conditions, options_quer
 from fleuve.errors import FleuveError
 from fleuve.metadata import User
 from fleuve.project import Project
-from fleuve.security import audit, auth
+from fleuve.security import audit, auth, privileges
 from fleuve.serve.catalog import visible_lineage
 from fleuve.serve.queries import Caller, Queries
 from fleuve.serve.rest.errors import error_responses
@@ -78,12 +78,6 @@ def _user(request: Request) -> User:
     return request.state.user
 
 
-def _admin(user: Annotated[User, Depends(_user)]) -> User:
-    if "admin" not in (user.roles or []):
-        raise HTTPException(403, "this needs the admin role")
-    return user
-
-
 def _queries(request: Request) -> Queries:
     return request.app.state.queries
 
@@ -96,8 +90,21 @@ def _caller(request: Request, user: Annotated[User, Depends(_user)]) -> Caller:
     return Caller(user.username, request.client.host if request.client else None, "ui")
 
 
+def _needs(privilege: str, doing: str) -> Any:
+    """A route's user, who must hold the system `privilege` (else 403 naming how to get it)."""
+
+    def check(request: Request, user: Annotated[User, Depends(_user)]) -> User:
+        privileges.require(request.app.state.project.db, user, privilege, doing)
+        return user
+
+    return Depends(check)
+
+
 UserDep = Annotated[User, Depends(_user)]
-AdminDep = Annotated[User, Depends(_admin)]
+MonitorDep = Annotated[User, _needs(privileges.MONITOR, "seeing dbt runs and job logs")]
+EditorDep = Annotated[User, _needs(privileges.EDIT_DASHBOARDS, "changing charts and dashboards")]
+UsersAdminDep = Annotated[User, _needs(privileges.MANAGE_USERS, "managing users")]
+GrantsAdminDep = Annotated[User, _needs(privileges.MANAGE_GRANTS, "listing every grant")]
 QueriesDep = Annotated[Queries, Depends(_queries)]
 ProjectDep = Annotated[Project, Depends(_project)]
 CallerDep = Annotated[Caller, Depends(_caller)]
@@ -196,9 +203,14 @@ def cached_query(
 
 
 @router.get("/me")
-def me(user: UserDep) -> dict[str, Any]:
-    """Who is signed in."""
-    return {"userName": user.username, "roles": user.roles, "admin": "admin" in user.roles}
+def me(user: UserDep, project: ProjectDep) -> dict[str, Any]:
+    """Who is signed in, with the system privileges they hold (the UI shows what they may do)."""
+    return {
+        "userName": user.username,
+        "roles": user.roles,
+        "admin": "admin" in user.roles,
+        "privileges": sorted(privileges.held(project.db, user)),
+    }
 
 
 @router.get("/completion")
@@ -229,7 +241,7 @@ def reflections(queries: QueriesDep, user: UserDep) -> dict[str, Any]:
 
 @router.get("/dbt/runs")
 def dbt_runs(
-    project: ProjectDep, _: UserDep, limit: Annotated[int, Query(ge=1, le=100)] = 10
+    project: ProjectDep, _: MonitorDep, limit: Annotated[int, Query(ge=1, le=100)] = 10
 ) -> dict[str, Any]:
     """Recent dbt runs with each model's and test's outcome and timing."""
     return {"data": [r.to_dict() for r in run_history(project.db, limit)]}
@@ -260,11 +272,11 @@ def query_history(
 @router.get("/logs")
 def job_logs(
     project: ProjectDep,
-    _: AdminDep,
+    _: MonitorDep,
     job_id: Annotated[str, Query(alias="jobId", min_length=1, max_length=64)],
     limit: Annotated[int, Query(ge=1, le=1000)] = 200,
 ) -> dict[str, Any]:
-    """The log lines of one job (admins only), from the end of the project's JSON log."""
+    """The log lines of one job (MONITOR), from the end of the project's JSON log."""
     return {
         "lines": job_log_lines(project.settings.state_dir / "logs" / "fleuve.log", job_id, limit)
     }
@@ -348,7 +360,7 @@ def charts(project: ProjectDep, _: UserDep) -> dict[str, Any]:
 
 
 @router.post("/charts")
-def chart_save(body: ChartPreview, project: ProjectDep, user: UserDep) -> dict[str, Any]:
+def chart_save(body: ChartPreview, project: ProjectDep, user: EditorDep) -> dict[str, Any]:
     """Save (or replace) a chart; its `name` is its slug."""
     row = store.save_chart(project.db, _chart(body.chart), user.username)
     return _chart_json(row)
@@ -364,7 +376,7 @@ def chart_get(slug: str, project: ProjectDep, _: UserDep) -> dict[str, Any]:
 
 
 @router.delete("/charts/{slug}", status_code=204)
-def chart_delete(slug: str, project: ProjectDep, _: UserDep) -> Response:
+def chart_delete(slug: str, project: ProjectDep, _: EditorDep) -> Response:
     """Delete a saved chart."""
     try:
         store.delete_chart(project.db, slug)
@@ -418,7 +430,7 @@ def dashboards(project: ProjectDep, _: UserDep) -> dict[str, Any]:
 
 
 @router.post("/dashboards", responses=error_responses(409))
-def dashboard_create(body: NewDashboard, project: ProjectDep, user: UserDep) -> dict[str, Any]:
+def dashboard_create(body: NewDashboard, project: ProjectDep, user: EditorDep) -> dict[str, Any]:
     """Create an empty dashboard to add charts to."""
     try:
         spec = DashboardSpec(slug=body.slug, title=body.title, refresh_seconds=body.refresh_seconds)
@@ -437,7 +449,7 @@ def dashboard(slug: str, project: ProjectDep, _: UserDep) -> dict[str, Any]:
 
 
 @router.delete("/dashboards/{slug}", status_code=204)
-def dashboard_delete(slug: str, project: ProjectDep, _: UserDep) -> Response:
+def dashboard_delete(slug: str, project: ProjectDep, _: EditorDep) -> Response:
     """Delete a dashboard made in the UI."""
     _dashboard(project, slug)
     store.delete_dashboard(project.db, slug)
@@ -446,7 +458,7 @@ def dashboard_delete(slug: str, project: ProjectDep, _: UserDep) -> Response:
 
 @router.post("/dashboards/{slug}/charts")
 def dashboard_add_chart(
-    slug: str, body: ChartPreview, project: ProjectDep, user: UserDep
+    slug: str, body: ChartPreview, project: ProjectDep, user: EditorDep
 ) -> dict[str, Any]:
     """Add a chart (a copy of its spec) to a dashboard made in the UI."""
     _, spec = _dashboard(project, slug)
@@ -458,7 +470,7 @@ def dashboard_add_chart(
 
 @router.delete("/dashboards/{slug}/charts/{name}")
 def dashboard_remove_chart(
-    slug: str, name: str, project: ProjectDep, user: UserDep
+    slug: str, name: str, project: ProjectDep, user: EditorDep
 ) -> dict[str, Any]:
     """Take a chart off a dashboard made in the UI."""
     _, spec = _dashboard(project, slug)
@@ -549,8 +561,8 @@ class UserChange(BaseModel):
 
 
 @router.post("/admin/users")
-def user_create(body: NewUser, project: ProjectDep, admin: AdminDep) -> dict[str, Any]:
-    """Create a user (admins only)."""
+def user_create(body: NewUser, project: ProjectDep, admin: UsersAdminDep) -> dict[str, Any]:
+    """Create a user (MANAGE USERS)."""
     user = auth.create_user(
         project.db, body.userName, body.password, body.roles, actor=admin.username
     )
@@ -559,9 +571,9 @@ def user_create(body: NewUser, project: ProjectDep, admin: AdminDep) -> dict[str
 
 @router.patch("/admin/users/{name}")
 def user_change(
-    name: str, body: UserChange, project: ProjectDep, admin: AdminDep
+    name: str, body: UserChange, project: ProjectDep, admin: UsersAdminDep
 ) -> dict[str, Any]:
-    """Change a user's roles or disable them (admins only)."""
+    """Change a user's roles or disable them (MANAGE USERS)."""
     if body.roles is not None:
         auth.set_roles(project.db, name, body.roles, actor=admin.username)
     if body.disabled is not None:
@@ -573,6 +585,6 @@ def user_change(
 
 
 @router.get("/admin/grants")
-def grants(queries: QueriesDep, admin: AdminDep) -> dict[str, Any]:
-    """Every grant, as the engine holds them (admins only)."""
+def grants(queries: QueriesDep, admin: GrantsAdminDep) -> dict[str, Any]:
+    """Every grant, as the engine holds them (MANAGE GRANTS)."""
     return {"data": [g.as_json() for g in queries.engine.list_grants(user=admin.username)]}
