@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import re
+import time as clock
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, datetime, time, timezone
@@ -21,7 +22,7 @@ import duckdb
 import pytest
 from sqlglot import exp
 
-from fleuve.engine import Engine, EngineError
+from fleuve.engine import FINAL_STATES, Engine, EngineError
 from fleuve.engine.dialect import DREMIO_FUNCTIONS, REFUSED, to_duckdb
 from fleuve.engine.plan import parse_query
 from tests.engine.conftest import make_project
@@ -218,3 +219,31 @@ def test_every_duckdb_function_keeps_its_arguments_or_is_refused() -> None:
         if missing:
             lost.append(f"{sql} -> {out}")
     assert not lost, "\n".join(lost)
+
+
+def test_a_refusal_fails_the_job_and_a_view_with_the_function_name(engine: Engine) -> None:
+    """The REST flow (a background job) and a virtual dataset get the same refusal."""
+    job_id = engine.submit("SELECT TO_CHAR(amount, '#.##') FROM gold.orders", user="admin")
+    deadline = clock.monotonic() + 30
+    while engine.job(job_id).state not in FINAL_STATES and clock.monotonic() < deadline:
+        clock.sleep(0.05)
+    job = engine.job(job_id)
+    assert job.state == "FAILED" and "TO_CHAR" in (job.error or "")
+    engine.execute("CREATE SPACE Shop", user="admin").read_all()
+    with pytest.raises(EngineError, match="SOUNDEX"):
+        engine.save_view(
+            ["Shop", "sounds"],
+            "SELECT SOUNDEX(status) AS s FROM gold.orders",
+            user="admin",
+            dialect="dremio",
+        )
+    engine.save_view(
+        ["Shop", "months"],
+        "SELECT TO_CHAR(ordered_at, 'YYYY-MM') AS m FROM gold.orders",
+        user="admin",
+        dialect="dremio",
+    )
+    got = engine.execute("SELECT DISTINCT m FROM Shop.months WHERE m IS NOT NULL", user="admin")
+    assert sorted(r["m"] for r in got.read_all().to_pylist()) == [
+        f"2024-{m:02d}" for m in range(1, 13)
+    ]

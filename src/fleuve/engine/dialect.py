@@ -98,7 +98,7 @@ _RENAME = {
     "dremio": {"TO_CHAR", "TO_DATE", "TIMESTAMPDIFF", "DATE_DIFF", "DATE_FORMAT"},
     "duckdb": {"APPROX_TOP_K", "DECODE", "JARO_WINKLER_SIMILARITY", "TIME_BUCKET"},
 }
-_RENAMED = "FLEUVE_"
+_RENAMED = "FLEUVE_RENAMED__"
 # DuckDB functions whose date part sqlglot reads as a keyword: a column there would become a
 # constant part named like the column.
 _PART_FIRST = {"DATE_TRUNC", "DATETRUNC", "DATE_DIFF", "DATEDIFF"}
