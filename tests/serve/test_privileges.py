@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import itertools
 import time
+import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
+import adbc_driver_flightsql.dbapi as flight_sql
 import httpx
 import pyarrow.flight as flight
 import pytest
@@ -110,6 +112,24 @@ class Platform:
             return Outcome(False, "Unauthorized", str(exc))
         finally:
             client.close()
+        return Outcome(True, "ok")
+
+    def adbc_sql(self, user: str, sql: str) -> Outcome:
+        """A statement through Flight SQL, as the ADBC driver sends it."""
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # "Cannot disable autocommit": no transactions
+            conn = flight_sql.connect(
+                self.served.flight_url,
+                db_kwargs={"username": user, "password": password(user)},
+            )
+        try:
+            with conn.cursor() as cur:
+                cur.execute(sql)
+                cur.fetch_arrow_table()
+        except flight_sql.Error as exc:
+            return Outcome(False, type(exc).__name__, str(exc))
+        finally:
+            conn.close()
         return Outcome(True, "ok")
 
     def v3_sql(self, user: str, sql: str) -> Outcome:
@@ -397,6 +417,19 @@ ACTIONS: list[tuple[str, str, str, Callable[[Platform, str], Outcome]]] = [
         # The viewer already holds the role: allowed or not, nobody's rights change.
         lambda p, u: p.flight_sql(u, "GRANT ROLE viewer TO USER viewer"),
     ),
+    # Flight SQL through the ADBC driver.
+    (
+        "flight-sql",
+        "alter a reflection",
+        "ALTER REFLECTION",
+        lambda p, u: p.adbc_sql(u, f"ALTER REFLECTION {REFLECTION} SET ENABLED = TRUE"),
+    ),
+    (
+        "flight-sql",
+        "grant on SYSTEM",
+        "MANAGE GRANTS",
+        lambda p, u: p.adbc_sql(u, "GRANT RUN PIPELINES ON SYSTEM TO ROLE scratch"),
+    ),
     # The CLI with --user.
     ("cli", "sync a connection", "SYNC", _cli_sync),
     (
@@ -543,3 +576,16 @@ def test_a_wrong_grant_says_what_to_write(
     with pytest.raises(FleuveError) as caught:
         admin_sql(platform.served, sql)
     assert problem in caught.value.message and fix in (caught.value.fix or "")
+
+
+@pytest.mark.parametrize("user", list(USERS))
+def test_reading_the_sources_settings_needs_manage_sources(platform: Platform, user: str) -> None:
+    """The engine's Python API checks the same privilege as every served interface."""
+    engine = platform.served.server.queries.engine
+    if "MANAGE SOURCES" in USERS[user][1]:
+        assert isinstance(engine.sources(user=user), list)
+        return
+    with pytest.raises(FleuveError) as caught:
+        engine.sources(user=user)
+    assert "needs the MANAGE SOURCES privilege" in caught.value.message
+    assert f"GRANT MANAGE SOURCES ON SYSTEM TO USER {user}" in caught.value.message
