@@ -392,7 +392,6 @@ REFUSED = {
 CARRIED: tuple[type[exp.Expression], ...] = (
     exp.Abs,
     exp.Acos,
-    exp.AddMonths,
     exp.ApproxDistinct,
     exp.ArrayAgg,
     exp.Ascii,
@@ -505,7 +504,6 @@ CARRIED: tuple[type[exp.Expression], ...] = (
     exp.Trim,
     exp.Trunc,
     exp.TryCast,
-    exp.TsOrDsToDate,
     exp.Unhex,
     exp.Upper,
     exp.Variance,
@@ -728,6 +726,15 @@ def _dremio_anonymous(node: exp.Anonymous) -> exp.Expression | None:
     raise _refuse(name)
 
 
+# What the calls the rewrites leave in place return (TO_DATE and TO_TIMESTAMP are read later).
+_KIND_OF_CALL = {
+    "TO_DATE": "DATE",
+    "TO_TIMESTAMP": "TIMESTAMP",
+    "STRPTIME": "TIMESTAMP",
+    "MAKE_TIMESTAMP": "TIMESTAMP",
+}
+
+
 def _temporal_kind(node: exp.Expression) -> str | None:
     """DATE, TIMESTAMP, or None when only the column's type can tell."""
     if isinstance(node, exp.Cast | exp.TryCast):
@@ -735,12 +742,12 @@ def _temporal_kind(node: exp.Expression) -> str | None:
             return "DATE"
         if node.to.is_type(*exp.DataType.TEMPORAL_TYPES):
             return "TIMESTAMP"
-    if isinstance(node, exp.CurrentDate | exp.Date | exp.TsOrDsToDate | exp.LastDay):
+    if isinstance(node, exp.CurrentDate | exp.Date | exp.LastDay):
         return "DATE"
-    if isinstance(node, exp.CurrentTimestamp | exp.StrToTime):
+    if isinstance(node, exp.CurrentTimestamp):
         return "TIMESTAMP"
-    if isinstance(node, exp.Anonymous) and node.name.lower() == "strptime":
-        return "TIMESTAMP"
+    if isinstance(node, exp.Anonymous):
+        return _KIND_OF_CALL.get(node.name.upper())
     if isinstance(node, exp.Paren):
         return _temporal_kind(node.this)
     return None

@@ -206,6 +206,12 @@ SELECT DATE_ADD(d, 1) AS v FROM gold.days;
 -- DATE_ADD dremio: datetime(2024, 2, 1, 10, 0)
 SELECT DATE_ADD(ts, 1) AS v FROM gold.days;
 
+-- DATE_ADD dremio: date(2024, 6, 8)
+SELECT DATE_ADD(TO_DATE('01/06/2024', 'DD/MM/YYYY'), 7) AS v;
+
+-- DATE_ADD dremio: refused
+SELECT DATE_ADD(CONCAT('2024-01-', '31'), 1) AS v;
+
 -- DATE_PART dremio: 2024
 SELECT DATE_PART('year', TIMESTAMP '2024-03-05 14:07:09') AS v;
 
