@@ -571,3 +571,22 @@ def test_adbc_table_schema_has_the_client_types(adbc: flight_sql.Connection) -> 
     schema = adbc.adbc_get_table_schema("fct_daily_revenue", db_schema_filter="gold")
     assert schema.field("order_date").type == pa.date64()
     assert schema.field("store_id").type == pa.int64()
+
+
+def test_describe_names_the_types_results_carry(flight_client: tuple) -> None:
+    """DESCRIBE (what Superset's dialect reads for a dataset) agrees with the results' types."""
+    client, options = flight_client
+
+    def run(sql: str) -> pa.Table:
+        info = client.get_flight_info(flight.FlightDescriptor.for_command(sql), options)
+        return client.do_get(info.endpoints[0].ticket, options).read_all()
+
+    columns = ", ".join(f'{c.sql} AS "{c.name}"' for c in CASES)
+    run(f'CREATE OR REPLACE VIEW "@admin".every_type AS SELECT {columns}')
+    described = run('DESCRIBE "@admin".every_type').to_pylist()
+    got = {r["COLUMN_NAME"]: r["DATA_TYPE"] for r in described}
+    want = {}
+    for case in CASES:
+        name = case.rest_type["name"] if isinstance(case.rest_type, dict) else case.rest_type
+        want[case.name] = "CHARACTER VARYING" if name == "VARCHAR" else name
+    assert got == want

@@ -33,7 +33,13 @@ _SIMPLE = {
     "JSON": "VARCHAR",
     "BLOB": "VARBINARY",
     "BIT": "VARBINARY",
+    "VARINT": "VARBINARY",
+    "BIGNUM": "VARBINARY",
+    # A column of NULLs is sent as an INT column holding nulls.
+    "NULL": "INTEGER",
 }
+# The DECIMAL that integers wider than BIGINT are sent as.
+_WIDE_INTEGERS = {"UBIGINT": (20, 0), "HUGEINT": (38, 0), "UHUGEINT": (38, 0)}
 _DECIMAL = re.compile(r"DECIMAL\((\d+),\s*(\d+)\)")
 
 
@@ -52,8 +58,10 @@ class Field:
     def as_json(self) -> dict:
         """The REST catalog shape of a field."""
         out: dict = {"name": self.name, "type": {"name": self.dremio_type}}
-        if m := _DECIMAL.fullmatch(self.type.upper()):
-            out["type"].update(precision=int(m.group(1)), scale=int(m.group(2)))
+        if self.dremio_type == "DECIMAL":
+            precision, scale = precision_scale(self.type)
+            if precision is not None:
+                out["type"].update(precision=precision, scale=scale)
         return out
 
 
@@ -66,26 +74,30 @@ def dremio_type(duck: str) -> str:
         return "DECIMAL"
     if t.endswith("]"):
         return "LIST"
-    if t.startswith("STRUCT") or t.startswith("UNION"):
+    if t.startswith("STRUCT"):
         return "STRUCT"
     if t.startswith("MAP"):
         return "MAP"
-    if t.startswith("ENUM") or t.startswith("VARCHAR"):
+    if t.startswith("ENUM") or t.startswith("VARCHAR") or t.startswith("UNION"):
         return "VARCHAR"
     return t
 
 
 def precision_scale(duck: str) -> tuple[int | None, int | None]:
-    """Numeric precision and scale of a DuckDB type, when it has them."""
+    """Numeric precision and scale of the Dremio type a DuckDB type is sent as."""
     t = duck.upper()
     if m := _DECIMAL.fullmatch(t):
         return int(m.group(1)), int(m.group(2))
+    if t in _WIDE_INTEGERS:
+        return _WIDE_INTEGERS[t]
     return {
-        "TINYINT": (8, 0),
-        "SMALLINT": (16, 0),
+        "TINYINT": (32, 0),
+        "SMALLINT": (32, 0),
+        "UTINYINT": (32, 0),
+        "USMALLINT": (32, 0),
         "INTEGER": (32, 0),
+        "UINTEGER": (64, 0),
         "BIGINT": (64, 0),
-        "HUGEINT": (38, 0),
         "FLOAT": (24, None),
         "DOUBLE": (53, None),
     }.get(t, (None, None))
