@@ -139,8 +139,8 @@ def _fn(name: str, *args: exp.Expression) -> exp.Anonymous:
     return exp.Anonymous(this=name, expressions=list(args))
 
 
-def _format_of(node: exp.Expression, key: str, function: str) -> str:
-    fmt = node.args.get(key)
+def _format_text(fmt: exp.Expression | None, function: str) -> str:
+    """The text of a format argument, which must be a string literal."""
     if not isinstance(fmt, exp.Literal) or not fmt.is_string:
         raise EngineError(
             f"{function} needs its format as a string literal",
@@ -173,17 +173,16 @@ def _parse_time(value: exp.Expression, fmt: str, function: str, to: str | None) 
 def _shared(node: exp.Expression) -> exp.Expression | None:
     """TO_CHAR / TO_DATE / TO_TIMESTAMP with Dremio (PostgreSQL-style) formats, in any dialect."""
     if isinstance(node, exp.ToChar) and node.args.get("format") is not None:
-        return _to_char(node, _format_of(node, "format", "TO_CHAR"))
+        return _to_char(node, _format_text(node.args.get("format"), "TO_CHAR"))
     if isinstance(node, exp.ToChar):
         return exp.cast(node.this, "VARCHAR")
     if isinstance(node, exp.Anonymous):
         name = node.name.upper()
         args = node.expressions
         if name in ("TO_DATE", "TO_TIMESTAMP", "TO_TIME") and len(args) == 2:
-            fmt = args[1]
-            if isinstance(fmt, exp.Literal) and fmt.is_string:
-                to = {"TO_DATE": "DATE", "TO_TIMESTAMP": None, "TO_TIME": "TIME"}[name]
-                return _parse_time(args[0], fmt.this, name, to)
+            fmt = _format_text(args[1], name)
+            to = {"TO_DATE": "DATE", "TO_TIMESTAMP": None, "TO_TIME": "TIME"}[name]
+            return _parse_time(args[0], fmt, name, to)
     if isinstance(node, exp.UnixToTime):
         scale = node.args.get("scale")
         if isinstance(scale, exp.Literal) and scale.is_string:
@@ -647,7 +646,7 @@ def _dremio(node: exp.Expression) -> exp.Expression | None:
     if isinstance(node, exp.ToNumber):
         fmt = node.args.get("format")
         if fmt is not None:
-            text = _format_of(node, "format", "TO_NUMBER")
+            text = _format_text(fmt, "TO_NUMBER")
             if not _NUMERIC_FORMAT.match(text) or "," in text:
                 raise EngineError(
                     f"TO_NUMBER format {text!r} is not supported",

@@ -350,6 +350,9 @@ SELECT TO_DATE('01/06/2024', 'DD/MM/YYYY') AS v;
 -- TO_DATE dremio: date(2024, 6, 1)
 SELECT TO_DATE('2024-06-01', 'YYYY-MM-DD') AS v;
 
+-- TO_DATE dremio: refused
+SELECT TO_DATE(c, f) AS v FROM (VALUES ('2024', 'YYYY')) AS t(c, f);
+
 -- TO_TIME dremio: time(10, 11, 12)
 SELECT TO_TIME('10:11:12', 'HH24:MI:SS') AS v;
 
