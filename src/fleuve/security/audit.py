@@ -190,7 +190,8 @@ class AuditWriter:
 
     def __init__(self, db: Database) -> None:
         self.db = db
-        self._queue: queue.Queue[dict[str, Any] | None] = queue.Queue()
+        # (when, the arguments of `_row`) per event; None asks the writer to stop.
+        self._queue: queue.Queue[tuple[datetime, tuple] | None] = queue.Queue()
         self._thread = threading.Thread(target=self._run, name="fleuve-audit", daemon=True)
         self._thread.start()
 
@@ -205,9 +206,9 @@ class AuditWriter:
         target: str | None = None,
         **detail: Any,
     ) -> None:
-        """Queue one event (same arguments as `record`, the origin given explicitly)."""
-        row = _row(kind, action, username, outcome, client, target, detail)
-        self._queue.put({**row, "at": utcnow()})
+        """Queue one event (same arguments as `record`, the origin given explicitly); it is
+        masked and written by the writer's thread, off the query's path."""
+        self._queue.put((utcnow(), (kind, action, username, outcome, client, target, detail)))
 
     def close(self) -> None:
         """Write what is queued, then stop."""
@@ -223,11 +224,12 @@ class AuditWriter:
             while not self._queue.empty() and len(rows) < 500:
                 rows.append(self._queue.get_nowait())
             stop = None in rows
-            rows = [r for r in rows if r is not None]
-            if not rows:
+            events = [r for r in rows if r is not None]
+            if not events:
                 continue
             try:
+                values = [{**_row(*fields), "at": at} for at, fields in events]
                 with self.db.session() as s:
-                    s.execute(insert(AuditEvent), rows)
+                    s.execute(insert(AuditEvent), values)
             except Exception:
                 log.exception("could not write %d audit events", len(rows))
