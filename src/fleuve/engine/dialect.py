@@ -157,9 +157,16 @@ def _to_char(node: exp.Expression, fmt: str) -> exp.Expression:
         )
     value = node.this
     if isinstance(value, exp.Cast) and value.to.is_type(exp.DataType.Type.TIME):
-        # DuckDB formats timestamps only: a time of day is formatted on the epoch's day.
-        value = exp.Add(this=exp.cast(exp.Literal.string("1970-01-01"), "DATE"), expression=value)
-    return _fn("strftime", value, exp.Literal.string(strftime_format(fmt, "TO_CHAR")))
+        value = _on_epoch_day(value)
+    out = _fn("strftime", value, exp.Literal.string(strftime_format(fmt, "TO_CHAR")))
+    if isinstance(value, exp.Column):
+        out.meta["fleuve_settle"] = "TO_CHAR"  # a TIME column is known once the tables are
+    return out
+
+
+def _on_epoch_day(time_of_day: exp.Expression) -> exp.Expression:
+    """A time of day as a timestamp, since DuckDB's strftime formats timestamps only."""
+    return exp.Add(this=exp.cast(exp.Literal.string("1970-01-01"), "DATE"), expression=time_of_day)
 
 
 def _parse_time(value: exp.Expression, fmt: str, function: str, to: str | None) -> exp.Expression:
@@ -798,30 +805,30 @@ def translate(ast: exp.Expression, dialect: str) -> exp.Expression:
 
 
 def settle(ast: exp.Expression, columns: Sequence[tuple[str, str, str]]) -> None:
-    """Give Dremio's date arithmetic over a column the column's type.
+    """Give the rewrites that depend on a column's type the column's type.
 
-    `columns` lists (table alias, column name, DuckDB type) of the tables the query reads.
+    Dremio's date arithmetic keeps a DATE column a DATE; TO_CHAR formats a TIME column on the
+    epoch's day. `columns` lists (table alias, column name, DuckDB type) of the tables the
+    query reads.
     """
-    pending = [
-        n
-        for n in ast.find_all(exp.DateAdd, exp.DateSub, exp.DateTrunc)
-        if n.meta.get("fleuve_settle")
-    ]
-    for node in pending:
+    for node in [n for n in ast.find_all(exp.Func) if n.meta.get("fleuve_settle")]:
         function = node.meta.pop("fleuve_settle")
-        col = node.this
+        col = node.this if function != "TO_CHAR" else node.expressions[0]
         table = col.table.lower()
         types = {
             t.upper()
             for alias, name, t in columns
             if name.lower() == col.name.lower() and (not table or alias.lower() == table)
         }
-        if len(types) != 1:
+        if function == "TO_CHAR":
+            if types == {"TIME"}:
+                col.replace(_on_epoch_day(col.copy()))
+        elif len(types) != 1:
             raise EngineError(
                 f"{function} cannot tell whether {col.sql('duckdb')} is a DATE or a TIMESTAMP",
                 "CAST it to DATE or TIMESTAMP",
             )
-        if types == {"DATE"}:
+        elif types == {"DATE"}:
             node.replace(exp.cast(node.copy(), "DATE"))
 
 

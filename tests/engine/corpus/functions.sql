@@ -332,6 +332,9 @@ SELECT TO_CHAR(TIMESTAMP '2024-03-05 14:07:09', 'DY MONTH DDD YY') AS v;
 -- TO_CHAR dremio: 'week of 2024'
 SELECT TO_CHAR(d, '"week of" YYYY') AS v FROM gold.days;
 
+-- TO_CHAR dremio: '10:11 AM'
+SELECT TO_CHAR(t, 'HH:MI AM') AS v FROM gold.days;
+
 -- TO_CHAR dremio: 12
 SELECT COUNT(DISTINCT TO_CHAR(ordered_at, 'YYYY-MM')) AS v FROM gold.orders;
 
@@ -676,6 +679,9 @@ SELECT COUNT(DISTINCT TO_CHAR(ordered_at, 'YYYY-MM')) AS v FROM gold.orders;
 
 -- TO_CHAR duckdb: '31/01/2024 10h00'
 SELECT TO_CHAR(ts, 'DD/MM/YYYY HH24"h"MI') AS v FROM gold.days;
+
+-- TO_CHAR duckdb: '10h11'
+SELECT TO_CHAR(days.t, 'HH24"h"MI') AS v FROM gold.days;
 
 -- TO_CHAR duckdb: refused
 SELECT TO_CHAR(7.5, '#.#') AS v;
