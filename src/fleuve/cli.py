@@ -950,7 +950,9 @@ def _when(text: str | None) -> Any:
 @cli.group(invoke_without_command=True)
 @click.option(
     "--kind",
-    type=click.Choice(["login", "query", "user", "token", "grant", "connection", "reflection"]),
+    type=click.Choice(
+        ["login", "query", "user", "token", "grant", "connection", "reflection", "privilege"]
+    ),
 )
 @click.option("--user", "username", help="Only this user's events.")
 @click.option("--outcome", type=click.Choice(["ok", "failed", "cancelled", "denied"]))

@@ -13,6 +13,7 @@ import time
 import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import adbc_driver_flightsql.dbapi as flight_sql
 import httpx
@@ -24,7 +25,7 @@ from sqlalchemy import func, select
 from fleuve.cli import cli
 from fleuve.errors import FleuveError
 from fleuve.metadata import PipelineRun
-from fleuve.security import auth
+from fleuve.security import auth, privileges
 from tests.serve.conftest import ADMIN_PASSWORD, ANALYST_PASSWORD, Served
 
 PASSWORD = "operator-pass-1234"
@@ -589,3 +590,29 @@ def test_reading_the_sources_settings_needs_manage_sources(platform: Platform, u
         engine.sources(user=user)
     assert "needs the MANAGE SOURCES privilege" in caught.value.message
     assert f"GRANT MANAGE SOURCES ON SYSTEM TO USER {user}" in caught.value.message
+
+
+def test_every_privilege_and_built_in_role_is_documented() -> None:
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "security.md").read_text()
+    rows = {
+        line.split("|")[1].strip().strip("`"): line.split("|")[2]
+        for line in doc.splitlines()
+        if line.startswith("| `")
+    }
+    for name in privileges.SYSTEM_PRIVILEGES:
+        assert name in rows, f"docs/security.md does not describe the {name} privilege"
+    for role, held in privileges.BUILTIN_ROLES.items():
+        assert role in rows, f"docs/security.md does not describe the {role} role"
+        cell = rows[role].strip()
+        listed = {p.strip().strip("`") for p in cell.split(",")} if cell != "none" else set()
+        assert listed == held or (cell == "every one" and held == ALL), role
+
+
+def test_a_refused_operation_is_audited(platform: Platform) -> None:
+    refused = platform.rest("viewer", "POST", f"/api/fleuve/v1/connections/{CONNECTION}/sync")
+    assert not refused.allowed
+    events = platform.served.audit_events("privilege", username="viewer", target="SYNC")
+    assert events and events[-1].outcome == "denied" and events[-1].action == "denied"
+    base = ["--project", str(platform.served.project.settings.project_dir)]
+    shown = CliRunner().invoke(cli, [*base, "audit", "--kind", "privilege", "--user", "viewer"])
+    assert shown.exit_code == 0 and "SYNC" in shown.output, shown.output

@@ -15,6 +15,7 @@ from sqlalchemy import select
 from fleuve.engine.errors import AccessDenied
 from fleuve.metadata import Database, User
 from fleuve.metadata.engine import EngineGrant
+from fleuve.security import audit
 
 SYNC = "SYNC"
 RUN_PIPELINES = "RUN PIPELINES"
@@ -144,8 +145,19 @@ def roles_with(privilege: str) -> list[str]:
 
 
 def require(db: Database, user: User, privilege: str, doing: str) -> None:
-    """Raise AccessDenied, naming the privilege and how to get it, unless `user` holds it."""
+    """Raise AccessDenied, naming the privilege and how to get it, unless `user` holds it.
+
+    A refusal is audited (kind `privilege`, outcome `denied`): who tried what."""
     if privilege not in held(db, user):
+        audit.record(
+            db,
+            "privilege",
+            "denied",
+            username=user.username,
+            outcome="denied",
+            target=privilege,
+            doing=doing,
+        )
         raise denied(user.username, privilege, doing)
 
 
