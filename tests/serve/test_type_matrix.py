@@ -423,9 +423,11 @@ def adbc(served: Served) -> Iterator[flight_sql.Connection]:
 @pytest.fixture(scope="module")
 def dremio_dialect(served: Served) -> Iterator[sa.Engine]:
     port = served.flight_url.rsplit(":", 1)[1]
-    engine = sa.create_engine(
-        f"dremio+flight://admin:{ADMIN_PASSWORD}@127.0.0.1:{port}/dremio?UseEncryption=false"
-    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the dialect predates SQLAlchemy 2's import_dbapi
+        engine = sa.create_engine(
+            f"dremio+flight://admin:{ADMIN_PASSWORD}@127.0.0.1:{port}/dremio?UseEncryption=false"
+        )
     yield engine
     engine.dispose()
 
@@ -536,6 +538,11 @@ def test_timestamps_outside_the_nanosecond_range_fail_with_the_fix(flight_client
     info = client.get_flight_info(flight.FlightDescriptor.for_command(sql), options)
     with pytest.raises(flight.FlightError, match=r"valid_to.*2262-04-11(.|\n)*Flight SQL"):
         client.do_get(info.endpoints[0].ticket, options).read_all()
+    # The fix the message gives works.
+    sql = "SELECT CAST(TIMESTAMP '9999-12-31 00:00:00' AS VARCHAR) AS valid_to"
+    info = client.get_flight_info(flight.FlightDescriptor.for_command(sql), options)
+    table = client.do_get(info.endpoints[0].ticket, options).read_all()
+    assert table.column("valid_to").to_pylist() == ["9999-12-31 00:00:00"]
 
 
 def test_far_timestamps_reach_flight_sql_and_rest(
