@@ -567,34 +567,47 @@ def _full_refresh(fn: F) -> F:
 @transform.command("run")
 @_selection
 @_full_refresh
+@_as_user
 @pass_ctx
 @handles_errors
 def transform_run(
-    ctx: Context, select: tuple[str, ...], exclude: tuple[str, ...], full_refresh: bool
+    ctx: Context,
+    select: tuple[str, ...],
+    exclude: tuple[str, ...],
+    full_refresh: bool,
+    as_user: str | None,
 ) -> None:
     """Build the selected models (all by default) in the lake."""
-    _transform(ctx, "run", select, exclude, full_refresh)
+    _transform(ctx, "run", select, exclude, full_refresh, as_user)
 
 
 @transform.command("test")
 @_selection
+@_as_user
 @pass_ctx
 @handles_errors
-def transform_test(ctx: Context, select: tuple[str, ...], exclude: tuple[str, ...]) -> None:
+def transform_test(
+    ctx: Context, select: tuple[str, ...], exclude: tuple[str, ...], as_user: str | None
+) -> None:
     """Test the selected models; failing rows are kept in the lake's audit schema."""
-    _transform(ctx, "test", select, exclude, False)
+    _transform(ctx, "test", select, exclude, False, as_user)
 
 
 @transform.command("build")
 @_selection
 @_full_refresh
+@_as_user
 @pass_ctx
 @handles_errors
 def transform_build(
-    ctx: Context, select: tuple[str, ...], exclude: tuple[str, ...], full_refresh: bool
+    ctx: Context,
+    select: tuple[str, ...],
+    exclude: tuple[str, ...],
+    full_refresh: bool,
+    as_user: str | None,
 ) -> None:
     """Run and test the selected models in order; a failing test skips what depends on it."""
-    _transform(ctx, "build", select, exclude, full_refresh)
+    _transform(ctx, "build", select, exclude, full_refresh, as_user)
 
 
 def _transform(
@@ -603,10 +616,12 @@ def _transform(
     select: tuple[str, ...],
     exclude: tuple[str, ...],
     full_refresh: bool,
+    as_user: str | None,
 ) -> None:
     from fleuve.transform import NodeEvent, run_transform
 
     project = ctx.project()
+    _check_user(project, as_user, "RUN PIPELINES", f"running dbt ({command})")
     args = command.split()
     args += [a for spec in select for a in ("--select", spec)]
     args += [a for spec in exclude for a in ("--exclude", spec)]
@@ -662,7 +677,7 @@ def _transform(
 @handles_errors
 def transform_freshness(ctx: Context, select: tuple[str, ...], exclude: tuple[str, ...]) -> None:
     """Check how recently each bronze source landed rows (warn after 24 h, fail after 48 h)."""
-    _transform(ctx, "source freshness", select, exclude, False)
+    _transform(ctx, "source freshness", select, exclude, False, None)
 
 
 @transform.command("history")

@@ -500,6 +500,19 @@ def test_running_the_pipeline_needs_run_pipelines(platform: Platform) -> None:
     assert _pipeline_runs(platform) == before + 1
 
 
+@pytest.mark.parametrize("command", ["run", "test", "build"])
+def test_running_dbt_as_a_user_needs_run_pipelines(platform: Platform, command: str) -> None:
+    for user, (_, held) in USERS.items():
+        # A selection matching no model: an allowed user's dbt starts and finds nothing to do.
+        outcome = platform.cli(user, "transform", command, "--select", "no_such_model")
+        message = " ".join(str(outcome.message).split())
+        if "RUN PIPELINES" in held:
+            assert "privilege" not in message, (user, message)
+        else:
+            assert not outcome.allowed, user
+            assert f"running dbt ({command}) needs the RUN PIPELINES privilege" in message
+
+
 def test_without_user_the_cli_acts_as_the_local_operator(platform: Platform) -> None:
     base = ["--project", str(platform.served.project.settings.project_dir)]
     result = CliRunner().invoke(cli, [*base, "sync", CONNECTION])
