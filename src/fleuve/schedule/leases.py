@@ -3,7 +3,8 @@
 A lease is a row keyed by what it guards (`schedule:<name>`, `connection:<name>`). It is
 claimed by one atomic statement: an UPDATE that matches only a free or expired row, or, for a
 key never seen, an INSERT that the primary key lets only one process make. On SQLite and on
-PostgreSQL alike, exactly one of several processes racing for a key gets it.
+PostgreSQL alike, exactly one of several processes racing for a key gets it. The claim is made
+in the transaction that records the run it guards, so a run is started with one commit.
 """
 
 from __future__ import annotations
@@ -12,48 +13,50 @@ from collections.abc import Iterable
 from datetime import datetime, timedelta
 
 from sqlalchemy import or_, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from fleuve.metadata import Database
 from fleuve.metadata.schedule import ScheduleLease
 
 
-def claim(db: Database, key: str, owner: str, now: datetime, seconds: float) -> bool:
-    """Take `key` for `owner` until now + seconds if it is free or its lease expired."""
+def claim_in(
+    session: Session, keys: Iterable[str], owner: str, now: datetime, seconds: float
+) -> bool:
+    """Take every key in the caller's transaction; False when one is held (then roll back)."""
     expires = now + timedelta(seconds=seconds)
-    with db.session() as s:
-        taken = s.execute(
+    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+    for key in sorted(set(keys)):  # one order for all processes: no two wait on each other
+        taken = session.execute(
             update(ScheduleLease)
+            # Not re-entrant: a holder asking again (another run of its own) is refused.
             .where(
                 ScheduleLease.key == key,
-                # Not re-entrant: a holder asking again (another run of its own) is refused.
                 or_(ScheduleLease.owner.is_(None), ScheduleLease.expires_at < now),
             )
             .values(owner=owner, acquired_at=now, expires_at=expires)
         ).rowcount
         if taken:
-            return True
-        exists = s.get(ScheduleLease, key) is not None
-    if exists:
-        return False
-    try:
-        with db.session() as s:
-            s.add(ScheduleLease(key=key, owner=owner, acquired_at=now, expires_at=expires))
-    except IntegrityError:
-        return False  # another process inserted it first: theirs
+            continue
+        # A key never seen: the primary key lets one process insert it; the others insert
+        # nothing (and wait for that transaction on PostgreSQL).
+        inserted = session.execute(
+            dialect.insert(ScheduleLease)
+            .values(key=key, owner=owner, acquired_at=now, expires_at=expires)
+            .on_conflict_do_nothing()
+        ).rowcount
+        if not inserted:
+            return False
     return True
 
 
 def claim_all(db: Database, keys: Iterable[str], owner: str, now: datetime, seconds: float) -> bool:
-    """Take every key or none (those taken are given back when one is held elsewhere)."""
-    held: list[str] = []
-    for key in sorted(set(keys)):  # one order for all processes: no two wait on each other
-        if not claim(db, key, owner, now, seconds):
-            release(db, held, owner)
-            return False
-        held.append(key)
-    return True
+    """Take every key or none, in one transaction."""
+    with db.session() as s:
+        if claim_in(s, keys, owner, now, seconds):
+            return True
+        s.rollback()
+        return False
 
 
 def renew(db: Database, keys: Iterable[str], owner: str, now: datetime, seconds: float) -> bool:

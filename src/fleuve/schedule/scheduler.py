@@ -22,16 +22,16 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import literal, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
 from fleuve.config import CONFIG_FILE, load_settings
 from fleuve.errors import FleuveError
-from fleuve.metadata.schedule import ScheduleRun, ScheduleState
+from fleuve.metadata.schedule import ScheduleLease, ScheduleRun, ScheduleState
 from fleuve.project import Project
 from fleuve.schedule import leases
 from fleuve.schedule.clock import Clock
@@ -53,6 +53,10 @@ MAX_ATTEMPTS = 3
 HEARTBEAT_SECONDS = 10.0
 
 Runner = Callable[[Scheduled, int, threading.Event], Outcome]
+
+
+class _NotThisTime(Exception):
+    """Another process holds a lease or started the run: roll the claim back."""
 
 
 class ScheduleNotFound(FleuveError):
@@ -113,6 +117,7 @@ class Scheduler:
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
         self._renewed = (0.0, self.clock.now())
+        self._orphans_checked = datetime.min.replace(tzinfo=UTC)
         ensure_states(project, self.defs, self.clock.now())
 
     # -- the loop ------------------------------------------------------------------------
@@ -191,7 +196,9 @@ class Scheduler:
                         ScheduleState.requested_at.is_not(None),
                     )
                 )
-                .order_by(ScheduleState.next_due_at)
+                # Requests first, then by due time; no more rows than this process can start.
+                .order_by(ScheduleState.requested_at.is_(None), ScheduleState.next_due_at)
+                .limit(self.max_parallel * 2 + 32)
             ).all()
         wake_at = horizon
         for name, due, requested, paused in rows:
@@ -225,10 +232,12 @@ class Scheduler:
             return None
         item = self.defs[name]
         keys = (f"schedule:{name}", *item.resources)
-        if not leases.claim_all(self.db, keys, self.owner, now, self.lease_seconds):
-            return None
+        now = self.clock.now()  # when this run starts, not when the tick began
         try:
+            # One transaction: the leases, the schedule's next due time and the run's row.
             with self.db.session() as s:
+                if not leases.claim_in(s, keys, self.owner, now, self.lease_seconds):
+                    raise _NotThisTime
                 st = s.get(ScheduleState, name)
                 if requested is not None and st.requested_at == requested:
                     trigger, due_at = (st.requested_by or "run_now")[:64], requested
@@ -244,17 +253,15 @@ class Scheduler:
                         log.info("missed run skipped", extra={"schedule": name})
                         return None
                 else:  # another process started it meanwhile
-                    leases.release_in(s, keys, self.owner)
-                    return None
+                    raise _NotThisTime
                 run = self._run_row(item, due_at, 1, trigger, now)
                 s.add(run)
                 s.flush()
                 st.last_due_at, st.last_started_at = due_at, now
                 st.last_status, st.last_run_id = "running", run.id
                 run_id = run.id
-        except IntegrityError:
-            leases.release(self.db, keys, self.owner)
-            return None
+        except (_NotThisTime, IntegrityError):
+            return None  # rolled back: nothing claimed, nothing recorded
         self._launch(_Active(run_id, item, keys, threading.Event()))
         return run_id
 
@@ -405,21 +412,27 @@ class Scheduler:
 
     def _take_over_orphans(self, now: datetime) -> None:
         """Retry runs whose process stopped heartbeating (killed, crashed, cut off)."""
+        if (now - self._orphans_checked).total_seconds() < self.lease_seconds / 4:
+            return
+        self._orphans_checked = now
         with self._lock:
             mine = set(self._active)
+        lease = ScheduleLease
         with self.db.session() as s:
-            running = [
-                (r.id, r.schedule, r.owner)
-                for r in s.scalars(select(ScheduleRun).where(ScheduleRun.status == "running"))
-                if r.id not in mine
-            ]
-            orphans = [
-                (run_id, name)
-                for run_id, name, owner in running
-                if not leases.live(s, f"schedule:{name}", owner, now)
-            ]
-        for run_id, name in orphans:
-            if name in self.defs and self._free():
+            rows = s.execute(
+                select(
+                    ScheduleRun.id,
+                    ScheduleRun.schedule,
+                    ScheduleRun.owner,
+                    lease.owner,
+                    lease.expires_at,
+                )
+                .outerjoin(lease, lease.key == literal("schedule:") + ScheduleRun.schedule)
+                .where(ScheduleRun.status == "running")
+            ).all()
+        for run_id, name, owner, holder, expires in rows:
+            alive = holder == owner and expires is not None and expires >= now
+            if run_id not in mine and not alive and name in self.defs and self._free():
                 self._retry(run_id, self.defs[name], now)
 
     def _retry(self, run_id: int, item: Scheduled, now: datetime) -> None:
