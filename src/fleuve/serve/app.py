@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import binascii
 import time
+from urllib.parse import urlsplit
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -25,11 +26,12 @@ from fleuve.project import Project
 from fleuve.security import audit, auth
 from fleuve.serve import ui
 from fleuve.serve.queries import Queries
-from fleuve.serve.rest import dremio, ingestion, platform
+from fleuve.serve.rest import dremio, ingestion, platform, schedules
 from fleuve.serve.rest.errors import document_errors
 
 PUBLIC = {("GET", "/health"), ("POST", "/apiv2/login")}
 UI_PREFIX = "/api/fleuve/v1/ui"
+UI_PAGES = "/ui"
 BROWSABLE = {"/docs", "/openapi.json", "/docs/oauth2-redirect"}
 LOGIN_HINT = (
     "log in with POST /apiv2/login and send 'Authorization: _dremio<token>' or 'Bearer <token>'"
@@ -80,7 +82,7 @@ def create_app(project: Project, queries: Queries) -> FastAPI:
         request.state.user = user
         request.state.token = token
         # What the routes change is audited where it changes, as coming from here.
-        client = "ui" if path.startswith(UI_PREFIX) else "rest"
+        client = "ui" if _from_the_ui(request) else "rest"
         with audit.acting_from(client, request.client.host if request.client else None):
             return await call_next(request)
 
@@ -112,6 +114,7 @@ def create_app(project: Project, queries: Queries) -> FastAPI:
     app.include_router(dremio.router)
     app.include_router(ingestion.router)
     app.include_router(platform.router)
+    app.include_router(schedules.router)
     ui.install(app)
     _describe_errors(app)
     return app
@@ -127,6 +130,15 @@ def _describe_errors(app: FastAPI) -> None:
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
+
+
+def _from_the_ui(request: Request) -> bool:
+    """True for the web UI's calls: its own endpoints, and the REST API called from its pages
+    (a browser names the page in Referer), so that the audit trail says `ui` for them."""
+    if request.url.path.startswith(UI_PREFIX):
+        return True
+    page = urlsplit(request.headers.get("referer", ""))
+    return page.netloc == request.url.netloc and page.path.startswith(UI_PAGES)
 
 
 def _basic_user(project: Project, encoded: str, request: Request) -> User | None:
