@@ -105,7 +105,6 @@ class Converter:
     """Turns the engine's record batches into the client's types (`schema`)."""
 
     def __init__(self, source: pa.Schema, timestamp_unit: str = MILLISECONDS) -> None:
-        self.source = source
         self.schema = client_schema(source, timestamp_unit)
         # A nanosecond column keeps its type on the Dremio-style endpoint but loses its digits.
         self._same = [
