@@ -1492,8 +1492,14 @@ def schedules_list(ctx: Context, as_json: bool, as_user: str | None) -> None:
     console.print(table)
 
 
+_SCHEDULE_CHANGES = {
+    "pause": "Pause schedule NAME: no scheduled run starts until it is resumed.",
+    "resume": "Resume schedule NAME from its next due time (runs missed meanwhile are not run).",
+}
+
+
 def _schedule_change(action: str, doing: str) -> Callable[..., None]:
-    @schedules.command(action)
+    @schedules.command(action, help=_SCHEDULE_CHANGES[action])
     @click.argument("name")
     @_as_user
     @pass_ctx
@@ -1507,10 +1513,6 @@ def _schedule_change(action: str, doing: str) -> Callable[..., None]:
         next_run = _when_short(entry["nextRun"]) or "none"
         console.print(f"{name}: {entry['state']} (next run {next_run})", highlight=False)
 
-    command.__doc__ = {
-        "pause": "Pause schedule NAME: no scheduled run starts until it is resumed.",
-        "resume": "Resume schedule NAME from its next due time (runs missed meanwhile are not run).",
-    }[action]
     return command
 
 
