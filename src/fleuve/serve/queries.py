@@ -130,7 +130,7 @@ class Queries:
     ) -> Stream:
         """Start `sql` now; its batches flow as the engine produces them."""
         self._refuse_when_stopping()
-        with audit.acting_from(caller.protocol, caller.client):
+        with _acting_for(caller):
             result = self.engine.execute(
                 sql,
                 user=caller.username,
@@ -150,7 +150,7 @@ class Queries:
     def submit(self, sql: str, caller: Caller, context: list[str] | None = None) -> str:
         """Start `sql` as an asynchronous job (the REST flow)."""
         self._refuse_when_stopping()
-        with audit.acting_from(caller.protocol, caller.client):
+        with _acting_for(caller):
             job_id = self.engine.submit(sql, user=caller.username, context=context)
         with self._lock:
             self._watched.add(job_id)
@@ -196,6 +196,14 @@ class Queries:
     def _refuse_when_stopping(self) -> None:
         if self._stopping.is_set():
             raise FleuveError("the server is shutting down", "retry once it is back")
+
+
+def _acting_for(caller: Caller) -> contextlib.AbstractContextManager:
+    """The audit origin for the caller's query: the HTTP layer's when it set one (it tells the
+    web UI's pages from other REST clients), else the caller's protocol (Flight)."""
+    if audit.origin().client is not None:
+        return contextlib.nullcontext()
+    return audit.acting_from(caller.protocol, caller.client)
 
 
 def _first_line(exc: BaseException) -> str:
