@@ -55,7 +55,7 @@ _REFUSED = {
 }
 # Top-level keys of a connection's `source`, and of a stream's `options`, per source type.
 _DATABASE_KEYS = ("dsn", "host", "port", "database", "user", "password", "schema")
-_FILE_OPTIONS = ("format", "delimiter", "header", "quote", "encoding")
+_FILE_OPTIONS = ("format", "delimiter", "header", "quote", "encoding", "max_line_size")
 _REST_OPTIONS = ("method", "params", "body", "cursor_param", "pagination", "records_path")
 _SOURCE_KEYS: dict[str, tuple[str, ...]] = {
     "postgres": _DATABASE_KEYS,

@@ -74,6 +74,18 @@ class Harness:
         """Update existing rows (same ids, new values and cursor)."""
         raise NotImplementedError
 
+    def add_odd(self, data: list[Row]) -> dict[int, str] | None:
+        """Add `data` (three rows) with values of another kind than their column's, as the
+        source can hold them: the first row's name written as a number, the second's amount
+        as text ('n/a'). The name each row must keep, by id; None if the source's declared
+        column types refuse such values."""
+        return None
+
+    def add_malformed(self, data: list[Row]) -> int | None:
+        """Add `data` and records the source cannot hand over as rows (malformed lines, not
+        objects); how many. None if the source only hands over well-formed rows."""
+        return None
+
     def close(self) -> None:
         """Drop what was created."""
 
@@ -200,6 +212,17 @@ class SQLiteHarness(Harness):
                 [(r.name, float(r.amount), r.updated_at.isoformat(" "), r.id) for r in data],
             )
 
+    def add_odd(self, data: list[Row]) -> dict[int, str] | None:
+        # SQLite stores a value of any kind in any column.
+        odd: list[tuple[Any, ...]] = [
+            (r.id, r.name, float(r.amount), r.updated_at.isoformat(" ")) for r in data
+        ]
+        odd[0] = (data[0].id, f"{data[0].id:04d}", *odd[0][2:])
+        odd[1] = (*odd[1][:2], "n/a", odd[1][3])
+        with sqlite3.connect(self.path) as db:
+            db.executemany("INSERT INTO items VALUES (?, ?, ?, ?)", odd)
+        return {data[0].id: f"{data[0].id:04d}", data[2].id: data[2].name}
+
 
 def csv_text(data: list[Row]) -> str:
     """The rows as CSV with a header."""
@@ -220,7 +243,8 @@ class FilesHarness(Harness):
         self.count = 0
 
     def stream(self) -> dict[str, Any]:
-        return {"path": "items/*.csv"}
+        # Lines are short here: a line above 4 KiB is a malformed one (`add_malformed`).
+        return {"path": "items/*.csv", "options": {"max_line_size": 4096}}
 
     def write(self, name: str, text: str) -> None:
         target = self.folder / "items" / name
@@ -232,6 +256,39 @@ class FilesHarness(Harness):
         self.write(f"part-{self.count:03d}.csv", csv_text(data))
 
     load = add = change = _drop
+
+    def add_odd(self, data: list[Row]) -> dict[int, str] | None:
+        # A file of its own, where every name is digits and one amount is text: the sniffer
+        # reads the names as numbers (dropping leading zeros) and the amounts as text.
+        names = {r.id: f"{r.id:04d}" for r in data}
+        lines = ["id,name,amount,updated_at"]
+        for i, r in enumerate(data):
+            amount = "n/a" if i == 1 else str(r.amount)
+            lines.append(f"{r.id},{names[r.id]},{amount},{r.updated_at.isoformat(' ')}")
+        self.count += 1
+        self.write(f"part-{self.count:03d}.csv", "\n".join(lines) + "\n")
+        return {data[0].id: names[data[0].id], data[2].id: names[data[2].id]}
+
+    def add_malformed(self, data: list[Row]) -> int | None:
+        good = csv_text(data).encode()
+        bad = [
+            b"900,too,many,fields,here\n",  # two fields too many: DuckDB reports it twice
+            '901,"Caf\xe9",1.5,2026-01-01 12:00:00\n'.encode("latin-1"),  # invalid UTF-8
+            b'902,"' + b"x" * 5000 + b'",1.5,2026-01-01 12:00:00\n',  # above max_line_size
+            b'903,"never closed,1.5,2026-01-01 12:00:00\n',  # a quote left open
+        ]
+        header, _, body = good.partition(b"\n")
+        lines = body.splitlines(keepends=True)
+        mixed = [header + b"\n", *lines[:3], bad[0], *lines[3:6], bad[1], *lines[6:], bad[2]]
+        self.count += 1
+        target = f"part-{self.count:03d}.csv"
+        self.write_bytes(target, b"".join([*mixed, bad[3]]))
+        return len(bad)
+
+    def write_bytes(self, name: str, data: bytes) -> None:
+        target = self.folder / "items" / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(data)
 
 
 class S3Harness(FilesHarness):
@@ -257,7 +314,10 @@ class S3Harness(FilesHarness):
         self.count = 0
 
     def write(self, name: str, text: str) -> None:
-        self.client.put_object(Bucket=self.bucket, Key=f"drops/items/{name}", Body=text.encode())
+        self.write_bytes(name, text.encode())
+
+    def write_bytes(self, name: str, data: bytes) -> None:
+        self.client.put_object(Bucket=self.bucket, Key=f"drops/items/{name}", Body=data)
 
 
 @dataclass
@@ -270,6 +330,8 @@ class ApiState:
     fail_status: int = 503
     retry_after: str | None = None
     delay: float = 0.0
+    # This page of the page style is answered with a body cut in the middle of a record.
+    broken_page: int = 0
     requests: list[tuple[str, str, dict[str, Any]]] = field(default_factory=list)
 
 
@@ -311,11 +373,13 @@ class TestAPI:
                 self.end_headers()
                 self.wfile.write(data)
 
-            def _authorized(self) -> bool:
+            def _authorized(self, params: dict[str, str]) -> bool:
                 st = api.state
-                got = self.headers.get("X-API-Key") or self.headers.get(
-                    "Authorization", ""
-                ).removeprefix("Bearer ")
+                got = (
+                    self.headers.get("X-API-Key")
+                    or params.get("key")
+                    or self.headers.get("Authorization", "").removeprefix("Bearer ")
+                )
                 if self.headers.get("Authorization", "").startswith("Basic "):
                     import base64
 
@@ -346,19 +410,32 @@ class TestAPI:
                     st.fail_next -= 1
                     headers = {"Retry-After": st.retry_after} if st.retry_after else {}
                     return self._send(st.fail_status, {"error": "try later"}, headers)
-                if not self._authorized():
+                if not self._authorized(params):
                     return self._send(401, {"error": "unauthorized"})
                 style, _, name = path.strip("/").partition("/")
                 data = st.records.get(name)
                 if data is None:
                     return self._send(404, {"error": "no such endpoint"})
                 since = params.get("updated_since")
-                data = [r for r in data if not since or r["updated_at"] >= since]
+                # Records that are not objects are sent as they are, whatever the cursor.
+                data = [
+                    r
+                    for r in data
+                    if not since or not isinstance(r, dict) or r["updated_at"] >= since
+                ]
                 size = int(
                     params.get("per_page") or params.get("limit") or params.get("size") or 10
                 )
                 if style == "page":
                     page = int(params.get("page", 1))
+                    if page == st.broken_page:
+                        cut = json.dumps({"data": data[:2]})[:40].encode()
+                        self.send_response(200)
+                        self.send_header("Content-Type", "application/json")
+                        self.send_header("Content-Length", str(len(cut)))
+                        self.end_headers()
+                        self.wfile.write(cut)
+                        return None
                     chunk = data[(page - 1) * size : page * size]
                     return self._send(200, {"data": chunk, "page": page})
                 if style == "offset":
@@ -417,6 +494,19 @@ class RestHarness(Harness):
         current = [r for r in self.api.state.records["items"] if r["id"] not in by_id]
         # An API returns changed records in cursor order, so they move to the end.
         self.api.state.records["items"] = current + [self._json(r) for r in data]
+
+    def add_odd(self, data: list[Row]) -> dict[int, str] | None:
+        odd = [self._json(r) for r in data]
+        odd[0]["name"] = data[0].id  # a JSON number among strings
+        odd[1]["amount"] = "n/a"  # a JSON string among numbers
+        self.api.state.records["items"] += odd
+        return {data[0].id: str(data[0].id), data[2].id: data[2].name}
+
+    def add_malformed(self, data: list[Row]) -> int | None:
+        records: list[Any] = [self._json(r) for r in data]
+        records[2:2] = ["not a record", [1, 2]]
+        self.api.state.records["items"] += records
+        return 2
 
 
 @pytest.fixture

@@ -114,3 +114,76 @@ def test_sync_modes(harness: Harness, workspace: Workspace, sync_mode: str, dest
     assert [s[0] for s in state] == ["items"]
     if sync_mode == "incremental" and not files:
         assert state[0][1] is not None and "12:10:05" in state[0][1].replace("T", " ")
+
+
+def _not_yet(request: pytest.FixtureRequest, reason: str) -> None:
+    """Run the test as one that must fail, for a source that does not hold it yet, and why."""
+    request.applymarker(pytest.mark.xfail(reason=reason, strict=True))
+
+
+def test_values_keep_the_columns_established_types(
+    harness: Harness, workspace: Workspace, request: pytest.FixtureRequest
+) -> None:
+    """A value of another kind than the rest of its column keeps its text when the column is
+    text, and otherwise sends its row to bronze._rejected, once; no value is stored changed."""
+    harness.load(rows(range(1, 101)))
+    stream = _stream(harness, "incremental", "append")
+    workspace.configure([connection(harness.source, [stream], max_rejected_ratio=0.5)])
+    assert workspace.sync().status == "succeeded"
+    types = workspace.rows("SELECT column_name, column_type FROM (DESCRIBE bronze.items)")
+
+    odd = rows([101, 102, 103], minute=5)
+    kept = harness.add_odd(odd)
+    if kept is None:
+        pytest.skip(f"{harness.kind} refuses a value of another kind than its column's type")
+    if harness.kind == "sqlite":
+        _not_yet(
+            request,
+            "a SQLite value of another kind than its column's declared type fails the stream "
+            "(DuckDB's SQLite scanner refuses it) instead of rejecting its row",
+        )
+    result = workspace.sync()
+    assert result.status == "succeeded", result.error
+    items = result.streams["items"]
+    assert (items.records_committed, items.records_rejected) == (2, 1)
+    assert workspace.rows("SELECT id, name FROM bronze.items WHERE id > 100 ORDER BY id") == sorted(
+        kept.items()
+    )
+    assert workspace.rows("SELECT column_name, column_type FROM (DESCRIBE bronze.items)") == types
+    rejected = workspace.rows(
+        "SELECT location, reason, raw FROM bronze._rejected WHERE _fleuve_sync_id LIKE ?",
+        [f"{result.job_id}-%"],
+    )
+    assert len(rejected) == 1, rejected
+    assert "amount" in rejected[0][1] and "n/a" in rejected[0][2]
+
+
+def test_each_malformed_record_is_rejected_once(
+    harness: Harness, workspace: Workspace, request: pytest.FixtureRequest
+) -> None:
+    """Every record the source cannot hand over as a row is one row of bronze._rejected and
+    counted once; the stream's other rows, in every script, are committed unchanged."""
+    data = rows(range(1, 13))
+    harness.load(data[:1])
+    bad = harness.add_malformed(data[1:])
+    if bad is None:
+        pytest.skip(f"{harness.kind} hands over typed rows only: no record can be malformed")
+    stream = _stream(harness, "full_refresh", "overwrite")
+    workspace.configure([connection(harness.source, [stream], max_rejected_ratio=0.5)])
+    if harness.kind == "s3":
+        _not_yet(
+            request,
+            "CSV files in a bucket are read by DuckDB's reader alone, which takes an unterminated "
+            "quote as data and reads lines above max_line_size",
+        )
+    result = workspace.sync()
+    assert result.status == "succeeded", result.error
+    items = result.streams["items"]
+    assert items.records_rejected == bad == result.rejected
+    rejected = workspace.rows(
+        "SELECT location, reason FROM bronze._rejected WHERE _fleuve_sync_id LIKE ?",
+        [f"{result.job_id}-%"],
+    )
+    assert len(rejected) == bad and len({r[0] for r in rejected}) == bad, rejected
+    assert all(r[1] for r in rejected)
+    assert workspace.rows(READ) == _expect(data)

@@ -217,7 +217,7 @@ def _reader(workspace: Workspace, stream: str, *, scan: bool = True) -> tuple[st
                     con.execute(f"DESCRIBE {extract.describe}").fetchall()
                     == con.execute(f"DESCRIBE {extract.relation}").fetchall()
                 )
-    return "arrow" if extract.fallback else "duckdb", seen[0], seen[1]
+    return "arrow" if extract.arrow else "duckdb", seen[0], seen[1]
 
 
 def test_clean_csv_is_read_by_arrow_as_duckdb_reads_it(
@@ -337,3 +337,131 @@ def test_line_breaks_in_quoted_values_at_arrow_block_edges(
     multiline = "SELECT count(*) FROM bronze.notes WHERE note = 'first line of ' || id || "
     assert workspace.rows(multiline + "chr(10) || 'second, line'") == [(80_000,)]
     assert workspace.rows("SELECT note FROM bronze.notes WHERE id = '040000'") == [("last\nrow",)]
+
+
+def _rejected(workspace: Workspace) -> list[tuple[str, str, str]]:
+    """(file:line, reason, raw) of the rejected rows, by line, with the file's name only."""
+    found = workspace.rows("SELECT location, reason, raw FROM bronze._rejected")
+    return sorted(
+        ((loc.rsplit("/", 1)[-1], reason, raw) for loc, reason, raw in found),
+        key=lambda r: int(r[0].rsplit(":", 1)[1]),
+    )
+
+
+def test_an_invalid_utf8_line_is_rejected_and_the_others_stay_utf8(
+    workspace: Workspace, tmp_path: Path
+) -> None:
+    drops = tmp_path / "drops"
+    drops.mkdir()
+    good = "".join(f"{i},été {i},Noël\n" for i in range(3, 200)).encode()
+    (drops / "a.csv").write_bytes(
+        b"id,saison,fete\n1,\xc3\xa9t\xc3\xa9,No\xc3\xabl\n2,b\xffad,x\n" + good
+    )
+    workspace.configure([_files(drops, [{"name": "a", "path": "a.csv"}])])
+    result = workspace.sync()
+    assert result.status == "succeeded", result.error
+    a = result.streams["a"]
+    assert (a.records_committed, a.records_rejected) == (198, 1)
+    assert workspace.rows("SELECT DISTINCT saison[:3], fete FROM bronze.a ORDER BY 1") == [
+        ("été", "Noël")
+    ]
+    [(location, reason, raw)] = _rejected(workspace)
+    assert location == "a.csv:3" and "invalid UTF-8" in reason and "0xFF" in reason
+    assert raw == "2,b\ufffdad,x"
+    logs = "".join(f.read_text() for f in workspace.folder.rglob("fleuve.log"))
+    assert "lines set apart before parsing" in logs and '"invalid UTF-8": 1' in logs
+
+
+def test_malformed_lines_are_rejected_once_each(workspace: Workspace, tmp_path: Path) -> None:
+    drops = tmp_path / "drops"
+    drops.mkdir()
+    good = "".join(f'{i},"item {i}"\n' for i in range(1, 301))
+    # Two fields too many (DuckDB's reader reports that line twice), one too many, and a quote
+    # left open on the last line.
+    text = f'id,label\n{good}301,a,b,c\n302,d,e\n303,"unterminated\n'
+    (drops / "items.csv").write_text(text, encoding="utf-8")
+    workspace.configure([_files(drops, [{"name": "items", "path": "items.csv"}])])
+    result = workspace.sync()
+    assert result.status == "succeeded", result.error
+    items = result.streams["items"]
+    assert (items.records_committed, items.records_rejected, result.rejected) == (300, 3, 3)
+    assert workspace.rows("SELECT count(*), max(id) FROM bronze.items") == [(300, 300)]
+    found = _rejected(workspace)
+    assert [(r[0], r[2]) for r in found] == [
+        ("items.csv:302", "301,a,b,c"),
+        ("items.csv:303", "302,d,e"),
+        ("items.csv:304", '303,"unterminated'),
+    ]
+    assert "TOO MANY COLUMNS" in found[0][1] and "unterminated quote" in found[2][1]
+
+
+def test_a_line_above_max_line_size_is_rejected_with_its_line(
+    workspace: Workspace, tmp_path: Path
+) -> None:
+    drops = tmp_path / "drops"
+    drops.mkdir()
+    field = "x" * (3 << 20)
+    (drops / "big.csv").write_text(f"id,txt\n1,hello\n2,{field}\n3,bye\n", encoding="utf-8")
+    stream = {"name": "big", "path": "big.csv"}
+    workspace.configure([_files(drops, [stream], max_rejected_ratio=0.5)])
+    result = workspace.sync()
+    assert result.status == "succeeded", result.error
+    assert workspace.rows("SELECT id, txt FROM bronze.big ORDER BY id") == [
+        (1, "hello"),
+        (3, "bye"),
+    ]
+    [(location, reason, raw)] = _rejected(workspace)
+    assert location == "big.csv:3"
+    assert "line too long: 3,145,731 bytes, above max_line_size (2,097,152 bytes)" in reason
+    assert raw.startswith("2,xxx") and len(raw) < 2000
+
+    # Raised, the limit lets the line through.
+    stream["options"] = {"max_line_size": 4 << 20}
+    workspace.configure([_files(drops, [stream])])
+    result = workspace.sync()
+    assert result.status == "succeeded", result.error
+    assert workspace.rows("SELECT id, length(txt) FROM bronze.big ORDER BY id") == [
+        (1, 5),
+        (2, 3 << 20),
+        (3, 3),
+    ]
+
+    stream["options"] = {"max_line_size": "big"}
+    workspace.configure([_files(drops, [stream], max_retries=0)])
+    result = workspace.sync()
+    assert result.status == "failed" and "max_line_size" in result.errors["big"]
+
+
+def test_a_new_file_is_read_with_the_streams_established_types(
+    workspace: Workspace, tmp_path: Path
+) -> None:
+    drops = tmp_path / "drops"
+    drops.mkdir()
+    (drops / "d1.csv").write_text(
+        "id,code,ts\n1,A7,2026-01-01 10:00:00\n2,B8,2026-01-02 10:00:00\n", encoding="utf-8"
+    )
+    stream = {
+        "name": "days",
+        "path": "*.csv",
+        "sync_mode": "incremental",
+        "destination_sync_mode": "append",
+    }
+    workspace.configure([_files(drops, [stream], max_rejected_ratio=0.5)])
+    assert workspace.sync().status == "succeeded"
+    # Read alone, this file's codes are numbers (without their zeros) and its ts text.
+    (drops / "d2.csv").write_text(
+        "id,code,ts\n3,0042,2026-01-03 10:00:00\n4,0043,not a date\n5,0044,2026-01-05 10:00:00\n",
+        encoding="utf-8",
+    )
+    result = workspace.sync()
+    assert result.status == "succeeded", result.error
+    days = result.streams["days"]
+    assert (days.records_committed, days.records_rejected, days.schema_changes) == (2, 1, [])
+    assert workspace.rows("SELECT id, code, CAST(ts AS VARCHAR) FROM bronze.days ORDER BY id") == [
+        (1, "A7", "2026-01-01 10:00:00"),
+        (2, "B8", "2026-01-02 10:00:00"),
+        (3, "0042", "2026-01-03 10:00:00"),
+        (5, "0044", "2026-01-05 10:00:00"),
+    ]
+    [(location, reason, raw)] = _rejected(workspace)
+    assert location == "d2.csv:3" and "ts" in reason and raw == "4,0043,not a date"

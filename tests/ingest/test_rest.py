@@ -128,3 +128,81 @@ def test_refused_key_is_a_clear_error_without_the_secret(
     assert result.attempts == 1  # a refusal is not retried
     assert "refused (401)" in result.errors["things"] and "source.auth" in result.errors["things"]
     assert "wrong-token" not in str(result.errors)
+
+
+def test_a_field_of_mixed_kinds_keeps_the_kind_most_values_have(
+    api: TestAPI, workspace: Workspace
+) -> None:
+    api.state.records["things"] = [
+        {"id": 1, "code": "n1", "qty": 1},
+        {"id": 2, "code": "n2", "qty": 2},
+        {"id": 3, "code": 5, "qty": 3},
+        {"id": 4, "code": "n4", "qty": "n/a"},
+        {"id": 5, "code": None, "qty": None},
+    ]
+    source = {"type": "rest", "url": api.url, "api_key": api.state.api_key}
+    stream = {"name": "things", "path": "/page/things", "primary_key": ["id"]}
+    workspace.configure([connection(source, [stream], max_rejected_ratio=0.5)])
+    result = workspace.sync()
+    assert result.status == "succeeded", result.error
+    things = result.streams["things"]
+    assert (things.records_committed, things.records_rejected) == (4, 1)
+    assert workspace.rows("SELECT id, code, qty FROM bronze.things ORDER BY id") == [
+        (1, "n1", 1),
+        (2, "n2", 2),
+        (3, "5", 3),
+        (5, None, None),
+    ]
+    types = workspace.rows(
+        "SELECT column_name, column_type FROM (DESCRIBE bronze.things) "
+        "WHERE column_name IN ('code', 'qty') ORDER BY 1"
+    )
+    assert types == [("code", "VARCHAR"), ("qty", "BIGINT")]
+    [(location, reason)] = workspace.rows("SELECT location, reason FROM bronze._rejected")
+    assert location == "key 4" and "qty" in reason and "n/a" in reason
+
+
+def test_malformed_json_is_a_source_error_naming_the_request(
+    api: TestAPI, workspace: Workspace
+) -> None:
+    api.state.records["things"] = list(RECORDS)
+    api.state.broken_page = 2
+    key = api.state.api_key
+    source = {
+        "type": "rest",
+        "url": api.url,
+        "auth": {"type": "api_key", "name": "X-API-Key", "value": key},
+        "pagination": {"type": "page", "size": 5},
+    }
+    workspace.configure([connection(source, [{"name": "things", "path": "/page/things"}])])
+    result = workspace.sync()
+    assert result.status == "failed" and result.attempts == 1
+    message = result.errors["things"]
+    assert f"GET {api.url}/page/things?page=2&per_page=5 (page 2): 200, application/json" in message
+    assert '40 bytes starting with \'{"data"' in message and "is not JSON" in message
+    assert key not in message
+    from fleuve.ingest import job_info
+
+    assert workspace.project is not None
+    failure = job_info(workspace.project.db, result.job_id)["attempts"][0]["attempt"][
+        "failureSummary"
+    ]["failures"][0]
+    assert failure["failureOrigin"] == "source" and failure["failureType"] != "system_error"
+
+
+def test_a_key_sent_as_a_query_parameter_is_left_out_of_errors(
+    api: TestAPI, workspace: Workspace
+) -> None:
+    api.state.records["things"] = list(RECORDS)
+    api.state.broken_page = 1
+    source = {
+        "type": "rest",
+        "url": api.url,
+        "auth": {"type": "api_key", "in": "query", "name": "key", "value": api.state.api_key},
+        "pagination": {"type": "page", "size": 5},
+    }
+    workspace.configure([connection(source, [{"name": "things", "path": "/page/things"}])])
+    result = workspace.sync()
+    assert result.status == "failed"
+    assert "/page/things?page=1&per_page=5 (page 1)" in result.errors["things"]
+    assert api.state.api_key not in str(result.errors)

@@ -13,6 +13,10 @@ class SourceUnavailable(IngestError):
     """The source did not answer or refused the request for a reason that may pass (retried)."""
 
 
+class SourceDataError(IngestError):
+    """The source answered, with something that cannot be read as its records (not JSON, say)."""
+
+
 class SchemaDriftError(IngestError):
     """A source column changed in a way the bronze table cannot absorb."""
 

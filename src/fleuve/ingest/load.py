@@ -51,6 +51,8 @@ class Column:
     type: str
     expr: str
     source: str
+    # `expr` converts the source's value: a non-NULL value it turns into NULL rejects the row.
+    checked: bool = False
 
 
 @dataclass
@@ -113,6 +115,10 @@ def load_stream(
         # A full read needs no state: the lake round trip is saved (tens of ms a sync).
         state = read_state(con, conn.name, stream.name) if incremental else StreamState()
         since, files = state.cursor, state.files
+        exists = _table_exists(con, name)
+        ctx.established = (
+            {r[0]: r[1] for r in con.execute(f"DESCRIBE {table}").fetchall()} if exists else {}
+        )
         extract = connector.extract(con, stream, since, files, ctx)
         fallback[:] = [extract.fallback] if extract.fallback else []
         ctx.on_estimate(extract.estimated_rows, extract.row_bytes)
@@ -126,7 +132,8 @@ def load_stream(
             outcome.records_rejected = _reject(con, conn, stream, sync_id, [extract.rejected])
             return outcome
         columns = plan_columns(con, extract, stream)
-        exists = _table_exists(con, name)
+        if extract.inferred_types:
+            settle_types(con, extract, columns, ctx.established)
         if exists:
             outcome.schema_changes = reconcile(con, table, columns, extract.has_source_file)
         else:
@@ -134,10 +141,8 @@ def load_stream(
         current = {r[0]: r[1] for r in con.execute(f"DESCRIBE {table}").fetchall()}
         # Tables created before stream tables were partitioned by this column go without it.
         dated = INGESTION_DATE in current
-        typed = {c.name: c for c in columns if c.source in stream_types(stream)}
-        bad = (
-            _bad_row_condition(typed.values()) if typed and not _typed_by_source(extract) else None
-        )
+        typed = [c for c in columns if c.checked]
+        bad = _bad_row_condition(typed) if typed else None
         source = _source_select(columns, extract, sync_id, bad, dated)
         target_cols = [c.name for c in columns]
         cursor_col = _mapped(columns, stream.cursor_field)
@@ -342,9 +347,65 @@ def plan_columns(
         raw.append((src_name, kind, expr))
     names = normalize_all([r[0] for r in raw])
     return [
-        Column(n, stored_type(kind), expr, src)
+        Column(n, stored_type(kind), expr, src, checked=expr.startswith("TRY_CAST("))
         for n, (src, kind, expr) in zip(names, raw, strict=True)
     ]
+
+
+# json_type() of a value → the kind of column it belongs in.
+_JSON_KINDS = {
+    "VARCHAR": "VARCHAR",
+    "BIGINT": "BIGINT",
+    "UBIGINT": "BIGINT",
+    "DOUBLE": "DOUBLE",
+    "BOOLEAN": "BOOLEAN",
+    "OBJECT": "JSON",
+    "ARRAY": "JSON",
+}
+
+
+def settle_types(
+    con: duckdb.DuckDBPyConnection,
+    extract: Extract,
+    columns: list[Column],
+    established: dict[str, str],
+) -> None:
+    """Give each column of a source whose types are inferred from values one type, keeping
+    every value's text: the bronze table's type when it has the column, else the type most of
+    this read's values have. Values that do not fit are checked, so that their rows are
+    rejected rather than stored changed (a string in JSON quotes, a NULL)."""
+    for col in columns:
+        old = established.get(col.name)
+        # The reader met values of several kinds (strings and numbers, say).
+        mixed = col.type == "JSON" and col.expr == f"src.{quote_ident(col.source)}"
+        if mixed and old is None:
+            counts = con.execute(
+                f"SELECT json_type({col.expr}) AS kind, count(*) FROM ({extract.relation}) AS src "
+                f"WHERE {col.expr} IS NOT NULL GROUP BY kind"
+            ).fetchall()
+            votes: dict[str, int] = {}
+            for kind, n in counts:
+                if kind in _JSON_KINDS:
+                    votes[_JSON_KINDS[kind]] = votes.get(_JSON_KINDS[kind], 0) + n
+            if "DOUBLE" in votes and "BIGINT" in votes:
+                votes["DOUBLE"] += votes.pop("BIGINT")
+            # Ties go to text, which holds any value as it was written.
+            order = ["VARCHAR", "JSON", "DOUBLE", "BIGINT", "BOOLEAN"]
+            winner = max(order, key=lambda k: (votes.get(k, 0), -order.index(k)))
+            if winner != "JSON":
+                _convert(col, winner)
+            continue
+        if old is not None and (
+            (mixed and old != "JSON") or (not mixed and absorb(old, col.type)[0] == "no")
+        ):
+            _convert(col, old)
+
+
+def _convert(col: Column, kind: str) -> None:
+    """Read `col` as `kind`: JSON values by their text (a string without its quotes)."""
+    value = f"json_extract_string({col.expr}, '$')" if col.type == "JSON" else col.expr
+    col.expr = value if kind == "VARCHAR" else f"TRY_CAST({value} AS {kind})"
+    col.type, col.checked = kind, kind != "VARCHAR"
 
 
 def stored_type(kind: str) -> str:
@@ -539,11 +600,15 @@ def _typed_rejects(
         if key_cols
         else "'row ' || CAST(row_number() OVER () AS VARCHAR)"
     )
+    if extract.has_source_file:
+        location = f"src.{quote_ident(SOURCE_FILE)} || ', ' || {location}"
     reasons = " || ".join(
         f"CASE WHEN src.{quote_ident(c.source)} IS NOT NULL AND {c.expr} IS NULL "
-        f"THEN {quote_literal(f'column {c.source}: not a {c.type}; ')} ELSE '' END"
+        f"THEN {quote_literal(f'column {c.source}: ')} || "
+        f"left(CAST(src.{quote_ident(c.source)} AS VARCHAR), 100) || "
+        f"{quote_literal(f' is not a {c.type}; ')} ELSE '' END"
         for c in columns
-        if c.expr.startswith("TRY_CAST(")
+        if c.checked
     )
     return (
         f"SELECT {location} AS location, {reasons} AS reason, CAST(to_json(src) AS VARCHAR) AS raw "

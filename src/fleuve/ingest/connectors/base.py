@@ -97,6 +97,9 @@ class Extract:
     arrow: list[Any] | None = None
     # A relation with the columns of `relation` that reads nothing, when one is known.
     describe: str | None = None
+    # The column types come from the values read (CSV, JSON, REST), not from a declared schema:
+    # values are then read with the bronze table's types, and rows that do not fit rejected.
+    inferred_types: bool = False
     # The session the Arrow streams were last registered on.
     _registered_on: Any = field(default=None, repr=False, compare=False)
 
@@ -118,6 +121,9 @@ class ExtractContext:
     on_rows: Callable[[int, int], None] = lambda rows, nbytes: None
     # Called once the extract is planned: (estimated rows, estimated bytes per row).
     on_estimate: Callable[[int | None, float | None], None] = lambda rows, width: None
+    # The stream's bronze table's columns and types, when it exists: the types established by
+    # earlier syncs, which a source whose types are inferred from values reads its values with.
+    established: dict[str, str] = field(default_factory=dict)
 
 
 def stream_types(stream: StreamSettings) -> dict[str, str]:

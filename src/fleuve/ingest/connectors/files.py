@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import codecs
 import functools
 import gzip
+import json
+import logging
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -24,8 +27,11 @@ from fleuve.ingest.connectors.base import (
     stream_types,
 )
 from fleuve.ingest.errors import IngestError, SourceUnavailable
+from fleuve.ingest.names import normalize
 from fleuve.lake import quote_ident, quote_literal
 from fleuve.observe.logs import scrub
+
+log = logging.getLogger("fleuve.ingest")
 
 SOURCE_FILE = "_fleuve_source_file"
 FORMATS = ("csv", "tsv", "json", "jsonl", "parquet")
@@ -40,6 +46,13 @@ _EXTENSIONS = {
     "pq": "parquet",
 }
 _SNIFF_BYTES = 1 << 16
+# A CSV line (a record, with its quoted line breaks) longer than this is set apart unread; DuckDB's
+# reader refuses longer ones, and Arrow's stops at a row larger than its block.
+MAX_LINE_SIZE = 2 << 20
+# The comment character of the copies in which set-apart lines are blanked (line numbers kept).
+_COMMENT = b"\x01"
+# Rejected rows keep at most this many characters of their raw line.
+_RAW_CHARS = 10_000
 # Above this many files in one sync, DuckDB's reader takes them all in one scan.
 _ARROW_MAX_FILES = 256
 # Uncompressed files up to this size are parsed whole by Arrow (in parallel); others and
@@ -62,6 +75,21 @@ class _Read:
     strict: bool = False
     arrow: list[_ArrowCsv] | None = None
     describe: str | None = None
+
+
+@dataclass
+class _Head:
+    """What the start of a CSV file says: its encoding and first line, and whether it looks bad.
+
+    `bad_utf8`: UTF-8 with invalid bytes somewhere; `quotes`: a quote character in its start;
+    `suspect`: its lines are checked one by one before a reader parses them.
+    """
+
+    encoding: str
+    header: bytes | str = b""
+    quotes: bool = False
+    bad_utf8: bool = False
+    suspect: bool = False
 
 
 class FilesConnector(Connector):
@@ -224,8 +252,10 @@ class FilesConnector(Connector):
         if not chosen:
             return Extract(relation="", files=kept, has_source_file=True)
         read = self._relation(con, stream, chosen, ctx)
+        fmt = self.file_format(stream, chosen)
         return Extract(
-            nested_as_json=self.file_format(stream, chosen) in ("json", "jsonl"),
+            nested_as_json=fmt in ("json", "jsonl"),
+            inferred_types=fmt != "parquet",
             relation=f"SELECT * FROM {read.relation}",
             bytes_read=sum(listing[f][0] for f in chosen),
             rejected=read.rejected,
@@ -252,7 +282,22 @@ class FilesConnector(Connector):
             )
         if fmt in ("json", "jsonl"):
             return self._json(con, stream, files, fmt, ctx.scratch if ctx else None)
-        return self._csv(con, stream, files, fmt, ctx.on_rows if ctx else None)
+        return self._csv(con, stream, files, fmt, ctx)
+
+    def max_line_size(self, stream: StreamSettings) -> int:
+        """The longest CSV line read, in bytes (`max_line_size`); longer ones are rejected."""
+        value = self.option(stream, "max_line_size", MAX_LINE_SIZE)
+        try:
+            size = int(value)
+        except (TypeError, ValueError):
+            size = 0
+        if size < 1024:
+            raise IngestError(
+                f"stream '{stream.name}': max_line_size must be a number of bytes of at least "
+                f"1024, not {value!r}",
+                f"set options.max_line_size to e.g. {MAX_LINE_SIZE} (the default, 2 MiB)",
+            )
+        return size
 
     def _csv(
         self,
@@ -260,7 +305,7 @@ class FilesConnector(Connector):
         stream: StreamSettings,
         files: list[str],
         fmt: str,
-        on_rows: Callable[[int, int], None] | None,
+        ctx: ExtractContext | None,
     ) -> _Read:
         options: dict[str, str] = {}
         delimiter = self.option(stream, "delimiter", "\t" if fmt == "tsv" else None)
@@ -270,35 +315,165 @@ class FilesConnector(Connector):
             options["header"] = "true" if header else "false"
         if quote := self.option(stream, "quote"):
             options["quote"] = quote_literal(quote)
-        if types := stream_types(stream):
+        max_line = self.max_line_size(stream)
+        if max_line > MAX_LINE_SIZE:
+            options["max_line_size"] = str(max_line)
+        declared = self.option(stream, "encoding")
+        groups, heads = self._groups(files, declared, max_line)
+        tolerant = stream.name in self.tolerant
+        # DuckDB's reader sets apart bad rows, but takes some bad lines as data (an unterminated
+        # quote) or fails on them (invalid UTF-8 read as Latin-1, too long): those lines are set
+        # apart first, in local files that look bad, or in every file of a stream whose reading
+        # failed. The copies without them are what the sniffer and the reader see.
+        self._quotes_broken(con, groups, options, heads)
+        scan = [f for f in files if not self.on_s3 and (tolerant or heads[f].suspect)]
+        scratch = ctx.scratch if ctx else self.settings.state_dir / "tmp" / "discover"
+        scanned_quote = str(self.option(stream, "quote", '"') or "")
+        copies, set_apart = self._set_apart(stream, scan, heads, scratch, max_line, scanned_quote)
+        types = stream_types(stream)
+        if ctx is not None and ctx.established:
+            established = self._established(con, groups, options, ctx.established, copies)
+            types = {**established, **types}
+        if types:
             pairs = ", ".join(f"{quote_literal(k)}: {quote_literal(v)}" for k, v in types.items())
             options["types"] = "{" + pairs + "}"
-        declared = self.option(stream, "encoding")
-        groups = self._groups(files, declared)
-        if arrow := self._arrow_csv(con, stream, groups, options, on_rows):
-            return _Read(arrow[0], strict=True, arrow=arrow[1], describe=arrow[2])
+        if not tolerant and not scan:
+            arrow = self._arrow_csv(con, stream, groups, options, ctx.on_rows if ctx else None)
+            if arrow is not None:
+                return _Read(arrow[0], strict=True, arrow=arrow[1], describe=arrow[2])
         options.update(filename=quote_literal(SOURCE_FILE), store_rejects="true")
         reads, rejects = [], []
         # DuckDB keeps rejected lines only for a single-schema scan: files sharing a header,
         # encoding and compression are read by one (parallel) scan, the others each by their own.
         for encoding, group in groups:
-            tag = uuid.uuid4().hex[:12]
-            errors, scans = f"fleuve_rejects_{tag}", f"fleuve_scans_{tag}"
-            opts = {
-                **options,
-                "encoding": quote_literal(encoding),
-                "rejects_table": quote_literal(errors),
-                "rejects_scan": quote_literal(scans),
-            }
-            args = ", ".join(f"{k} = {v}" for k, v in opts.items())
-            reads.append(f"SELECT * FROM read_csv({_list(group)}, {args})")
-            rejects.append(
-                f"SELECT s.file_path || ':' || e.line AS location, e.error_type || "
-                f"coalesce(' in column ' || e.column_name, '') || ': ' || e.error_message AS reason, "
-                f"e.csv_line AS raw FROM {errors} e JOIN {scans} s USING (scan_id, file_id)"
-            )
+            kept = [f for f in group if f not in copies]
+            batches = [(encoding, kept, {})] if kept else []
+            # A copy is read with the quote character its lines were checked with.
+            quoting = {"comment": "'\x01'", "quote": quote_literal(scanned_quote)}
+            batches += [
+                ("utf-8" if heads[f].bad_utf8 else encoding, [copies[f]], quoting)
+                for f in group
+                if f in copies
+            ]
+            for enc, batch, extra in batches:
+                tag = uuid.uuid4().hex[:12]
+                errors, scans = f"fleuve_rejects_{tag}", f"fleuve_scans_{tag}"
+                opts = {
+                    **options,
+                    **extra,
+                    "encoding": quote_literal(enc),
+                    "rejects_table": quote_literal(errors),
+                    "rejects_scan": quote_literal(scans),
+                }
+                args = ", ".join(f"{k} = {v}" for k, v in opts.items())
+                reads.append(f"SELECT * FROM read_csv({_list(batch)}, {args})")
+                # DuckDB reports a line once per error in it, and again at each scan of the
+                # relation: one rejected row per line.
+                rejects.append(
+                    f"SELECT {_originals('s.file_path', copies)} || ':' || e.line AS location, "
+                    "string_agg(DISTINCT e.error_type || coalesce(' in column ' || e.column_name, '') "
+                    "|| ': ' || e.error_message, '; ') AS reason, any_value(e.csv_line) AS raw "
+                    f"FROM {errors} e JOIN {scans} s USING (scan_id, file_id) "
+                    "GROUP BY s.file_path, e.line"
+                )
         relation = "(" + " UNION ALL BY NAME ".join(reads) + ")"
-        return _Read(relation, " UNION ALL ".join(rejects))
+        if copies:
+            relation = (
+                f"(SELECT * REPLACE ({_originals(SOURCE_FILE, copies)} AS {SOURCE_FILE}) "
+                f"FROM {relation})"
+            )
+        if set_apart:
+            rejects.append(
+                f"SELECT location, reason, raw FROM read_json({quote_literal(set_apart)}, "
+                "format = 'newline_delimited', "
+                "columns = {'location': 'VARCHAR', 'reason': 'VARCHAR', 'raw': 'VARCHAR'})"
+            )
+        return _Read(relation, " UNION ALL ".join(rejects), strict=not tolerant and not self.on_s3)
+
+    def _established(
+        self,
+        con: duckdb.DuckDBPyConnection,
+        groups: list[tuple[str, list[str]]],
+        options: dict[str, str],
+        established: dict[str, str],
+        copies: dict[str, str],
+    ) -> dict[str, str]:
+        """The types to read the files' columns with, so that they keep the bronze table's:
+        a column the sniffer reads otherwise is parsed as the table has it, and a value that
+        does not fit sends its row to `bronze._rejected`."""
+        from fleuve.ingest.load import absorb
+
+        args = "".join(f", {k} = {v}" for k, v in options.items())
+        out: dict[str, str] = {}
+        headers: list[set[str]] = []
+        for encoding, group in groups:
+            file = copies.get(group[0], group[0])
+            comment = ", comment = '\x01'" if file != group[0] else ""
+            sniffed = _sniff(con, file, f"{args}{comment}, encoding = {quote_literal(encoding)}")
+            if sniffed is None:
+                continue  # a file the sniffer cannot take fails its read, then is set apart
+            headers.append({c["name"] for c in sniffed[6]})
+            for column in sniffed[6]:
+                old = established.get(normalize(column["name"]))
+                # Text columns keep each value's text ('007' stays '007'); a type the table
+                # cannot widen to is parsed as the table's; widening stays drift's job.
+                if (
+                    old
+                    and old != column["type"]
+                    and (old == "VARCHAR" or absorb(old, column["type"])[0] == "no")
+                ):
+                    out[column["name"]] = old
+        # One set of types goes to every file's read: only columns all of them have.
+        return {k: v for k, v in out.items() if all(k in h for h in headers)}
+
+    def _set_apart(
+        self,
+        stream: StreamSettings,
+        files: list[str],
+        heads: dict[str, _Head],
+        scratch: Path,
+        max_line: int,
+        quote: str,
+    ) -> tuple[dict[str, str], str | None]:
+        """Copies of `files` without the lines no reader should parse, and a JSON Lines file
+        of those lines as rejected rows (None if there are none)."""
+        copies: dict[str, str] = {}
+        rows: list[dict[str, str]] = []
+        for file in files:
+            scratch.mkdir(parents=True, exist_ok=True)
+            copy = scratch / f"{uuid.uuid4().hex}.csv"
+            found = set_apart_lines(
+                file,
+                copy,
+                quote=quote.encode(),
+                encoding=heads[file].encoding,
+                max_line=max_line,
+            )
+            if not found:
+                copy.unlink()
+                continue
+            copies[file] = str(copy)
+            reasons: dict[str, int] = {}
+            for line, reason, raw in found:
+                rows.append({"location": f"{file}:{line}", "reason": reason, "raw": raw})
+                kind = reason.split(":", 1)[0]
+                reasons[kind] = reasons.get(kind, 0) + 1
+            log.warning(
+                "lines set apart before parsing",
+                extra={
+                    "connection": self.conn.name,
+                    "stream": stream.name,
+                    "file": file,
+                    "lines": len(found),
+                    "reasons": reasons,
+                },
+            )
+        if not rows:
+            return copies, None
+        rejected = scratch / f"{uuid.uuid4().hex}.rejected.jsonl"
+        with rejected.open("w", encoding="utf-8") as out:
+            out.writelines(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
+        return copies, str(rejected)
 
     def _arrow_csv(
         self,
@@ -338,11 +513,9 @@ class FilesConnector(Connector):
         for encoding, group in groups:
             if encoding.replace("-", "").lower() != "utf8":
                 return None
-            sniffed = con.execute(
-                "SELECT Delimiter, Quote, Escape, Comment, SkipRows, HasHeader, Columns, "
-                f"DateFormat, TimestampFormat FROM sniff_csv({quote_literal(group[0])}{args})"
-            ).fetchone()
-            assert sniffed is not None
+            sniffed = _sniff(con, group[0], args)
+            if sniffed is None:
+                return None
             delim, quote, escape, comment, skip, header, columns, date_fmt, ts_fmt = sniffed
             quote, escape = _char(quote), _char(escape)
             schema = _arrow_schema(columns)
@@ -373,7 +546,7 @@ class FilesConnector(Connector):
             }
             shapes.append([(c["name"], c["type"]) for c in columns])
             for file in group:
-                sources.append(_ArrowCsv(file, schema, reading, on_rows))
+                sources.append(_ArrowCsv(file, schema, reading, on_rows, bool(quote)))
                 parts.append(
                     f"SELECT *, {quote_literal(file)} AS {SOURCE_FILE} FROM {sources[-1].name}"
                 )
@@ -383,37 +556,78 @@ class FilesConnector(Connector):
         nulls = [f"CAST(NULL AS {kind}) AS {quote_ident(name)}" for name, kind in shapes[0]]
         return relation, sources, f"(SELECT {', '.join(nulls)}, NULL::VARCHAR AS {SOURCE_FILE})"
 
-    def _groups(self, files: list[str], declared: str | None) -> list[tuple[str, list[str]]]:
-        """(encoding, files) that one CSV scan can read together: same first line, encoding
-        and compression."""
+    def _groups(
+        self, files: list[str], declared: str | None, max_line: int
+    ) -> tuple[list[tuple[str, list[str]]], dict[str, _Head]]:
+        """(encoding, files) that one CSV scan can read together (same first line, encoding
+        and compression), and what the start of each file says about it."""
+        heads = {f: self._head(f, declared, max_line) for f in files}
         if self.on_s3:
-            return [(declared or "utf-8", [f]) for f in files]
+            return [(heads[f].encoding, [f]) for f in files], heads
         groups: dict[tuple[str, str, bytes | str], list[str]] = {}
         for file in files:
             compression = file.rsplit(".", 1)[-1] if file.endswith((".gz", ".zst", ".zstd")) else ""
-            encoding = declared or self._encoding(file)
-            header: bytes | str = file  # a zstd file's header is not read here: a group of its own
-            if not file.endswith((".zst", ".zstd")):
-                opener = gzip.open if compression == "gz" else open
-                with opener(file, "rb") as fh:  # type: ignore[operator]
-                    header = fh.readline(_SNIFF_BYTES).removeprefix(b"\xef\xbb\xbf").rstrip()
-            groups.setdefault((compression, encoding, header), []).append(file)
-        return [(encoding, group) for (_, encoding, _), group in groups.items()]
+            groups.setdefault((compression, heads[file].encoding, heads[file].header), []).append(
+                file
+            )
+        return [(encoding, group) for (_, encoding, _), group in groups.items()], heads
 
-    def _encoding(self, file: str) -> str:
-        """'utf-8' (with or without BOM) or 'latin-1', from the start of a local file."""
+    def _head(self, file: str, declared: str | None, max_line: int) -> _Head:
+        """The encoding of a local file ('utf-8', with or without BOM, or 'latin-1'), from its
+        start, and whether it looks bad there."""
         if self.on_s3 or file.endswith((".zst", ".zstd")):
-            return "utf-8"
+            # A zstd file's start is not read here: a group of its own.
+            return _Head(declared or "utf-8", header=file)
         opener = gzip.open if file.endswith((".gz", ".gzip")) else open
         with opener(file, "rb") as fh:  # type: ignore[operator]
             head = fh.read(_SNIFF_BYTES)
+            # DuckDB's sniffer takes minutes to fail on a line of tens of MB in its sample: the
+            # start of a file whose first lines are long is measured, up to two lines' worth.
+            long = False
+            if len(head) == _SNIFF_BYTES and head.count(b"\n") < 64:
+                start = head + fh.read(2 * max_line - len(head))
+                long = max(len(x) for x in start.split(b"\n")) > max_line
+        found = _Head(
+            declared or "utf-8",
+            header=head.split(b"\n", 1)[0].removeprefix(b"\xef\xbb\xbf").rstrip(),
+            quotes=b'"' in head,
+            suspect=long,
+        )
+        if long:
+            found.header = file  # its first line may be cut: a group of its own
+        if declared:
+            return found
         try:
             head.decode("utf-8")
         except UnicodeDecodeError as exc:
             # A multi-byte character cut by the sample's end is still UTF-8.
             if exc.start < len(head) - 4:
-                return "latin-1"
-        return "utf-8"
+                if _utf8_with_bad_bytes(file):
+                    found.bad_utf8 = found.suspect = True
+                else:
+                    found.encoding = "latin-1"
+        return found
+
+    def _quotes_broken(
+        self,
+        con: duckdb.DuckDBPyConnection,
+        groups: list[tuple[str, list[str]]],
+        options: dict[str, str],
+        heads: dict[str, _Head],
+    ) -> None:
+        """Mark as suspect the files whose dialect an unterminated quote or an overlong line hid
+        from the sniffer: no quote character found while the file starts with one, or no
+        dialect at all."""
+        if self.on_s3 or "quote" in options:
+            return
+        args = "".join(f", {k} = {v}" for k, v in options.items())
+        for encoding, group in groups:
+            if heads[group[0]].suspect or not any(heads[f].quotes for f in group):
+                continue
+            sniffed = _sniff(con, group[0], f"{args}, encoding = {quote_literal(encoding)}")
+            if sniffed is None or _char(sniffed[1]) == "":
+                for f in group:
+                    heads[f].suspect = heads[f].suspect or heads[f].quotes or sniffed is None
 
     def _json(
         self,
@@ -499,8 +713,9 @@ class _ArrowCsv:
         schema: Any,
         reading: dict[str, Any],
         on_rows: Callable[[int, int], None] | None,
+        quoted: bool = False,
     ) -> None:
-        self.file, self.schema, self.reading = file, schema, reading
+        self.file, self.schema, self.reading, self.quoted = file, schema, reading, quoted
         self.on_rows = on_rows or (lambda rows, nbytes: None)
         self.name = f"fleuve_arrow_csv_{uuid.uuid4().hex[:12]}"  # as registered on a session
 
@@ -525,15 +740,38 @@ class _ArrowCsv:
             if not gz and size <= _ARROW_WHOLE_FILE:
                 # Parsed whole, a file's blocks are spread over every core.
                 table = pcsv.read_csv(source, **self.reading)
+                if table.num_rows:
+                    self._check_end(table.slice(table.num_rows - 1))
                 for batch in table.to_batches(max_chunksize=_BATCH_ROWS):
                     self.on_rows(batch.num_rows, size * batch.num_rows // max(1, table.num_rows))
                     yield batch
                 return
             position = 0
+            last = None
             for batch in pcsv.open_csv(source, **self.reading):
                 self.on_rows(batch.num_rows, raw.tell() - position)
                 position = raw.tell()
+                if batch.num_rows:
+                    last = batch.slice(batch.num_rows - 1)
                 yield batch
+            if last is not None:
+                # Raised after the rows were handed over: the load fails and is run again.
+                self._check_end(last)
+
+    def _check_end(self, last: Any) -> None:
+        """Fail on a last row whose quoted value ran to the end of the file: a quote left open
+        (Arrow takes the rest of the file as its value, DuckDB's reader and Fleuve's check do not)."""
+        import pyarrow as pa
+
+        if not self.quoted:
+            return
+        for column in last.columns:
+            value = column[0].as_py() if pa.types.is_string(column.type) else None
+            if isinstance(value, str) and value.endswith(("\n", "\r")):
+                raise pa.ArrowInvalid(
+                    f"{self.file}: a quoted value of the last row runs to the end of the file "
+                    "(a quote left open)"
+                )
 
 
 @functools.cache
@@ -573,6 +811,157 @@ def _arrow_schema(columns: list[dict[str, str]]) -> Any:
     if any(c["type"] not in types for c in columns):
         return None
     return pa.schema([(c["name"], types[c["type"]]) for c in columns])
+
+
+def _sniff(con: duckdb.DuckDBPyConnection, file: str, args: str) -> tuple[Any, ...] | None:
+    """The dialect and columns DuckDB's sniffer finds in `file`; None if it finds none."""
+    try:
+        return con.execute(
+            "SELECT Delimiter, Quote, Escape, Comment, SkipRows, HasHeader, Columns, "
+            f"DateFormat, TimestampFormat FROM sniff_csv({quote_literal(file)}{args})"
+        ).fetchone()
+    except duckdb.InvalidInputException:
+        return None
+
+
+def _utf8_with_bad_bytes(file: str) -> bool:
+    """True when a file that is not valid UTF-8 still holds more valid multi-byte UTF-8
+    characters than invalid bytes: a UTF-8 file with bad lines, not a Latin-1 file."""
+    decoder = codecs.getincrementaldecoder("utf-8")("replace")
+    valid = invalid = 0
+    opener = gzip.open if file.endswith((".gz", ".gzip")) else open
+    with opener(file, "rb") as fh:  # type: ignore[operator]
+        while chunk := fh.read(1 << 22):
+            text = decoder.decode(chunk)
+            bad = text.count("\ufffd")
+            invalid += bad
+            # Each valid multi-byte character is one character for two to four bytes.
+            valid += len(chunk) - len(text) + bad
+    return valid > invalid
+
+
+def set_apart_lines(
+    file: str, copy: Path, *, quote: bytes, encoding: str, max_line: int
+) -> list[tuple[int, str, str]]:
+    """(line, reason, raw) of each CSV line of `file` no reader should parse: invalid UTF-8,
+    longer than `max_line` bytes, or opening a quote that is never closed. `copy` gets the
+    file with each such line blanked as a comment line, so the other lines keep their numbers.
+
+    A record spans lines while a quote is open (an odd count of quote characters opens or
+    closes it); a quote still open at the end of the file or after `max_line` bytes was left
+    open on the record's first line: that line is set apart and the next ones read again.
+    """
+    found: list[tuple[int, str, str]] = []
+    utf8 = encoding.replace("-", "").lower() == "utf8"
+    opener = gzip.open if file.endswith((".gz", ".gzip")) else open
+
+    def text(data: bytes) -> str:
+        decoded = data[: _RAW_CHARS * 4].decode("utf-8" if utf8 else encoding, errors="replace")
+        return decoded[:_RAW_CHARS].rstrip("\r\n")
+
+    with opener(file, "rb") as src, copy.open("wb") as out:  # type: ignore[operator]
+        lines = _Lines(src, max_line)
+        record: list[tuple[int, bytes, int]] = []
+        size, opened = 0, False
+
+        def blank(items: list[tuple[int, bytes, int]]) -> None:
+            out.writelines(
+                _COMMENT + (b"\r\n" if x.endswith(b"\r\n") else b"\n") for _, x, _ in items
+            )
+
+        def left_open(why: str) -> None:
+            """Set apart the record's first line, where the quote was opened; read the rest again."""
+            nonlocal record, size, opened
+            found.append((record[0][0], f"unterminated quote: {why}", text(record[0][1])))
+            blank(record[:1])
+            lines.again(record[1:])
+            record, size, opened = [], 0, False
+
+        while True:
+            item = lines.next()
+            if item is None:
+                if not record:
+                    break
+                left_open("the value opened on this line is not closed before the end of the file")
+                continue
+            number, line, total = item
+            if total:
+                found.append(
+                    (
+                        record[0][0] if record else number,
+                        f"line too long: {total + size:,} bytes, above max_line_size "
+                        f"({max_line:,} bytes); it starts with {text(line[:200])!r}",
+                        text(line[:1000]),
+                    )
+                )
+                blank([*record, item])
+                record, size, opened = [], 0, False
+                continue
+            record.append(item)
+            size += len(line)
+            if quote and line.count(quote) % 2:
+                opened = not opened
+            if opened:
+                if size > max_line:
+                    left_open(
+                        f"the value opened on this line is not closed within max_line_size "
+                        f"({max_line:,} bytes)"
+                    )
+                continue
+            data = b"".join(x for _, x, _ in record)
+            try:
+                if utf8:
+                    data.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                found.append(
+                    (
+                        record[0][0],
+                        f"invalid UTF-8: byte 0x{data[exc.start]:02X} at byte {exc.start + 1} of "
+                        "the line; the file's other lines are read as UTF-8",
+                        text(data),
+                    )
+                )
+                blank(record)
+            else:
+                out.write(data)
+            record, size = [], 0
+    return found
+
+
+class _Lines:
+    """A file's physical lines as (number, bytes, 0), or (number, start, total bytes) for one
+    longer than `max_line` (not held in memory); lines can be given back to be read again."""
+
+    def __init__(self, src: Any, max_line: int) -> None:
+        self.src, self.max_line, self.number = src, max_line, 0
+        self.back: list[tuple[int, bytes, int]] = []
+
+    def next(self) -> tuple[int, bytes, int] | None:
+        """The next line, or None at the end of the file."""
+        if self.back:
+            return self.back.pop()
+        line = self.src.readline(self.max_line + 1)
+        if not line:
+            return None
+        self.number += 1
+        if len(line) <= self.max_line or line.endswith(b"\n"):
+            return self.number, line, 0
+        start, total = line[:4096], len(line)
+        while not line.endswith(b"\n") and (line := self.src.readline(1 << 20)):
+            total += len(line)
+        return self.number, start + (b"\r\n" if line.endswith(b"\r\n") else b"\n"), total
+
+    def again(self, items: list[tuple[int, bytes, int]]) -> None:
+        """Read `items` again, in order, before the next lines of the file."""
+        self.back.extend(reversed(items))
+
+
+def _originals(expr: str, copies: dict[str, str]) -> str:
+    """`expr` (a file path) with each copy's path replaced by its original's."""
+    if not copies:
+        return expr
+    cases = " ".join(f"WHEN {quote_literal(c)} THEN {quote_literal(f)}" for f, c in copies.items())
+    return f"(CASE {expr} {cases} ELSE {expr} END)"
 
 
 def _list(files: list[str]) -> str:

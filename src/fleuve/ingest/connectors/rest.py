@@ -26,8 +26,9 @@ from fleuve.ingest.connectors.base import (
     StreamInfo,
     cursor_candidates,
 )
-from fleuve.ingest.errors import IngestError, SourceUnavailable, SyncCancelled
+from fleuve.ingest.errors import IngestError, SourceDataError, SourceUnavailable, SyncCancelled
 from fleuve.lake import quote_literal
+from fleuve.observe.logs import scrub
 
 PAGINATIONS = ("none", "page", "offset", "cursor", "next_link", "link_header")
 
@@ -156,7 +157,9 @@ class RestConnector(Connector):
         token: Any = None
         following = False
         seen: set[str] = set()
+        number = 0
         while True:
+            number += 1
             where = f"{url} {query_key(params, page, offset, token)}"
             if where in seen:
                 raise IngestError(
@@ -181,12 +184,20 @@ class RestConnector(Connector):
                 resp = self.request(client, method, url, ctx, json={**body, **query})
             else:
                 resp = self.request(client, method, url, ctx, params=query)
-            doc = resp.json()
+            try:
+                doc = resp.json()
+            except ValueError as exc:  # invalid JSON, or bytes that are not text
+                raise SourceDataError(
+                    f"stream '{stream.name}': {self.answer(resp, number)} is not JSON ({exc})",
+                    "check the stream's path and the source's url and auth (an HTML page is often "
+                    "a login or error page); if the API answers JSON Lines or XML, it cannot be read "
+                    "as a rest source",
+                ) from None
             records = _at(doc, self.option(stream, "records_path", "data"))
             if not isinstance(records, list):
-                raise IngestError(
+                raise SourceDataError(
                     f"stream '{stream.name}': no list of records at "
-                    f"'{self.option(stream, 'records_path', 'data')}' in the response of {url}",
+                    f"'{self.option(stream, 'records_path', 'data')}' in {self.answer(resp, number)}",
                     "set records_path to where the records are (e.g. 'data' or 'results.items'; '' for a top-level list)",
                 )
             yield records, len(resp.content)
@@ -214,6 +225,19 @@ class RestConnector(Connector):
                 if not nxt:
                     return
                 url, following = str(nxt), True
+
+    def answer(self, resp: httpx.Response, page: int) -> str:
+        """Which request got `resp` (its URL without credentials, the page) and what it said."""
+        url = resp.request.url.copy_with(username=None, password=None)
+        spec = dict(self.source.get("auth") or {})
+        if spec.get("type") == "api_key" and spec.get("in") == "query":
+            url = url.copy_remove_param(str(spec.get("name", "api_key")))
+        start = resp.content[:120].decode("utf-8", errors="replace")
+        kind = resp.headers.get("Content-Type") or "no Content-Type"
+        return scrub(
+            f"the answer to {resp.request.method} {url} (page {page}): {resp.status_code}, {kind}, "
+            f"{len(resp.content):,} bytes starting with {start!r}"
+        )
 
     # -- connector --------------------------------------------------------------------
 
@@ -315,6 +339,7 @@ class RestConnector(Connector):
             rejected=rejects,
             cursor_value=None if newest is None else str(newest),
             nested_as_json=True,
+            inferred_types=True,
         )
 
 
