@@ -14,7 +14,7 @@ from fleuve.engine import Engine
 from fleuve.errors import FleuveError
 from fleuve.metadata import AuditEvent
 from fleuve.metadata.engine import EngineJob
-from fleuve.project import Project
+from fleuve.project import Project, init_project
 from fleuve.security import audit
 from fleuve.security.masking import mask
 
@@ -40,6 +40,18 @@ SPELLINGS = {
     "alter user password": f"ALTER USER bob WITH PASSWORD '{SECRET}'",
     "identified by": f"CREATE USER bob IDENTIFIED BY '{SECRET}'",
 }
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Project]:
+    """One project for every spelling: each test runs its statement on an engine of its own."""
+    root = tmp_path_factory.mktemp("secrets") / "proj"
+    init_project(root, "secrets")
+    p = Project.open(root)
+    try:
+        yield p
+    finally:
+        p.close()
 
 
 @pytest.fixture
@@ -70,13 +82,19 @@ def test_a_secret_in_sql_reaches_no_sink(
     capfd: pytest.CaptureFixture[str],
 ) -> None:
     sql = SPELLINGS[spelling]
+    before = {j.id for j in engine.jobs("admin")}
     with caplog.at_level(logging.DEBUG):
         error = _run(engine, sql)
+    (job_id,) = [j.id for j in engine.jobs("admin") if j.id not in before]
     engine.close()  # writes the query history and the audit trail
 
     with project.db.session() as s:
-        events = list(s.scalars(select(AuditEvent).where(AuditEvent.kind == "query")))
-        jobs = list(s.scalars(select(EngineJob)))
+        events = [
+            e
+            for e in s.scalars(select(AuditEvent).where(AuditEvent.kind == "query"))
+            if e.detail.get("job_id") == job_id
+        ]
+        jobs = list(s.scalars(select(EngineJob).where(EngineJob.id == job_id)))
     assert len(events) == 1 and len(jobs) == 1
     trail = json.dumps([(e.target, e.detail) for e in events])
     history = json.dumps([(j.sql, j.error) for j in jobs])
