@@ -966,7 +966,17 @@ def _when(text: str | None) -> Any:
 @click.option(
     "--kind",
     type=click.Choice(
-        ["login", "query", "user", "token", "grant", "connection", "reflection", "privilege"]
+        [
+            "login",
+            "query",
+            "user",
+            "token",
+            "grant",
+            "connection",
+            "reflection",
+            "privilege",
+            "schedule",
+        ]
     ),
 )
 @click.option("--user", "username", help="Only this user's events.")

@@ -9,8 +9,10 @@ from pathlib import Path
 import httpx
 import pytest
 from click.testing import CliRunner
+from sqlalchemy import select
 
 from fleuve.cli import cli
+from fleuve.metadata import AuditEvent
 from fleuve.project import Project
 from fleuve.schedule import scheduler as sched
 from fleuve.security import auth
@@ -47,6 +49,15 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Project]:
     p.close()
 
 
+def audited(project: Project, target: str) -> list[tuple[str, str]]:
+    """(action, user) of the schedule changes recorded in the audit trail for `target`."""
+    with project.db.session() as s:
+        events = s.scalars(
+            select(AuditEvent).where(AuditEvent.kind == "schedule", AuditEvent.target == target)
+        )
+        return [(e.action, e.username) for e in events]
+
+
 def fleuve(project: Project, *args: str) -> tuple[int, str]:
     result = CliRunner().invoke(
         cli, ["--project", str(project.settings.project_dir), *args], catch_exceptions=False
@@ -71,6 +82,8 @@ def test_cli_lists_pauses_resumes_and_runs_now(project: Project) -> None:
     assert sched.describe_one(project, "shop")["pausedBy"] == "eng"
     code, out = fleuve(project, "schedules", "resume", "shop")
     assert code == 0 and "shop: scheduled" in out
+    assert ("pause", "eng") in audited(project, "shop")
+    assert ("resume", "cli:") in [(a, u[:4]) for a, u in audited(project, "shop")]
 
     code, out = fleuve(project, "schedules", "run-now", "shop")
     assert code == 0 and "shop: run" in out and "succeeded, job" in out
@@ -133,6 +146,9 @@ def test_rest_lists_changes_and_runs_schedules(served: str, project: Project) ->
 
     asked = httpx.post(f"{served}{API}/shop/run", headers=eng)
     assert asked.status_code == 202 and asked.json()["state"] in ("requested", "running")
+    assert ("pause", "eng") in audited(project, "nightly") and ("run", "eng") in audited(
+        project, "shop"
+    )
 
     # The server's own scheduler starts it, then what runs after it.
     def ran(name: str) -> bool:

@@ -494,6 +494,7 @@ class Scheduler:
             raise ScheduleBusy(
                 f"'{name}' was just run by {requested_by}", "look at `fleuve schedules list`"
             ) from None
+        _audit(self.project, "run", name, requested_by)
         active = _Active(run_id, item, keys, threading.Event())
         with self._lock:
             self._active[run_id] = active
@@ -699,6 +700,7 @@ def pause(project: Project, name: str, by: str, clock: Clock | None = None) -> d
         st = s.get(ScheduleState, name)
         if not st.paused:
             st.paused, st.paused_by, st.paused_at = True, by, clock.now()
+    _audit(project, "pause", name, by)
     return describe_one(project, name, clock)
 
 
@@ -711,6 +713,7 @@ def resume(project: Project, name: str, by: str, clock: Clock | None = None) -> 
         if st.paused:
             st.paused, st.paused_by, st.paused_at = False, None, None
             st.next_due_at = item.trigger.next_after(clock.now())
+    _audit(project, "resume", name, by)
     return describe_one(project, name, clock)
 
 
@@ -722,4 +725,12 @@ def request_run(project: Project, name: str, by: str, clock: Clock | None = None
         st = s.get(ScheduleState, name)
         if st.requested_at is None:
             st.requested_at, st.requested_by = clock.now(), f"run_now by {by}"[:128]
+    _audit(project, "run", name, by)
     return describe_one(project, name, clock)
+
+
+def _audit(project: Project, action: str, name: str, by: str) -> None:
+    """Record a change of a schedule in the audit trail, from whichever interface made it."""
+    from fleuve.security import audit
+
+    audit.record(project.db, "schedule", action, username=by, target=name)

@@ -9,7 +9,7 @@ from pydantic import BaseModel, Field
 
 from fleuve.metadata import User
 from fleuve.schedule import scheduler
-from fleuve.security import audit, privileges
+from fleuve.security import privileges
 from fleuve.serve.rest.deps import ApiError, ProjectDep, needs, page
 
 router = APIRouter(prefix="/api/fleuve/v1/schedules", tags=["Schedules"])
@@ -127,9 +127,7 @@ def schedule_runs(
 
 def _change(action: str, name: str, project: Any, user: User) -> dict[str, Any]:
     _one(project, name)
-    entry = getattr(scheduler, action)(project, name, user.username)
-    audit.record(project.db, "schedule", action, username=user.username, target=name)
-    return entry
+    return getattr(scheduler, action)(project, name, user.username)
 
 
 @router.post("/{name}/pause", response_model=ScheduleOut, responses=_errors(400, 401, 403, 404))
