@@ -121,6 +121,12 @@ def prepare(project_dir: Path, orders: int, api_port: int = 9088) -> DemoData:
         "api_key": api_key,
     }
     config["connections"] = connections(f"http://127.0.0.1:{api_port}", api_key)
+    # As the shop would run it: sources synced every 15 minutes, the batch every night.
+    for conn in config["connections"]:
+        conn["schedule"] = "every_15_minutes"
+    config["schedules"] = [
+        {"name": "nightly", "what": "pipeline", "schedule": "0 1 * * *", "timeout_minutes": 120}
+    ]
     header = (
         "# The Fleuve demo project, written by `fleuve demo`.\n"
         "# The demo's catalog API runs on loopback while `fleuve demo|run|serve` runs.\n"
