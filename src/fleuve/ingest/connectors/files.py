@@ -325,20 +325,23 @@ class FilesConnector(Connector):
         # quote) or fails on them (invalid UTF-8 read as Latin-1, too long): those lines are set
         # apart first, in local files that look bad, or in every file of a stream whose reading
         # failed. The copies without them are what the sniffer and the reader see.
-        self._quotes_broken(con, groups, options, heads)
+        # Each group's first file is sniffed once, with the options DuckDB's reader gets (it
+        # tolerates bad rows, so it sniffs the same); the checks below and Arrow share it.
+        sniff = _Sniffer(con, "".join(f", {k} = {v}" for k, v in options.items()))
+        self._quotes_broken(sniff, groups, options, heads)
         scan = [f for f in files if not self.on_s3 and (tolerant or heads[f].suspect)]
         scratch = ctx.scratch if ctx else self.settings.state_dir / "tmp" / "discover"
         scanned_quote = str(self.option(stream, "quote", '"') or "")
         copies, set_apart = self._set_apart(stream, scan, heads, scratch, max_line, scanned_quote)
-        types = stream_types(stream)
+        established: dict[str, str] = {}
         if ctx is not None and ctx.established:
-            established = self._established(con, groups, options, ctx.established, copies)
-            types = {**established, **types}
-        if types:
+            established = self._established(sniff, groups, ctx.established, copies)
+        if types := {**established, **stream_types(stream)}:
             pairs = ", ".join(f"{quote_literal(k)}: {quote_literal(v)}" for k, v in types.items())
             options["types"] = "{" + pairs + "}"
         if not tolerant and not scan:
-            arrow = self._arrow_csv(con, stream, groups, options, ctx.on_rows if ctx else None)
+            on_rows = ctx.on_rows if ctx else None
+            arrow = self._arrow_csv(stream, groups, sniff, established, on_rows)
             if arrow is not None:
                 return _Read(arrow[0], strict=True, arrow=arrow[1], describe=arrow[2])
         options.update(filename=quote_literal(SOURCE_FILE), store_rejects="true")
@@ -392,9 +395,8 @@ class FilesConnector(Connector):
 
     def _established(
         self,
-        con: duckdb.DuckDBPyConnection,
+        sniff: _Sniffer,
         groups: list[tuple[str, list[str]]],
-        options: dict[str, str],
         established: dict[str, str],
         copies: dict[str, str],
     ) -> dict[str, str]:
@@ -403,13 +405,11 @@ class FilesConnector(Connector):
         does not fit sends its row to `bronze._rejected`."""
         from fleuve.ingest.load import absorb
 
-        args = "".join(f", {k} = {v}" for k, v in options.items())
         out: dict[str, str] = {}
         headers: list[set[str]] = []
         for encoding, group in groups:
             file = copies.get(group[0], group[0])
-            comment = ", comment = '\x01'" if file != group[0] else ""
-            sniffed = _sniff(con, file, f"{args}{comment}, encoding = {quote_literal(encoding)}")
+            sniffed = sniff(file, encoding, ", comment = '\x01'" if file != group[0] else "")
             if sniffed is None:
                 continue  # a file the sniffer cannot take fails its read, then is set apart
             headers.append({c["name"] for c in sniffed[6]})
@@ -477,10 +477,10 @@ class FilesConnector(Connector):
 
     def _arrow_csv(
         self,
-        con: duckdb.DuckDBPyConnection,
         stream: StreamSettings,
         groups: list[tuple[str, list[str]]],
-        options: dict[str, str],
+        sniff: _Sniffer,
+        types: dict[str, str],
         on_rows: Callable[[int, int], None] | None,
     ) -> tuple[str, list[_ArrowCsv], str | None] | None:
         """A relation reading clean local UTF-8 CSV files with Arrow's multi-threaded reader,
@@ -507,16 +507,16 @@ class FilesConnector(Connector):
             return None
         import pyarrow.csv as pcsv
 
-        # The options DuckDB's reader gets (it tolerates bad rows), so it sniffs the same.
-        args = "".join(f", {k} = {v}" for k, v in options.items()) + ", store_rejects = true"
         parts, sources, shapes = [], [], []
         for encoding, group in groups:
             if encoding.replace("-", "").lower() != "utf8":
                 return None
-            sniffed = _sniff(con, group[0], args)
+            sniffed = sniff(group[0], encoding)
             if sniffed is None:
                 return None
             delim, quote, escape, comment, skip, header, columns, date_fmt, ts_fmt = sniffed
+            # Columns whose bronze type differs are parsed as bronze has them (`_established`).
+            columns = [{**c, "type": types.get(c["name"], c["type"])} for c in columns]
             quote, escape = _char(quote), _char(escape)
             schema = _arrow_schema(columns)
             iso = date_fmt in _ISO_FORMATS and ts_fmt in _ISO_FORMATS
@@ -610,7 +610,7 @@ class FilesConnector(Connector):
 
     def _quotes_broken(
         self,
-        con: duckdb.DuckDBPyConnection,
+        sniff: _Sniffer,
         groups: list[tuple[str, list[str]]],
         options: dict[str, str],
         heads: dict[str, _Head],
@@ -620,11 +620,10 @@ class FilesConnector(Connector):
         dialect at all."""
         if self.on_s3 or "quote" in options:
             return
-        args = "".join(f", {k} = {v}" for k, v in options.items())
         for encoding, group in groups:
             if heads[group[0]].suspect or not any(heads[f].quotes for f in group):
                 continue
-            sniffed = _sniff(con, group[0], f"{args}, encoding = {quote_literal(encoding)}")
+            sniffed = sniff(group[0], encoding)
             if sniffed is None or _char(sniffed[1]) == "":
                 for f in group:
                     heads[f].suspect = heads[f].suspect or heads[f].quotes or sniffed is None
@@ -813,15 +812,26 @@ def _arrow_schema(columns: list[dict[str, str]]) -> Any:
     return pa.schema([(c["name"], types[c["type"]]) for c in columns])
 
 
-def _sniff(con: duckdb.DuckDBPyConnection, file: str, args: str) -> tuple[Any, ...] | None:
-    """The dialect and columns DuckDB's sniffer finds in `file`; None if it finds none."""
-    try:
-        return con.execute(
-            "SELECT Delimiter, Quote, Escape, Comment, SkipRows, HasHeader, Columns, "
-            f"DateFormat, TimestampFormat FROM sniff_csv({quote_literal(file)}{args})"
-        ).fetchone()
-    except duckdb.InvalidInputException:
-        return None
+class _Sniffer:
+    """The dialect and columns DuckDB's sniffer finds in a file (None if it finds none), with
+    the reader's options `args`; each file sniffed once."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, args: str) -> None:
+        self.con, self.args = con, args + ", store_rejects = true"
+        self.found: dict[tuple[str, str, str], tuple[Any, ...] | None] = {}
+
+    def __call__(self, file: str, encoding: str, extra: str = "") -> tuple[Any, ...] | None:
+        key = (file, encoding, extra)
+        if key not in self.found:
+            try:
+                self.found[key] = self.con.execute(
+                    "SELECT Delimiter, Quote, Escape, Comment, SkipRows, HasHeader, Columns, "
+                    f"DateFormat, TimestampFormat FROM sniff_csv({quote_literal(file)}{self.args}"
+                    f"{extra}, encoding = {quote_literal(encoding)})"
+                ).fetchone()
+            except duckdb.InvalidInputException:
+                self.found[key] = None
+        return self.found[key]
 
 
 def _utf8_with_bad_bytes(file: str) -> bool:
