@@ -465,3 +465,36 @@ def test_a_new_file_is_read_with_the_streams_established_types(
     ]
     [(location, reason, raw)] = _rejected(workspace)
     assert location == "d2.csv:3" and "ts" in reason and raw == "4,0043,not a date"
+
+
+def test_json_values_of_mixed_kinds_keep_one_type_per_column(
+    workspace: Workspace, tmp_path: Path
+) -> None:
+    drops = tmp_path / "drops"
+    drops.mkdir()
+    docs = [
+        {"id": 1, "code": "n1", "qty": 1},
+        {"id": 2, "code": 5, "qty": 2},
+        {"id": 3, "code": "n3", "qty": "n/a"},
+        {"id": 4, "code": "n4", "qty": 4},
+    ]
+    (drops / "a.jsonl").write_text("\n".join(json.dumps(d) for d in docs) + "\n")
+    workspace.configure([_files(drops, [{"name": "a", "path": "a.jsonl"}], max_rejected_ratio=0.5)])
+    result = workspace.sync()
+    assert result.status == "succeeded", result.error
+    a = result.streams["a"]
+    assert (a.records_committed, a.records_rejected) == (3, 1)
+    assert workspace.rows("SELECT id, code, qty FROM bronze.a ORDER BY id") == [
+        (1, "n1", 1),
+        (2, "5", 2),
+        (4, "n4", 4),
+    ]
+    [(location, reason, raw)] = _rejected_rows(workspace)
+    assert location == "a.jsonl, row 3" and 'column qty: "n/a" is not a BIGINT' in reason
+    assert json.loads(raw)["id"] == 3
+
+
+def _rejected_rows(workspace: Workspace) -> list[tuple[str, str, str]]:
+    """(location with the file's name only, reason, raw) of the rejected rows."""
+    found = workspace.rows("SELECT location, reason, raw FROM bronze._rejected")
+    return [(loc.rsplit("/", 1)[-1], reason, raw) for loc, reason, raw in found]

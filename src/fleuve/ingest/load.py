@@ -593,12 +593,14 @@ def _typed_rejects(
     if not bad:
         return None
     key_cols = [c for c in columns if c.name in keys]
+    # Rows are numbered before the bad ones are picked out, per file for files.
+    within = f"PARTITION BY src.{quote_ident(SOURCE_FILE)}" if extract.has_source_file else ""
     location = (
         "'key ' || concat_ws(',', "
         + ", ".join(f"CAST(src.{quote_ident(c.source)} AS VARCHAR)" for c in key_cols)
         + ")"
         if key_cols
-        else "'row ' || CAST(row_number() OVER () AS VARCHAR)"
+        else f"'row ' || CAST(row_number() OVER ({within}) AS VARCHAR)"
     )
     if extract.has_source_file:
         location = f"src.{quote_ident(SOURCE_FILE)} || ', ' || {location}"
@@ -611,8 +613,9 @@ def _typed_rejects(
         if c.checked
     )
     return (
-        f"SELECT {location} AS location, {reasons} AS reason, CAST(to_json(src) AS VARCHAR) AS raw "
-        f"FROM ({extract.relation}) AS src WHERE {bad}"
+        f"SELECT location, reason, raw FROM (SELECT {location} AS location, CASE WHEN {bad} "
+        f"THEN {reasons} END AS reason, CASE WHEN {bad} THEN CAST(to_json(src) AS VARCHAR) END "
+        f"AS raw, {bad} AS fleuve_bad FROM ({extract.relation}) AS src) WHERE fleuve_bad"
     )
 
 
