@@ -8,7 +8,9 @@ a local folder or an S3-compatible bucket.
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
+import os
 import random
 import sqlite3
 import sys
@@ -105,10 +107,16 @@ class Snapshot:
     message: str | None
 
 
+@functools.cache
 def extension_dir() -> Path:
-    """A folder DuckDB can load every pinned extension from, without network access."""
+    """A folder DuckDB can load every pinned extension from, without network access.
+
+    Made once per process (cached: threads of a server call it at once), on a private
+    connection, as DuckDB's shared default connection is not safe to use from several threads.
+    """
     target = Path(sys.prefix) / "var" / "fleuve" / "duckdb_extensions"
-    platform = duckdb.execute("PRAGMA platform").fetchone()[0]
+    with duckdb.connect() as con:
+        platform = con.execute("PRAGMA platform").fetchone()[0]
     folder = target / DUCKDB_VERSION / platform
     folder.mkdir(parents=True, exist_ok=True)
     site = Path(duckdb.__file__).resolve().parent.parent
@@ -118,8 +126,11 @@ def extension_dir() -> Path:
         name = wheel_file.name.removesuffix(".duckdb_extension")
         link = folder / f"{_CANONICAL.get(name, name)}.duckdb_extension"
         if not link.exists() or link.resolve() != wheel_file.resolve():
-            link.unlink(missing_ok=True)
-            link.symlink_to(wheel_file)
+            # Replaced atomically: another process may be making the same link right now.
+            staged = folder / f".{link.name}.{os.getpid()}.{threading.get_ident()}"
+            staged.unlink(missing_ok=True)
+            staged.symlink_to(wheel_file)
+            os.replace(staged, link)
     return target
 
 

@@ -7,6 +7,7 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -15,6 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from fleuve import lake
 from fleuve.config import load_settings
 from fleuve.errors import LakeUnavailable
 from fleuve.lake import Lake
@@ -199,3 +201,23 @@ def test_right_bucket_key_works(tmp_path: Path, auth_s3: AuthS3) -> None:
         assert lake.query("SELECT sum(i) AS s FROM bronze_t")["s"][0].as_py() == 499500
     finally:
         lake.close()
+
+
+def test_extension_folder_is_made_safely_by_many_threads_at_once() -> None:
+    """Threads of a server prepare the extension folder at once; none may fail or see a gap."""
+    errors: list[str] = []
+
+    def prepare() -> None:
+        try:
+            for _ in range(5):
+                folder = lake.extension_dir.__wrapped__()
+                assert any(folder.rglob("ducklake.duckdb_extension"))
+        except Exception as exc:  # collected: a thread's exception would be lost
+            errors.append(repr(exc))
+
+    threads = [threading.Thread(target=prepare) for _ in range(16)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
