@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -498,3 +499,22 @@ def _rejected_rows(workspace: Workspace) -> list[tuple[str, str, str]]:
     """(location with the file's name only, reason, raw) of the rejected rows."""
     found = workspace.rows("SELECT location, reason, raw FROM bronze._rejected")
     return [(loc.rsplit("/", 1)[-1], reason, raw) for loc, reason, raw in found]
+
+
+def test_discover_describes_files_with_bad_lines(workspace: Workspace, tmp_path: Path) -> None:
+    from fleuve.ingest.discover import discover_connection
+
+    drops = tmp_path / "drops"
+    drops.mkdir()
+    field = "x" * (3 << 20)
+    (drops / "big.csv").write_text(f"id,txt\n1,hello\n2,{field}\n3,bye\n", encoding="utf-8")
+    (drops / "open.csv").write_text('id,label\n1,a\n2,"never closed\n', encoding="utf-8")
+    streams = [{"name": "big", "path": "big.csv"}, {"name": "open", "path": "open.csv"}]
+    project = workspace.configure([_files(drops, streams)])
+    catalog = discover_connection(project.settings, project.lake, "src")
+    found = {s["name"]: [(c["name"], c["type"]) for c in s["columns"]] for s in catalog["streams"]}
+    assert found == {
+        "big": [("id", "BIGINT"), ("txt", "VARCHAR")],
+        "open": [("id", "BIGINT"), ("label", "VARCHAR")],
+    }
+    assert not list(Path(tempfile.gettempdir()).glob("fleuve-discover-*"))

@@ -7,6 +7,8 @@ import functools
 import gzip
 import json
 import logging
+import tempfile
+import threading
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -206,31 +208,32 @@ class FilesConnector(Connector):
         return f"reached {self.base()}; {listed}"
 
     def discover(self, con: duckdb.DuckDBPyConnection) -> list[StreamInfo]:
-        out = []
-        for stream in self.conn.streams:
-            listing = self.list_files(con, self.pattern(stream))
-            if not listing:
-                out.append(
-                    StreamInfo(stream.name, [], sync_modes=list(self.capabilities.sync_modes))
-                )
-                continue
-            read = self._relation(con, stream, sorted(listing))
-            Extract(read.relation, arrow=read.arrow).scannable(con)
-            cols = [
-                (r[0], r[1])
-                for r in con.execute(f"DESCRIBE {read.relation}").fetchall()
-                if r[0] != SOURCE_FILE
-            ]
-            out.append(
-                StreamInfo(
-                    stream.name,
-                    cols,
-                    primary_key=list(stream.primary_key),
-                    cursor_candidates=cursor_candidates(cols),
-                    sync_modes=list(self.capabilities.sync_modes),
-                )
-            )
-        return out
+        # Copies of bad CSV files are described, then deleted with this folder.
+        with tempfile.TemporaryDirectory(prefix="fleuve-discover-") as scratch:
+            ctx = ExtractContext(scratch=Path(scratch), cancelled=threading.Event())
+            return [self._discover(con, stream, ctx) for stream in self.conn.streams]
+
+    def _discover(
+        self, con: duckdb.DuckDBPyConnection, stream: StreamSettings, ctx: ExtractContext
+    ) -> StreamInfo:
+        """What `discover` says of one stream."""
+        listing = self.list_files(con, self.pattern(stream))
+        if not listing:
+            return StreamInfo(stream.name, [], sync_modes=list(self.capabilities.sync_modes))
+        read = self._relation(con, stream, sorted(listing), ctx)
+        Extract(read.relation, arrow=read.arrow).scannable(con)
+        cols = [
+            (r[0], r[1])
+            for r in con.execute(f"DESCRIBE {read.relation}").fetchall()
+            if r[0] != SOURCE_FILE
+        ]
+        return StreamInfo(
+            stream.name,
+            cols,
+            primary_key=list(stream.primary_key),
+            cursor_candidates=cursor_candidates(cols),
+            sync_modes=list(self.capabilities.sync_modes),
+        )
 
     def extract(
         self,
@@ -272,7 +275,7 @@ class FilesConnector(Connector):
         con: duckdb.DuckDBPyConnection,
         stream: StreamSettings,
         files: list[str],
-        ctx: ExtractContext | None = None,
+        ctx: ExtractContext,
     ) -> _Read:
         """A relation reading `files`, and the SELECT of the rows it rejected."""
         fmt = self.file_format(stream, files)
@@ -281,7 +284,7 @@ class FilesConnector(Connector):
                 f"read_parquet({_list(files)}, union_by_name = true, filename = {quote_literal(SOURCE_FILE)})"
             )
         if fmt in ("json", "jsonl"):
-            return self._json(con, stream, files, fmt, ctx.scratch if ctx else None)
+            return self._json(con, stream, files, fmt, ctx.scratch)
         return self._csv(con, stream, files, fmt, ctx)
 
     def max_line_size(self, stream: StreamSettings) -> int:
@@ -305,7 +308,7 @@ class FilesConnector(Connector):
         stream: StreamSettings,
         files: list[str],
         fmt: str,
-        ctx: ExtractContext | None,
+        ctx: ExtractContext,
     ) -> _Read:
         options: dict[str, str] = {}
         delimiter = self.option(stream, "delimiter", "\t" if fmt == "tsv" else None)
@@ -330,18 +333,18 @@ class FilesConnector(Connector):
         sniff = _Sniffer(con, "".join(f", {k} = {v}" for k, v in options.items()))
         self._quotes_broken(sniff, groups, options, heads)
         scan = [f for f in files if not self.on_s3 and (tolerant or heads[f].suspect)]
-        scratch = ctx.scratch if ctx else self.settings.state_dir / "tmp" / "discover"
         scanned_quote = str(self.option(stream, "quote", '"') or "")
-        copies, set_apart = self._set_apart(stream, scan, heads, scratch, max_line, scanned_quote)
+        copies, set_apart = self._set_apart(
+            stream, scan, heads, ctx.scratch, max_line, scanned_quote
+        )
         established: dict[str, str] = {}
-        if ctx is not None and ctx.established:
+        if ctx.established:
             established = self._established(sniff, groups, ctx.established, copies)
         if types := {**established, **stream_types(stream)}:
             pairs = ", ".join(f"{quote_literal(k)}: {quote_literal(v)}" for k, v in types.items())
             options["types"] = "{" + pairs + "}"
         if not tolerant and not scan:
-            on_rows = ctx.on_rows if ctx else None
-            arrow = self._arrow_csv(stream, groups, sniff, established, on_rows)
+            arrow = self._arrow_csv(stream, groups, sniff, established, ctx.on_rows)
             if arrow is not None:
                 return _Read(arrow[0], strict=True, arrow=arrow[1], describe=arrow[2])
         options.update(filename=quote_literal(SOURCE_FILE), store_rejects="true")
@@ -634,14 +637,14 @@ class FilesConnector(Connector):
         stream: StreamSettings,
         files: list[str],
         fmt: str,
-        scratch: Path | None,
+        scratch: Path,
     ) -> _Read:
         options = {
             "union_by_name": "true",
             "filename": quote_literal(SOURCE_FILE),
             "format": quote_literal("newline_delimited" if fmt == "jsonl" else "auto"),
         }
-        if fmt != "jsonl" or scratch is None:
+        if fmt != "jsonl":
             args = ", ".join(f"{k} = {v}" for k, v in options.items())
             return _Read(f"read_json({_list(files)}, {args})")
         bad = (
