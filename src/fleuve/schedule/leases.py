@@ -23,9 +23,10 @@ from fleuve.metadata.schedule import ScheduleLease
 def claim_in(
     session: Session, keys: Iterable[str], owner: str, now: datetime, seconds: float
 ) -> bool:
-    """Take every key in the caller's transaction; False when one is held (then roll back)."""
+    """Take every key in the caller's transaction, or none (False) when one is held."""
     expires = now + timedelta(seconds=seconds)
     dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+    taken_here: list[str] = []
     for key in sorted(set(keys)):  # one order for all processes: no two wait on each other
         taken = session.execute(
             update(ScheduleLease)
@@ -37,6 +38,7 @@ def claim_in(
             .values(owner=owner, acquired_at=now, expires_at=expires)
         ).rowcount
         if taken:
+            taken_here.append(key)
             continue
         # A key never seen: the primary key lets one process insert it; the others insert
         # nothing (and wait for that transaction on PostgreSQL).
@@ -46,17 +48,17 @@ def claim_in(
             .on_conflict_do_nothing()
         ).rowcount
         if not inserted:
+            # The keys taken above were free or expired: free is what they go back to.
+            release_in(session, taken_here, owner)
             return False
+        taken_here.append(key)
     return True
 
 
 def claim_all(db: Database, keys: Iterable[str], owner: str, now: datetime, seconds: float) -> bool:
     """Take every key or none, in one transaction."""
     with db.session() as s:
-        if claim_in(s, keys, owner, now, seconds):
-            return True
-        s.rollback()
-        return False
+        return claim_in(s, keys, owner, now, seconds)
 
 
 def renew(db: Database, keys: Iterable[str], owner: str, now: datetime, seconds: float) -> bool:

@@ -27,7 +27,7 @@ from typing import Any
 
 from sqlalchemy import literal, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from fleuve.config import CONFIG_FILE, load_settings
 from fleuve.errors import FleuveError
@@ -53,10 +53,6 @@ MAX_ATTEMPTS = 3
 HEARTBEAT_SECONDS = 10.0
 
 Runner = Callable[[Scheduled, int, threading.Event], Outcome]
-
-
-class _NotThisTime(Exception):
-    """Another process holds a lease or started the run: roll the claim back."""
 
 
 class ScheduleNotFound(FleuveError):
@@ -200,70 +196,88 @@ class Scheduler:
                 .order_by(ScheduleState.requested_at.is_(None), ScheduleState.next_due_at)
                 .limit(self.max_parallel * 2 + 32)
             ).all()
-        wake_at = horizon
+        wake_at, wanted = horizon, []
         for name, due, requested, paused in rows:
             if name not in self.defs:
                 continue
             if requested is not None:
-                self._start(name, now, requested=requested)
+                wanted.append((name, None, requested))
             elif not paused and due is not None:
                 if due <= now:
-                    self._start(name, now, due=due)
+                    wanted.append((name, due, None))
                 else:
                     wake_at = min(wake_at, due)
+        if wanted:
+            self._start_many(wanted)
         return max(0.0, (wake_at - self.clock.now()).total_seconds())
 
     # -- starting runs -------------------------------------------------------------------
 
-    def _free(self) -> bool:
+    def _free(self, starting: int = 0) -> bool:
         with self._lock:
-            return len(self._active) < self.max_parallel and not self._stopping.is_set()
+            return len(self._active) + starting < self.max_parallel and not self._stopping.is_set()
 
-    def _start(
-        self,
-        name: str,
-        now: datetime,
-        *,
-        due: datetime | None = None,
-        requested: datetime | None = None,
-    ) -> int | None:
-        """Claim and start one due or requested run of `name`; its run id, or None."""
-        if not self._free():
-            return None
+    def _start_many(self, wanted: list[tuple[str, datetime | None, datetime | None]]) -> None:
+        """Claim and record the runs of `wanted` (name, due, requested) in one transaction, as
+        many as this process may start, then start them; one by one if the batch fails."""
+        started: list[_Active] = []
+        try:
+            with self.db.session() as s:
+                for name, due, requested in wanted:
+                    if not self._free(len(started)):
+                        break
+                    if (active := self._claim(s, name, due, requested)) is not None:
+                        started.append(active)
+        except DBAPIError:
+            # A run recorded meanwhile by another process (unique key), or a deadlock between
+            # two batches on PostgreSQL: nothing of the batch was kept; one at a time instead.
+            started = []
+            for name, due, requested in wanted:
+                if not self._free():
+                    break
+                try:
+                    with self.db.session() as s:
+                        active = self._claim(s, name, due, requested)
+                except DBAPIError:
+                    continue
+                if active is not None:
+                    self._launch(active)
+        for active in started:
+            self._launch(active)
+
+    def _claim(
+        self, s: Any, name: str, due: datetime | None, requested: datetime | None
+    ) -> _Active | None:
+        """In the caller's transaction: the leases, the schedule's next due time and the run's
+        row of one due or requested run; None (and nothing changed) when it is not ours."""
         item = self.defs[name]
         keys = (f"schedule:{name}", *item.resources)
         now = self.clock.now()  # when this run starts, not when the tick began
-        try:
-            # One transaction: the leases, the schedule's next due time and the run's row.
-            with self.db.session() as s:
-                if not leases.claim_in(s, keys, self.owner, now, self.lease_seconds):
-                    raise _NotThisTime
-                st = s.get(ScheduleState, name)
-                if requested is not None and st.requested_at == requested:
-                    trigger, due_at = (st.requested_by or "run_now")[:64], requested
-                    st.requested_at, st.requested_by = None, None
-                elif due is not None and st.next_due_at == due and not st.paused:
-                    missed = (item.trigger.next_after(due) or now) <= now
-                    st.next_due_at = item.trigger.next_after(now)
-                    due_at = due
-                    trigger = "catch_up" if missed else "schedule"
-                    if missed and item.catch_up == "skip":
-                        s.add(self._run_row(item, due_at, 1, "catch_up", now, status="skipped"))
-                        leases.release_in(s, keys, self.owner)
-                        log.info("missed run skipped", extra={"schedule": name})
-                        return None
-                else:  # another process started it meanwhile
-                    raise _NotThisTime
-                run = self._run_row(item, due_at, 1, trigger, now)
-                s.add(run)
-                s.flush()
-                st.last_due_at, st.last_started_at = due_at, now
-                st.last_status, st.last_run_id = "running", run.id
-                run_id = run.id
-        except (_NotThisTime, IntegrityError):
-            return None  # rolled back: nothing claimed, nothing recorded
-        self._launch(_Active(run_id, item, keys, threading.Event()))
-        return run_id
+        if not leases.claim_in(s, keys, self.owner, now, self.lease_seconds):
+            return None
+        st = s.get(ScheduleState, name)
+        if requested is not None and st.requested_at == requested:
+            trigger, due_at = (st.requested_by or "run_now")[:64], requested
+            st.requested_at, st.requested_by = None, None
+        elif due is not None and st.next_due_at == due and not st.paused:
+            missed = (item.trigger.next_after(due) or now) <= now
+            st.next_due_at = item.trigger.next_after(now)
+            due_at = due
+            trigger = "catch_up" if missed else "schedule"
+            if missed and item.catch_up == "skip":
+                s.add(self._run_row(item, due_at, 1, "catch_up", now, status="skipped"))
+                leases.release_in(s, keys, self.owner)
+                log.info("missed run skipped", extra={"schedule": name})
+                return None
+        else:  # another process started it meanwhile
+            leases.release_in(s, keys, self.owner)
+            return None
+        run = self._run_row(item, due_at, 1, trigger, now)
+        s.add(run)
+        s.flush()
+        st.last_due_at, st.last_started_at = due_at, now
+        st.last_status, st.last_run_id = "running", run.id
+        return _Active(run.id, item, keys, threading.Event())
 
     def _run_row(
         self,
