@@ -11,25 +11,9 @@ from fleuve.metadata import User
 from fleuve.schedule import scheduler
 from fleuve.security import privileges
 from fleuve.serve.rest.deps import ApiError, ProjectDep, needs, page
+from fleuve.serve.rest.errors import error_responses
 
 router = APIRouter(prefix="/api/fleuve/v1/schedules", tags=["Schedules"])
-
-
-class ErrorAnswer(BaseModel):
-    """Every error answer: what went wrong and what to do."""
-
-    errorMessage: str = Field(description="what went wrong")
-    moreInfo: str = Field("", description="how to fix it")
-
-
-def _errors(*codes: int) -> dict[int | str, dict[str, Any]]:
-    why = {
-        400: "the schedules in fleuve.yml are invalid",
-        401: "no valid token",
-        403: "the user lacks the privilege",
-        404: "no schedule has that name",
-    }
-    return {c: {"model": ErrorAnswer, "description": why[c]} for c in codes}
 
 
 class LastRun(BaseModel):
@@ -101,19 +85,19 @@ def _one(project: Any, name: str) -> dict[str, Any]:
         raise ApiError(404, exc.message, exc.fix or "") from None
 
 
-@router.get("", response_model=ScheduleList, responses=_errors(400, 401, 403))
+@router.get("", response_model=ScheduleList, responses=error_responses(400, 401, 403))
 def list_schedules(project: ProjectDep, _: Monitor) -> dict[str, Any]:
     """Every schedule: each connection's sync, the reflections' check and `schedules:` work."""
     return page(scheduler.describe(project))
 
 
-@router.get("/{name}", response_model=ScheduleOut, responses=_errors(400, 401, 403, 404))
+@router.get("/{name}", response_model=ScheduleOut, responses=error_responses(400, 401, 403, 404))
 def get_schedule(name: str, project: ProjectDep, _: Monitor) -> dict[str, Any]:
     """One schedule."""
     return _one(project, name)
 
 
-@router.get("/{name}/runs", response_model=RunList, responses=_errors(400, 401, 403, 404))
+@router.get("/{name}/runs", response_model=RunList, responses=error_responses(400, 401, 403, 404))
 def schedule_runs(
     name: str,
     project: ProjectDep,
@@ -130,13 +114,17 @@ def _change(action: str, name: str, project: Any, user: User) -> dict[str, Any]:
     return getattr(scheduler, action)(project, name, user.username)
 
 
-@router.post("/{name}/pause", response_model=ScheduleOut, responses=_errors(400, 401, 403, 404))
+@router.post(
+    "/{name}/pause", response_model=ScheduleOut, responses=error_responses(400, 401, 403, 404)
+)
 def pause_schedule(name: str, project: ProjectDep, user: Manager) -> dict[str, Any]:
     """Start no scheduled run of it until resumed (a running run finishes)."""
     return _change("pause", name, project, user)
 
 
-@router.post("/{name}/resume", response_model=ScheduleOut, responses=_errors(400, 401, 403, 404))
+@router.post(
+    "/{name}/resume", response_model=ScheduleOut, responses=error_responses(400, 401, 403, 404)
+)
 def resume_schedule(name: str, project: ProjectDep, user: Manager) -> dict[str, Any]:
     """Run it on schedule again, from its next due time (runs missed while paused are not run)."""
     return _change("resume", name, project, user)
@@ -146,7 +134,7 @@ def resume_schedule(name: str, project: ProjectDep, user: Manager) -> dict[str, 
     "/{name}/run",
     response_model=ScheduleOut,
     status_code=202,
-    responses=_errors(400, 401, 403, 404),
+    responses=error_responses(400, 401, 403, 404),
 )
 def run_schedule(name: str, project: ProjectDep, user: Manager) -> dict[str, Any]:
     """Ask for a run now: the first free scheduler (this server's or a worker's) starts it."""
