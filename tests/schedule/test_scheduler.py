@@ -16,6 +16,7 @@ from fleuve.project import Project
 from fleuve.schedule import scheduler as sched
 from fleuve.schedule.clock import ManualClock
 from fleuve.schedule.scheduler import ScheduleBusy, ScheduleNotFound, Scheduler
+from fleuve.schedule.work import definitions
 from tests.schedule.conftest import START, Recorder, make_project, sqlite_connection, wait_for
 
 
@@ -254,3 +255,38 @@ def test_lake_maintenance_runs_in_a_child_process_with_its_log(
     [run] = all_runs(project)
     assert run.status == "succeeded", Path(run.log_path).read_text(encoding="utf-8")
     assert Path(run.log_path).read_text(encoding="utf-8").strip()
+
+
+def test_pipeline_selections_and_the_connections_they_hold(tmp_path: Path, projects: list) -> None:
+    project = make_project(
+        tmp_path / "p",
+        [sqlite_connection(tmp_path / "src", "shop", "every_1_minutes")],
+        schedules=[
+            {"name": "batch", "what": "pipeline", "schedule": "every_1_minutes"},
+            {"name": "marts", "what": "pipeline", "select": ["staging", "marts", "warm_up"]},
+            {"name": "finance", "what": "dbt", "select": ["tag:finance"], "command": "run"},
+        ],
+        schedule={"reflections": "manual"},
+    )
+    projects.append(project)
+    defs = definitions(project.settings)
+    assert defs["marts"].select == ("staging", "test_staging", "marts", "test_marts", "warm_up")
+    assert defs["marts"].resources == ()  # it syncs nothing
+    assert defs["batch"].resources == ("connection:shop",)
+    assert (defs["finance"].kind, defs["finance"].command) == ("dbt", "run")
+    # The whole pipeline syncs every connection: while it runs, the connection's own
+    # schedule waits for it instead of syncing at the same time.
+    clock, runner = ManualClock(START), Recorder(hold=True)
+    scheduler = Scheduler(project, clock=clock, runner=runner)
+    with project.db.session() as s:  # the pipeline's tick comes first
+        s.get(ScheduleState, "shop").next_due_at += timedelta(seconds=30)
+    clock.set(START.replace(second=0) + timedelta(minutes=1))
+    scheduler.tick()
+    clock.advance(seconds=40)
+    scheduler.tick()
+    assert runner.names() == ["batch"]
+    runner.hold.set()
+    settle(scheduler)
+    scheduler.tick()
+    settle(scheduler)
+    assert runner.names() == ["batch", "shop"]
