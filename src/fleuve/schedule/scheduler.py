@@ -34,7 +34,7 @@ from fleuve.errors import FleuveError
 from fleuve.metadata.schedule import ScheduleLease, ScheduleRun, ScheduleState
 from fleuve.project import Project
 from fleuve.schedule import leases
-from fleuve.schedule.clock import Clock
+from fleuve.schedule.clock import Clock, clock_from_env
 from fleuve.schedule.work import (
     REFLECTIONS,
     Outcome,
@@ -95,7 +95,7 @@ class Scheduler:
     ) -> None:
         self.project = project
         self.db = project.db
-        self.clock = clock or Clock()
+        self.clock = clock or clock_from_env()
         self.owner = owner or new_owner()
         settings = project.settings.schedule
         self.max_parallel = max_parallel or settings.max_parallel
@@ -612,7 +612,7 @@ def _iso(value: datetime | None) -> str | None:
 
 def describe(project: Project, clock: Clock | None = None) -> list[dict[str, Any]]:
     """Every schedule with its spelling, last run, next run and state."""
-    clock = clock or Clock()
+    clock = clock or clock_from_env()
     defs = definitions(project.settings)
     ensure_states(project, defs, clock.now())
     with project.db.session() as s:
@@ -708,7 +708,7 @@ def _state(project: Project, name: str, clock: Clock) -> tuple[dict[str, Schedul
 
 def pause(project: Project, name: str, by: str, clock: Clock | None = None) -> dict[str, Any]:
     """Stop starting scheduled runs of `name` (a running one finishes; run-now still works)."""
-    clock = clock or Clock()
+    clock = clock or clock_from_env()
     _state(project, name, clock)
     with project.db.session() as s:
         st = s.get(ScheduleState, name)
@@ -720,7 +720,7 @@ def pause(project: Project, name: str, by: str, clock: Clock | None = None) -> d
 
 def resume(project: Project, name: str, by: str, clock: Clock | None = None) -> dict[str, Any]:
     """Start scheduled runs of `name` again, from its next due time (missed ones are not run)."""
-    clock = clock or Clock()
+    clock = clock or clock_from_env()
     _, item = _state(project, name, clock)
     with project.db.session() as s:
         st = s.get(ScheduleState, name)
@@ -733,7 +733,7 @@ def resume(project: Project, name: str, by: str, clock: Clock | None = None) -> 
 
 def request_run(project: Project, name: str, by: str, clock: Clock | None = None) -> dict[str, Any]:
     """Ask the running schedulers to run `name` as soon as it is free."""
-    clock = clock or Clock()
+    clock = clock or clock_from_env()
     _state(project, name, clock)
     with project.db.session() as s:
         st = s.get(ScheduleState, name)
