@@ -387,6 +387,7 @@ def sync(
             streams=list(streams) or None,
             full_refresh=full_refresh,
             on_progress=show,
+            username=as_user,
         )
     table = Table(box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
     table.add_column("stream", overflow="fold", min_width=14)

@@ -273,3 +273,38 @@ def test_a_query_through_each_interface_is_audited_once(served: Served, client: 
     if ran[0] == sql:
         assert event.target == sql and event.detail["objects"] == [DATASET]
         assert event.detail["rows"] == 1
+
+
+def _synced(api: httpx.Client, answer: httpx.Response) -> None:
+    """Wait for the sync a route started to end, so that it does not overlap the next test."""
+    assert answer.status_code == 200, answer.text
+    job_id = answer.json()["job"]["id"]
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        status = api.post("/api/v1/jobs/get", json={"id": job_id}).json()["job"]["status"]
+        if status in ("succeeded", "failed", "cancelled"):
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"sync job {job_id} did not end")
+
+
+@pytest.mark.parametrize("how", ["cli", "ingestion-api", "fleuve-api"])
+def test_a_sync_is_audited_once_with_its_user_and_client(served: Served, how: str) -> None:
+    """`fleuve sync`, the Airbyte-style route and Fleuve's own route each leave one event."""
+    api = _rest(served)
+    act: Callable[[], Any] = {
+        "cli": lambda: _cli(served, "sync", "site_drops", "--user", "admin"),
+        "ingestion-api": lambda: _synced(
+            api, api.post("/api/v1/connections/sync", json={"connectionId": "site_drops"})
+        ),
+        "fleuve-api": lambda: _synced(api, api.post("/api/fleuve/v1/connections/site_drops/sync")),
+    }[how]
+    event = _one(served, act)
+    assert (event.kind, event.action, event.username, event.target) == (
+        "connection",
+        "sync",
+        "admin",
+        "site_drops",
+    )
+    assert event.client == ("cli" if how == "cli" else "rest")
+    assert isinstance(event.detail["job_id"], int) and event.detail["address"]

@@ -29,6 +29,7 @@ from fleuve.ingest.state import ensure_tables
 from fleuve.lake import Lake
 from fleuve.metadata import Database
 from fleuve.observe.logs import scrub
+from fleuve.security import audit
 
 log = logging.getLogger("fleuve.ingest")
 
@@ -134,8 +135,14 @@ def sync_connection(
     streams: list[str] | None = None,
     full_refresh: bool = False,
     on_progress: Callable[[list[StreamProgress]], None] | None = None,
+    username: str | None = None,
+    origin: audit.Origin | None = None,
 ) -> SyncResult:
-    """Sync connection `name` into bronze as one job; each stream commits atomically with its cursor."""
+    """Sync connection `name` into bronze as one job; each stream commits atomically with its cursor.
+
+    The sync's start is audited once, here, as asked by `username` from `origin` (the interface
+    and address; by default the origin of the calling context).
+    """
     conn = settings.connection(name)
     selected = _select(conn, streams)
     started = time.monotonic()
@@ -143,6 +150,7 @@ def sync_connection(
     job_id = jobs.start_job(
         db, name, {"streams": [s.name for s in selected], "full_refresh": full_refresh}
     )
+    _audit(db, name, job_id, username, origin or audit.origin())
     result = SyncResult(job_id=job_id, status="running")
     run = _Run(selected, on_progress)
     ctx_log = {"job_id": job_id, "connection_id": name}
@@ -304,6 +312,16 @@ def sync_connection(
     if on_progress:
         on_progress(list(run.progress.values()))
     return result
+
+
+def _audit(db: Database, name: str, job_id: int, username: str | None, where: audit.Origin) -> None:
+    """Record the start of a sync in the audit trail, with who asked for it and from where."""
+    detail: dict[str, Any] = {"job_id": job_id}
+    if where.address is not None:
+        detail["address"] = where.address
+    audit.record(
+        db, "connection", "sync", username=username, client=where.client, target=name, **detail
+    )
 
 
 def _select(conn: ConnectionSettings, names: list[str] | None) -> list[StreamSettings]:

@@ -140,8 +140,11 @@ def _pipeline_steps(work: ScheduledWork) -> tuple[str, ...]:
 def run_sync(project: Project, item: Scheduled) -> Outcome:
     """Sync the connection in this process; its job records the attempts and the log."""
     from fleuve.ingest import sync_connection
+    from fleuve.security.audit import Origin
 
-    result = sync_connection(project.settings, project.lake, project.db, item.name)
+    result = sync_connection(
+        project.settings, project.lake, project.db, item.name, origin=Origin("scheduler")
+    )
     timed_out = any("ran past its timeout" in e for e in result.errors.values())
     status = "timed_out" if timed_out else result.status
     return Outcome(status, result.error, result.job_id, details={"records": result.records})

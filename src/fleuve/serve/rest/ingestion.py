@@ -47,14 +47,17 @@ def read_job(project: Project, job_id: int) -> dict[str, Any]:
     return info
 
 
-def start_sync(project: Project, name: str) -> int:
-    """Start syncing connection `name` in the background; returns its job id once recorded."""
+def start_sync(project: Project, name: str, username: str) -> int:
+    """Start syncing connection `name` in the background for `username`; returns its job id
+    once recorded (the sync audits its start, as coming from this request's origin)."""
     project.settings.connection(name)  # an unknown name fails here, naming the known ones
     with project.db.session() as s:
         before = s.scalar(select(Job.id).order_by(Job.id.desc()).limit(1)) or 0
     thread = threading.Thread(
         target=ingest.sync_connection,
         args=(project.settings, project.lake, project.db, name),
+        # The thread does not inherit this request's context: its origin is handed over.
+        kwargs={"username": username, "origin": audit.origin()},
         name=f"fleuve-sync-{name}",
         daemon=True,
     )
@@ -78,19 +81,11 @@ def start_sync(project: Project, name: str) -> int:
 def connections_sync(body: SyncRequest, project: ProjectDep, user: Syncer) -> dict[str, Any]:
     """Start a sync of the connection now (SYNC privilege); answers its job (status `running`)."""
     try:
-        job_id = start_sync(project, body.connectionId)
+        job_id = start_sync(project, body.connectionId, user.username)
     except FleuveError as exc:
         raise ApiError(
             404 if "no connection" in exc.message else 400, exc.message, exc.fix or ""
         ) from None
-    audit.record(
-        project.db,
-        "connection",
-        "sync",
-        username=user.username,
-        target=body.connectionId,
-        job_id=job_id,
-    )
     return read_job(project, job_id)
 
 

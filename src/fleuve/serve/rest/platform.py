@@ -72,14 +72,11 @@ def connection(name: str, project: ProjectDep, _: Monitor) -> dict[str, Any]:
 def connection_sync(name: str, project: ProjectDep, user: Syncer) -> dict[str, Any]:
     """Start a sync of the connection; answers its job (a JobInfoRead)."""
     try:
-        job_id = start_sync(project, name)
+        job_id = start_sync(project, name, user.username)
     except FleuveError as exc:
         raise ApiError(
             404 if "no connection" in exc.message else 400, exc.message, exc.fix or ""
         ) from None
-    audit.record(
-        project.db, "connection", "sync", username=user.username, target=name, job_id=job_id
-    )
     return read_job(project, job_id)
 
 
