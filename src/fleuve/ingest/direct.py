@@ -314,7 +314,7 @@ class _Writer:
                         raise duckdb.InterruptException("INTERRUPT Error: the sync was cancelled")
                     if self.failed.is_set():
                         return rows
-                    self._add(batch, source.file)
+                    self._add(batch, source.origin)
                     rows += batch.num_rows
             self._write(final=True)
             return rows

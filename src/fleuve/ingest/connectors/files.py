@@ -285,7 +285,74 @@ class FilesConnector(Connector):
             )
         if fmt in ("json", "jsonl"):
             return self._json(con, stream, files, fmt, ctx.scratch)
+        if self.on_s3:
+            return self._bucket_csv(con, stream, files, fmt, ctx)
         return self._csv(con, stream, files, fmt, ctx)
+
+    def _bucket_csv(
+        self,
+        con: duckdb.DuckDBPyConnection,
+        stream: StreamSettings,
+        files: list[str],
+        fmt: str,
+        ctx: ExtractContext,
+    ) -> _Read:
+        """CSV files of a bucket, streamed to the sync's scratch folder and read as local ones.
+
+        Every file is read once from the bucket either way; read locally, its lines get the
+        same checks as a folder's (invalid UTF-8, above max_line_size, a quote left open) and
+        clean files Arrow's parallel reader. The rows and rejected lines keep the s3:// names.
+        """
+        folder = ctx.scratch / f"bucket-{uuid.uuid4().hex[:12]}"
+        local = []
+        bucket = self._bucket()
+        for file in files:
+            key = file.removeprefix("s3://")
+            target = folder / key
+            target.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                with bucket.open_input_stream(key) as src, target.open("wb") as out:
+                    while chunk := src.read(1 << 22):
+                        out.write(chunk)
+            except OSError as exc:
+                raise SourceUnavailable(
+                    f"connection '{self.conn.name}': cannot read {file}: "
+                    f"{scrub(str(exc).splitlines()[0])}",
+                    "check source.path and source.s3 (endpoint, keys)",
+                ) from None
+            local.append(str(target))
+        read = self._csv(con, stream, local, fmt, ctx)
+        prefix = quote_literal(f"{folder}/")
+
+        def named(expr: str) -> str:
+            return f"replace({expr}, {prefix}, 's3://')"
+
+        read.relation = (
+            f"(SELECT * REPLACE ({named(SOURCE_FILE)} AS {SOURCE_FILE}) FROM {read.relation})"
+        )
+        if read.rejected:
+            read.rejected = (
+                f"SELECT {named('location')} AS location, reason, raw FROM ({read.rejected})"
+            )
+        for source in read.arrow or []:
+            source.origin = "s3://" + str(Path(source.file).relative_to(folder))
+        return read
+
+    def _bucket(self) -> Any:
+        """The bucket's files through Arrow's S3 client, with the source's endpoint and keys."""
+        from pyarrow import fs
+
+        s3 = self.source.get("s3") or {}
+        endpoint = str(s3.get("endpoint") or "")
+        secure = bool(s3.get("use_ssl", True))
+        return fs.S3FileSystem(
+            access_key=s3.get("access_key_id"),
+            secret_key=s3.get("secret_access_key"),
+            region=s3.get("region", "us-east-1"),
+            endpoint_override=endpoint.split("://")[-1] or None,
+            scheme="https" if secure else "http",
+            force_virtual_addressing=s3.get("url_style", "path") == "vhost",
+        )
 
     def max_line_size(self, stream: StreamSettings) -> int:
         """The longest CSV line read, in bytes (`max_line_size`); longer ones are rejected."""
@@ -332,7 +399,7 @@ class FilesConnector(Connector):
         # tolerates bad rows, so it sniffs the same); the checks below and Arrow share it.
         sniff = _Sniffer(con, "".join(f", {k} = {v}" for k, v in options.items()))
         self._quotes_broken(sniff, groups, options, heads)
-        scan = [f for f in files if not self.on_s3 and (tolerant or heads[f].suspect)]
+        scan = [f for f in files if tolerant or heads[f].suspect]
         scanned_quote = str(self.option(stream, "quote", '"') or "")
         copies, set_apart = self._set_apart(
             stream, scan, heads, ctx.scratch, max_line, scanned_quote
@@ -394,7 +461,7 @@ class FilesConnector(Connector):
                 "format = 'newline_delimited', "
                 "columns = {'location': 'VARCHAR', 'reason': 'VARCHAR', 'raw': 'VARCHAR'})"
             )
-        return _Read(relation, " UNION ALL ".join(rejects), strict=not tolerant and not self.on_s3)
+        return _Read(relation, " UNION ALL ".join(rejects), strict=not tolerant)
 
     def _established(
         self,
@@ -501,8 +568,7 @@ class FilesConnector(Connector):
         """
         files = [f for _, group in groups for f in group]
         if (
-            self.on_s3
-            or stream.name in self.tolerant
+            stream.name in self.tolerant
             or stream_types(stream)
             or len(files) > _ARROW_MAX_FILES
             or any(f.endswith((".zst", ".zstd")) for f in files)
@@ -565,8 +631,6 @@ class FilesConnector(Connector):
         """(encoding, files) that one CSV scan can read together (same first line, encoding
         and compression), and what the start of each file says about it."""
         heads = {f: self._head(f, declared, max_line) for f in files}
-        if self.on_s3:
-            return [(heads[f].encoding, [f]) for f in files], heads
         groups: dict[tuple[str, str, bytes | str], list[str]] = {}
         for file in files:
             compression = file.rsplit(".", 1)[-1] if file.endswith((".gz", ".zst", ".zstd")) else ""
@@ -578,7 +642,7 @@ class FilesConnector(Connector):
     def _head(self, file: str, declared: str | None, max_line: int) -> _Head:
         """The encoding of a local file ('utf-8', with or without BOM, or 'latin-1'), from its
         start, and whether it looks bad there."""
-        if self.on_s3 or file.endswith((".zst", ".zstd")):
+        if file.endswith((".zst", ".zstd")):
             # A zstd file's start is not read here: a group of its own.
             return _Head(declared or "utf-8", header=file)
         opener = gzip.open if file.endswith((".gz", ".gzip")) else open
@@ -621,7 +685,7 @@ class FilesConnector(Connector):
         """Mark as suspect the files whose dialect an unterminated quote or an overlong line hid
         from the sniffer: no quote character found while the file starts with one, or no
         dialect at all."""
-        if self.on_s3 or "quote" in options:
+        if "quote" in options:
             return
         for encoding, group in groups:
             if heads[group[0]].suspect or not any(heads[f].quotes for f in group):
@@ -718,6 +782,7 @@ class _ArrowCsv:
         quoted: bool = False,
     ) -> None:
         self.file, self.schema, self.reading, self.quoted = file, schema, reading, quoted
+        self.origin = file  # the name its rows keep: a bucket file's s3:// name
         self.on_rows = on_rows or (lambda rows, nbytes: None)
         self.name = f"fleuve_arrow_csv_{uuid.uuid4().hex[:12]}"  # as registered on a session
 
@@ -771,7 +836,7 @@ class _ArrowCsv:
             value = column[0].as_py() if pa.types.is_string(column.type) else None
             if isinstance(value, str) and value.endswith(("\n", "\r")):
                 raise pa.ArrowInvalid(
-                    f"{self.file}: a quoted value of the last row runs to the end of the file "
+                    f"{self.origin}: a quoted value of the last row runs to the end of the file "
                     "(a quote left open)"
                 )
 
