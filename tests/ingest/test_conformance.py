@@ -119,14 +119,7 @@ def test_sync_modes(harness: Harness, workspace: Workspace, sync_mode: str, dest
         assert state[0][1] is not None and "12:10:05" in state[0][1].replace("T", " ")
 
 
-def _not_yet(request: pytest.FixtureRequest, reason: str) -> None:
-    """Run the test as one that must fail, for a source that does not hold it yet, and why."""
-    request.applymarker(pytest.mark.xfail(reason=reason, strict=True))
-
-
-def test_values_keep_the_columns_established_types(
-    harness: Harness, workspace: Workspace, request: pytest.FixtureRequest
-) -> None:
+def test_values_keep_the_columns_established_types(harness: Harness, workspace: Workspace) -> None:
     """A value of another kind than the rest of its column keeps its text when the column is
     text, and otherwise sends its row to bronze._rejected, once; no value is stored changed."""
     harness.load(rows(range(1, 101)))
@@ -139,12 +132,6 @@ def test_values_keep_the_columns_established_types(
     kept = harness.add_odd(odd)
     if kept is None:
         pytest.skip(f"{harness.kind} refuses a value of another kind than its column's type")
-    if harness.kind == "sqlite":
-        _not_yet(
-            request,
-            "a SQLite value of another kind than its column's declared type fails the stream "
-            "(DuckDB's SQLite scanner refuses it) instead of rejecting its row",
-        )
     result = workspace.sync()
     assert result.status == "succeeded", result.error
     items = result.streams["items"]
@@ -161,9 +148,7 @@ def test_values_keep_the_columns_established_types(
     assert "amount" in rejected[0][1] and "n/a" in rejected[0][2]
 
 
-def test_each_malformed_record_is_rejected_once(
-    harness: Harness, workspace: Workspace, request: pytest.FixtureRequest
-) -> None:
+def test_each_malformed_record_is_rejected_once(harness: Harness, workspace: Workspace) -> None:
     """Every record the source cannot hand over as a row is one row of bronze._rejected and
     counted once; the stream's other rows, in every script, are committed unchanged."""
     data = rows(range(1, 13))

@@ -532,6 +532,11 @@ class SQLiteConnector(DatabaseConnector):
     type = "sqlite"
     default_schema = "main"
 
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        # Streams whose table holds values of another kind than their column's: read as text.
+        self.loose: set[str] = set()
+
     def path(self) -> Path:
         """The database file, resolved against the project folder."""
         if "path" not in self.source:
@@ -585,6 +590,79 @@ class SQLiteConnector(DatabaseConnector):
             if since is not None and stream.cursor_field:
                 relation += f" WHERE {quote_ident(stream.cursor_field)} >= {since.literal()}"
             return Extract(relation=relation)
+        if stream.name in self.loose:
+            return self._as_text(con, stream, since)
         extract = super().extract(con, stream, since, files, ctx)
         extract.bytes_read = 0
+        # SQLite stores a value of any kind in any column, which DuckDB's scanner refuses:
+        # a load that fails reads the table again as text, setting such rows apart.
+        extract.fallback = lambda: self.loose.add(stream.name)
         return extract
+
+    def _as_text(
+        self, con: duckdb.DuckDBPyConnection, stream: StreamSettings, since: Cursor | None
+    ) -> Extract:
+        """The table read as text by a session of its own (`sqlite_all_varchar`, which no
+        other read sees), each value cast to its column's declared type; a row with a value
+        that does not fit is rejected, naming the column, the value and the type."""
+        schema, table = self.split_table(stream.table or stream.name)
+        columns = [(n, t) for n, t, _ in self.source_columns(con, schema, table)]
+        text = _SQLiteText(con, f"{self.alias}.{quote_ident(schema)}.{quote_ident(table)}")
+        con.register(text.name, text)
+
+        def cast(name: str, kind: str) -> str:
+            return f"TRY_CAST({quote_ident(name)} AS {kind})"
+
+        misfits = {
+            n: f"({quote_ident(n)} IS NOT NULL AND {cast(n, t)} IS NULL)" for n, t in columns
+        }
+        fits = " AND ".join(f"NOT {m}" for m in misfits.values()) or "true"
+        where = ""
+        if since is not None and stream.cursor_field:
+            kind = dict(columns).get(stream.cursor_field, "VARCHAR")
+            where = f" AND {cast(stream.cursor_field, kind)} >= {since.literal()}"
+        values = ", ".join(f"{cast(n, t)} AS {quote_ident(n)}" for n, t in columns)
+        reasons = ", ".join(
+            f"CASE WHEN {m} THEN {quote_literal(f'column {n}: ')} || left({quote_ident(n)}, 200) "
+            f"|| {quote_literal(f' is not a {t}')} END"
+            for (n, t), m in zip(columns, misfits.values(), strict=True)
+        )
+        raw = ", ".join(f"{quote_literal(n)}: {quote_ident(n)}" for n, _ in columns)
+        return Extract(
+            relation=f"SELECT {values} FROM {text.name} WHERE {fits}{where}",
+            rejected=(
+                f"SELECT {quote_literal(f'{schema}.{table} row ')} || fleuve_row AS location, "
+                f"'value of another type than its column: ' || concat_ws('; ', {reasons}) "
+                f"AS reason, CAST(to_json({{{raw}}}) AS VARCHAR) AS raw "
+                f"FROM (SELECT *, row_number() OVER () AS fleuve_row FROM {text.name}) "
+                f"WHERE NOT ({fits}){where}"
+            ),
+        )
+
+
+class _SQLiteText:
+    """An attached SQLite table's rows as text, as an Arrow stream DuckDB can scan again: each
+    scan runs on a session of its own with `sqlite_all_varchar` set."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, table: str) -> None:
+        self.con, self.table = con, table
+        self.name = f"fleuve_sqlite_text_{uuid.uuid4().hex[:12]}"
+
+    def _session(self) -> duckdb.DuckDBPyConnection:
+        """A new session of the same database (it sees the attached file) reading text."""
+        session = self.con.cursor()
+        session.execute("SET sqlite_all_varchar = true")
+        return session
+
+    def __arrow_c_schema__(self) -> object:
+        session = self._session()
+        try:
+            empty = session.execute(f"SELECT * FROM {self.table} LIMIT 0").arrow()
+            return empty.schema.__arrow_c_schema__()
+        finally:
+            session.close()
+
+    def __arrow_c_stream__(self, requested_schema: object = None) -> object:
+        session = self._session()
+        reader = session.execute(f"SELECT * FROM {self.table}").to_arrow_reader()
+        return reader.__arrow_c_stream__(requested_schema)
