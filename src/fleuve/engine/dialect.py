@@ -21,7 +21,7 @@ from sqlglot import exp
 from sqlglot.dialects.dialect import Dialect
 from sqlglot.errors import ErrorLevel, UnsupportedError
 from sqlglot.helper import seq_get
-from sqlglot.tokens import TokenType
+from sqlglot.tokens import Token, TokenType
 
 from fleuve.engine.errors import EngineError
 
@@ -104,23 +104,285 @@ _RENAMED = "FLEUVE_RENAMED__"
 _PART_FIRST = {"DATE_TRUNC", "DATETRUNC", "DATE_DIFF", "DATEDIFF"}
 
 
+# Typed literals (DATE '...', TIME '...', TIMESTAMP '...') whose text DuckDB would cut
+# without a word: a DATE's time of day, a zone offset on a value without time zone, digits
+# below the microsecond.
+_TYPED_LITERALS = {
+    TokenType.DATE,
+    TokenType.TIME,
+    TokenType.TIMESTAMP,
+    TokenType.TIMESTAMPNTZ,
+    TokenType.DATETIME,
+}
+_ZONE = re.compile(
+    r"\d:\d\d(?::\d\d(?:\.\d*)?)?\s*(?:Z|UTC|GMT|[+-]\d{1,2}(?::?\d\d)?|[A-Za-z]+/\w+)\s*$"
+)
+_SUB_MICRO = re.compile(r"\.\d{7,}")
+
+
+def _check_typed_literal(kind: str, text: str) -> None:
+    """Refuse a typed literal whose text holds more than its type keeps."""
+    literal = f"{kind} '{text}'"
+    if kind == "DATE" and ":" in text:
+        raise EngineError(
+            f"{literal} has a time of day, which a DATE does not keep",
+            f"write TIMESTAMP '{text}', or the date alone",
+        )
+    if kind != "DATE" and _ZONE.search(text):
+        raise EngineError(
+            f"{literal} has a time zone, which a {kind} without time zone would drop",
+            "write TIMESTAMPTZ '...' for an instant, or the local time without its zone",
+        )
+    if kind != "DATE" and _SUB_MICRO.search(text):
+        raise EngineError(
+            f"{literal} has digits below the microsecond, which Fleuve does not keep",
+            "write at most 6 digits after the seconds' point",
+        )
+
+
 def parse(sql: str, dialect: str) -> list[exp.Expression | None]:
     """The statements of `sql` read as `dialect` (duckdb or dremio); sqlglot's ParseError."""
     reader = Dialect.get_or_raise(dialect)
     tokens = reader.tokenize(sql)
     rename = _RENAME.get(dialect, set())
-    for token, after, first in zip(tokens, tokens[1:], tokens[2:], strict=False):
-        name = token.text.upper()
-        if token.token_type != TokenType.VAR or after.token_type != TokenType.L_PAREN:
-            continue
-        if name in rename:
-            token.text = _RENAMED + name
-        elif dialect == "duckdb" and name in _PART_FIRST and first.token_type != TokenType.STRING:
-            raise EngineError(
-                f"function {name} takes its date part as a quoted literal here",
-                f"write {name.lower()}('month', ...); for a part from a column, use CASE",
-            )
+    intervals = False
+    for i, token in enumerate(tokens[:-1]):
+        after = tokens[i + 1]
+        if token.token_type == TokenType.INTERVAL:
+            intervals = True
+        elif token.token_type in _TYPED_LITERALS and after.token_type == TokenType.STRING:
+            _check_typed_literal(token.text.upper(), after.text)
+        elif token.token_type == TokenType.VAR and after.token_type == TokenType.L_PAREN:
+            name = token.text.upper()
+            first = tokens[i + 2] if i + 2 < len(tokens) else None
+            if name in rename:
+                token.text = _RENAMED + name
+            elif (
+                dialect == "duckdb"
+                and name in _PART_FIRST
+                and first is not None
+                and first.token_type != TokenType.STRING
+            ):
+                raise EngineError(
+                    f"function {name} takes its date part as a quoted literal here",
+                    f"write {name.lower()}('month', ...); for a part from a column, use CASE",
+                )
+    if intervals:
+        tokens = _interval_tokens(tokens)
     return reader.parser().parse(tokens, sql)
+
+
+# == interval literals =====================================================================
+#
+# sqlglot reads INTERVAL '3 days 04:05:06.789' as 3 days (the time is dropped) and leaves
+# INTERVAL '3 04:05:06.789' DAY TO SECOND to DuckDB, which does not take it. So each literal
+# interval is read here, from its tokens, with the SQL standard's meaning (Dremio's) when it
+# names its unit, and reaches DuckDB as one string DuckDB reads exactly.
+
+# Each unit as (field, multiple): months, days or microseconds, DuckDB's interval fields.
+INTERVAL_UNITS: dict[str, tuple[str, int]] = {
+    "MILLENNIUM": ("months", 12_000),
+    "CENTURY": ("months", 1_200),
+    "DECADE": ("months", 120),
+    "YEAR": ("months", 12),
+    "QUARTER": ("months", 3),
+    "MONTH": ("months", 1),
+    "WEEK": ("days", 7),
+    "DAY": ("days", 1),
+    "HOUR": ("micros", 3_600_000_000),
+    "MINUTE": ("micros", 60_000_000),
+    "SECOND": ("micros", 1_000_000),
+    "MILLISECOND": ("micros", 1_000),
+    "MICROSECOND": ("micros", 1),
+}
+_SIGN = r"\s*(?P<sign>[-+]?)\s*"
+_SECONDS = r"(?P<second>\d+(?:\.\d+)?)"
+# The text each span takes (SQL standard): its leading field any size, the others in range.
+INTERVAL_SPANS: dict[tuple[str, str], re.Pattern[str]] = {
+    ("YEAR", "MONTH"): re.compile(_SIGN + r"(?P<year>\d+)-(?P<month>\d+)\s*$"),
+    ("DAY", "HOUR"): re.compile(_SIGN + r"(?P<day>\d+)\s+(?P<hour>\d+)\s*$"),
+    ("DAY", "MINUTE"): re.compile(_SIGN + r"(?P<day>\d+)\s+(?P<hour>\d+):(?P<minute>\d+)\s*$"),
+    ("DAY", "SECOND"): re.compile(
+        _SIGN + r"(?P<day>\d+)\s+(?P<hour>\d+):(?P<minute>\d+):" + _SECONDS + r"\s*$"
+    ),
+    ("HOUR", "MINUTE"): re.compile(_SIGN + r"(?P<hour>\d+):(?P<minute>\d+)\s*$"),
+    ("HOUR", "SECOND"): re.compile(_SIGN + r"(?P<hour>\d+):(?P<minute>\d+):" + _SECONDS + r"\s*$"),
+    ("MINUTE", "SECOND"): re.compile(_SIGN + r"(?P<minute>\d+):" + _SECONDS + r"\s*$"),
+}
+_SINGLE = re.compile(_SIGN + r"(?P<whole>\d+)(?P<fraction>\.\d*)?\s*$")
+_LIMITS = {"month": 12, "hour": 24, "minute": 60, "second": 60}
+_INTERVAL_FN = _RENAMED + "INTERVAL"
+_INTERVAL_FIX = (
+    "write INTERVAL '3' DAY, INTERVAL '1-2' YEAR TO MONTH, "
+    "INTERVAL '3 04:05:06.789' DAY TO SECOND or INTERVAL '3 days 04:05:06.789'"
+)
+
+
+def _interval_unit(token: Token | None) -> str | None:
+    """The unit a token names (singular), or None when it names none."""
+    if token is None or token.token_type != TokenType.VAR:
+        return None
+    word = token.text.upper()
+    if word in INTERVAL_UNITS:
+        return word
+    if word.endswith("S") and word[:-1] in INTERVAL_UNITS:
+        return word[:-1]
+    return None
+
+
+def _interval_error(literal: str, problem: str) -> EngineError:
+    return EngineError(f"interval literal {literal} {problem}", _INTERVAL_FIX)
+
+
+def interval_text(value: str, negate: bool, units: Sequence[str], literal: str) -> str:
+    """DuckDB's exact text for an interval written with its units: '1 year 2 months', ..."""
+    if len(units) == 1:
+        unit = units[0]
+        match = _SINGLE.match(value)
+        if match is None:
+            raise _interval_error(literal, f"does not hold one number of {unit}S")
+        fraction = (match["fraction"] or ".")[1:]
+        if fraction.strip("0") and unit != "SECOND":
+            # DuckDB drops the fraction (INTERVAL '1.5' DAY is 1 day), Dremio refuses it.
+            raise _interval_error(literal, f"has a fraction of a {unit}; only SECOND takes one")
+        field_name, multiple = INTERVAL_UNITS[unit]
+        amount = int(match["whole"]) * multiple
+        if fraction.strip("0"):
+            scaled = int(fraction) * multiple
+            if scaled % 10 ** len(fraction):
+                raise _interval_error(literal, "is finer than a microsecond")
+            amount += scaled // 10 ** len(fraction)
+        parts = {"months": 0, "days": 0, "micros": 0, field_name: amount}
+    else:
+        pattern = INTERVAL_SPANS.get((units[0], units[1]))
+        if pattern is None:
+            spans = ", ".join(f"{a} TO {b}" for a, b in INTERVAL_SPANS)
+            raise EngineError(
+                f"interval literal {literal}: {units[0]} TO {units[1]} is not an interval span",
+                f"use one of {spans}",
+            )
+        match = pattern.match(value)
+        if match is None:
+            raise _interval_error(literal, f"does not match {units[0]} TO {units[1]}")
+        fields = {k: v for k, v in match.groupdict().items() if v is not None and k != "sign"}
+        for name, limit in _LIMITS.items():
+            if name in fields and name != units[0].lower() and float(fields[name]) >= limit:
+                raise _interval_error(literal, f"has {fields[name]} {name}s, above {limit - 1}")
+        seconds = fields.get("second", "0")
+        whole, _, fraction = seconds.partition(".")
+        if len(fraction.rstrip("0")) > 6:
+            raise _interval_error(literal, "is finer than a microsecond")
+        micros = (
+            (int(fields.get("hour", 0)) * 60 + int(fields.get("minute", 0))) * 60 + int(whole)
+        ) * 1_000_000 + int((fraction.rstrip("0") or "0").ljust(6, "0"))
+        parts = {
+            "months": int(fields.get("year", 0)) * 12 + int(fields.get("month", 0)),
+            "days": int(fields.get("day", 0)),
+            "micros": micros,
+        }
+        negate = negate != (match["sign"] == "-")
+    if len(units) == 1:
+        negate = negate != (match["sign"] == "-")
+    return _duckdb_interval(parts["months"], parts["days"], parts["micros"], negate)
+
+
+def _duckdb_interval(months: int, days: int, micros: int, negate: bool) -> str:
+    """'14 months 3 days 04:05:06.789', each field negated when `negate`."""
+    sign = "-" if negate else ""
+    out = []
+    if months:
+        out.append(f"{sign}{months} months")
+    if days:
+        out.append(f"{sign}{days} days")
+    if micros or not out:
+        seconds, fraction = divmod(micros, 1_000_000)
+        minutes, second = divmod(seconds, 60)
+        hours, minute = divmod(minutes, 60)
+        clock = f"{hours:02d}:{minute:02d}:{second:02d}"
+        if fraction:
+            clock += "." + f"{fraction:06d}".rstrip("0")
+        out.append(sign + clock)
+    return " ".join(out)
+
+
+def _interval_tokens(tokens: list[Token]) -> list[Token]:
+    """Each literal INTERVAL as a call carrying DuckDB's exact text for it (see above)."""
+    out: list[Token] = []
+    i = 0
+    while i < len(tokens):
+        token = tokens[i]
+        j = i + 1
+        negate = False
+        if j < len(tokens) and tokens[j].token_type in (TokenType.DASH, TokenType.PLUS):
+            negate = tokens[j].token_type == TokenType.DASH
+            j += 1
+        value = tokens[j] if j < len(tokens) else None
+        if (
+            token.token_type != TokenType.INTERVAL
+            or value is None
+            or value.token_type not in (TokenType.STRING, TokenType.NUMBER)
+        ):
+            out.append(token)
+            i += 1
+            continue
+        quoted = value.token_type == TokenType.STRING
+        literal_end = j + 1
+        units: list[str] = []
+        first = _interval_unit(seq_get(tokens, j + 1))
+        if first is not None:
+            units.append(first)
+            literal_end = j + 2
+            to = seq_get(tokens, j + 2)
+            if to is not None and to.token_type == TokenType.VAR and to.text.upper() == "TO":
+                second = _interval_unit(seq_get(tokens, j + 3))
+                if second is None:
+                    raise _interval_error(_quote(tokens, i, j + 4), "has no unit after TO")
+                units.append(second)
+                literal_end = j + 4
+        literal = _quote(tokens, i, literal_end)
+        after = seq_get(tokens, literal_end)
+        if after is not None and after.token_type == TokenType.VAR and not units:
+            raise EngineError(
+                f"interval unit '{after.text}' in {literal} {after.text} is not supported",
+                f"use one of {', '.join(INTERVAL_UNITS)}, or {_INTERVAL_FIX}",
+            )
+        if after is not None and after.token_type in (TokenType.STRING, TokenType.NUMBER):
+            raise _interval_error(literal, "is followed by another value")
+        if units:
+            text = interval_text(value.text, negate, units, literal)
+        elif not quoted:
+            raise _interval_error(literal, "has no unit")
+        else:
+            # DuckDB reads a text without units ('1 day 2 hours'); the sign stays outside.
+            text = value.text
+        out.append(_token_like(token, TokenType.VAR, _INTERVAL_FN))
+        out.append(_token_like(token, TokenType.L_PAREN, "("))
+        if negate and not units:
+            out.append(_token_like(token, TokenType.DASH, "-"))
+        out.append(_token_like(value, TokenType.STRING, text))
+        out.append(_token_like(value, TokenType.R_PAREN, ")"))
+        i = literal_end
+    return out
+
+
+def _quote(tokens: list[Token], start: int, end: int) -> str:
+    """The tokens `start` to `end` as written, for an error message."""
+    words = []
+    for t in tokens[start:end]:
+        words.append(f"'{t.text}'" if t.token_type == TokenType.STRING else t.text)
+    return " ".join(words).replace("- ", "-")
+
+
+def _token_like(where: Token, kind: TokenType, text: str) -> Token:
+    return Token(kind, text, where.line, where.col, where.start, where.end)
+
+
+def _interval(node: exp.Anonymous) -> exp.Expression:
+    """The call `_interval_tokens` made, as the interval DuckDB reads."""
+    arg = node.expressions[0]
+    if isinstance(arg, exp.Neg):
+        return exp.Neg(this=exp.Interval(this=arg.this))
+    return exp.Interval(this=arg)
 
 
 def _restore(node: exp.Expression) -> exp.Expression | None:
@@ -129,6 +391,8 @@ def _restore(node: exp.Expression) -> exp.Expression | None:
         return None
     name = node.name.upper().removeprefix(_RENAMED)
     args = node.expressions
+    if name == "INTERVAL":
+        return _interval(node)
     if name == "TO_CHAR":
         return exp.ToChar(this=seq_get(args, 0), format=seq_get(args, 1))
     return exp.Anonymous(this=name, expressions=args)
@@ -669,7 +933,61 @@ def _dremio(node: exp.Expression) -> exp.Expression | None:
         return _keep_date(node, "DATE_TRUNC")
     if isinstance(node, exp.Anonymous):
         return _dremio_anonymous(node)
+    if isinstance(node, exp.Add | exp.Sub):
+        return _date_plus_interval(node)
     return None
+
+
+_DATE_ONLY = re.compile(
+    r"^\s*(?:[-+]?\s*\d+\s*(?:years?|months?|days?|weeks?|quarters?|decades?|"
+    r"centur(?:y|ies)|millenni(?:um|a))\s*)+$",
+    re.IGNORECASE,
+)
+
+
+def _interval_kind(node: exp.Expression) -> str | None:
+    """DATE for an interval of whole days or months, TIME for one with a time, else None."""
+    while isinstance(node, exp.Neg | exp.Paren):
+        node = node.this
+    if not isinstance(node, exp.Interval):
+        return None
+    unit = node.args.get("unit")
+    if unit is not None:
+        word = unit.name.upper()
+        return "DATE" if word in DATE_UNITS or word.removesuffix("S") in DATE_UNITS else "TIME"
+    return "DATE" if _DATE_ONLY.match(node.this.name if node.this else "") else "TIME"
+
+
+def _date_plus_interval(node: exp.Add | exp.Sub) -> exp.Expression | None:
+    """Dremio's DATE ± INTERVAL stays a DATE (DuckDB's becomes a TIMESTAMP)."""
+    interval = _interval_kind(node.expression)
+    if interval is None and isinstance(node, exp.Add):
+        interval = _interval_kind(node.this)
+        if interval is not None:  # INTERVAL + d: the date first, as settle expects
+            left, right = node.this, node.expression
+            node.set("this", right)
+            node.set("expression", left)
+    if interval is None:
+        return None
+    kind = _temporal_kind(node.this)
+    if kind is None and isinstance(node.this, exp.Column):
+        node.meta["fleuve_settle"] = "INTERVAL_" + interval
+    elif kind == "DATE":
+        return _date_arithmetic(node, interval)
+    return None
+
+
+def _date_arithmetic(node: exp.Expression, interval: str) -> exp.Expression:
+    if interval == "TIME":
+        # Dremio keeps the DATE and drops the time DuckDB would add: refuse rather than differ.
+        raise EngineError(
+            f"{node.sql('duckdb')}: a DATE with an interval of hours, minutes or seconds stays "
+            "a DATE in Dremio SQL, which would drop them",
+            "CAST the date to TIMESTAMP to add or subtract a time of day",
+        )
+    # The operands move to a new node (no copy: this runs for every such query).
+    moved = type(node)(this=node.this, expression=node.expression)
+    return exp.Cast(this=moved, to=exp.DataType(this=exp.DataType.Type.DATE))
 
 
 def _dremio_anonymous(node: exp.Anonymous) -> exp.Expression | None:
@@ -811,7 +1129,8 @@ def settle(ast: exp.Expression, columns: Sequence[tuple[str, str, str]]) -> None
     epoch's day. `columns` lists (table alias, column name, DuckDB type) of the tables the
     query reads.
     """
-    for node in [n for n in ast.find_all(exp.Func) if n.meta.get("fleuve_settle")]:
+    marked = ast.find_all(exp.Func, exp.Add, exp.Sub)
+    for node in [n for n in marked if n.meta.get("fleuve_settle")]:
         function = node.meta.pop("fleuve_settle")
         col = node.this if function != "TO_CHAR" else node.expressions[0]
         table = col.table.lower()
@@ -823,6 +1142,10 @@ def settle(ast: exp.Expression, columns: Sequence[tuple[str, str, str]]) -> None
         if function == "TO_CHAR":
             if types == {"TIME"}:
                 col.replace(_on_epoch_day(col.copy()))
+        elif function.startswith("INTERVAL_"):
+            # A column of unknown type (from a subquery) keeps DuckDB's arithmetic.
+            if types == {"DATE"}:
+                node.replace(_date_arithmetic(node, function.removeprefix("INTERVAL_")))
         elif len(types) != 1:
             raise EngineError(
                 f"{function} cannot tell whether {col.sql('duckdb')} is a DATE or a TIMESTAMP",

@@ -20,7 +20,7 @@ from typing import Any, Protocol
 
 import sqlglot
 from sqlglot import exp
-from sqlglot.errors import OptimizeError, ParseError
+from sqlglot.errors import OptimizeError, ParseError, TokenError
 from sqlglot.optimizer.scope import Scope, traverse_scope
 
 from fleuve.engine import paths
@@ -62,6 +62,11 @@ def parse_query(sql: str, dialect: str) -> exp.Expression:
         raise EngineError(
             f"cannot parse the query{where}: {errors.get('description', str(exc).splitlines()[0])}",
             f"check the SQL; it is read as {dialect} SQL",
+        ) from None
+    except TokenError as exc:
+        raise EngineError(
+            f"cannot read the query: {str(exc).splitlines()[0]}",
+            f"check the quotes and escapes; it is read as {dialect} SQL",
         ) from None
     if len(statements) != 1:
         raise EngineError(

@@ -15,6 +15,7 @@ import pyarrow as pa
 from sqlglot import exp
 
 from fleuve.engine import ddl, paths
+from fleuve.engine.dialect import to_duckdb
 from fleuve.engine.errors import EngineError, NotFound, QueryFailed, safe_error
 from fleuve.engine.grants import Grant, Principal, not_found
 from fleuve.engine.plan import Plan, parse_query
@@ -306,7 +307,7 @@ class Statements:
                     "expression", self.planner.plan(ast.expression, who, ctx, accelerate=False).ast
                 )
             target.replace(_lake_table(path))
-            return Prepared(sql=ast.sql(dialect="duckdb"), writes=True)
+            return Prepared(sql=to_duckdb(ast), writes=True)
         ds = self.catalog.resolve(parts, ctx)
         if ds is None or not self.grants.allows(who, "SELECT", ds.path):
             if isinstance(ast, exp.Drop) and ast.args.get("exists"):
@@ -319,7 +320,7 @@ class Statements:
         self.grants.require(who, "ALL", ds.path, f"{type(ast).__name__.upper()}")
         if isinstance(ast, exp.Drop):
             target.replace(_lake_table(ds.path))
-            return Prepared(sql=ast.sql(dialect="duckdb"), writes=True)
+            return Prepared(sql=to_duckdb(ast), writes=True)
         # INSERT/UPDATE/DELETE/MERGE may read other datasets and the target itself.
         named = exp.to_table(paths.render(ds.path), dialect="duckdb")
         if target.args.get("alias"):
