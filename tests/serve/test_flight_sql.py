@@ -153,3 +153,15 @@ def test_adbc_updates_plain_and_prepared(adbc: flight_sql.Connection) -> None:
         cur.execute("SELECT count(*) AS n, max(id) AS top FROM bronze.scratch")
         assert cur.fetchone() == (8, 102)
         cur.execute("DROP TABLE bronze.scratch")
+
+
+def test_adbc_prepared_statement_keeps_the_rest_of_its_text(adbc: flight_sql.Connection) -> None:
+    """Binding replaces the parameters only: the interval keeps its time, a negative value
+    after a minus stays a value."""
+    sql = (
+        "SELECT CAST(TIMESTAMP '2024-01-31 10:00:00' + INTERVAL '3 days 04:05:06.789' AS VARCHAR)"
+        " AS v, 10 -? AS d, '?' AS q, ? AS p"
+    )
+    with adbc.cursor() as cur:
+        cur.execute(sql, (-2, "Café"))
+        assert cur.fetchone() == ("2024-02-03 14:05:06.789", 12, "?", "Café")

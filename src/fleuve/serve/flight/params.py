@@ -1,4 +1,8 @@
-"""Prepared-statement parameters bound into SQL as literals, through the sqlglot AST."""
+"""Prepared-statement parameters bound into SQL as literals.
+
+Each `?` or `$n` is replaced where it stands; the rest of the statement stays as the client
+wrote it, for the engine to read in its dialect (regenerating it here would change it).
+"""
 
 from __future__ import annotations
 
@@ -7,19 +11,37 @@ import math
 from decimal import Decimal
 from typing import Any
 
-import sqlglot
 from sqlglot import exp
+from sqlglot.dialects.dialect import Dialect
+from sqlglot.errors import TokenError
+from sqlglot.tokens import TokenType
 
 from fleuve.errors import FleuveError
+
+
+def _slots(sql: str) -> list[tuple[int, int, int | None]]:
+    """(first, last character, number or None for `?`) of each parameter of `sql`."""
+    tokens = Dialect.get_or_raise("duckdb").tokenize(sql)
+    out: list[tuple[int, int, int | None]] = []
+    for token, after in zip(tokens, [*tokens[1:], None], strict=True):
+        if token.token_type == TokenType.PLACEHOLDER:
+            out.append((token.start, token.end, None))
+        elif (
+            token.token_type == TokenType.PARAMETER
+            and after is not None
+            and after.token_type == TokenType.NUMBER
+            and after.start == token.end + 1
+        ):
+            out.append((token.start, after.end, int(after.text)))
+    return out
 
 
 def placeholders(sql: str) -> int:
     """How many `?` or `$n` parameters `sql` takes."""
     try:
-        tree = sqlglot.parse_one(sql, read="duckdb")
-    except sqlglot.errors.ParseError:
+        return len(_slots(sql))
+    except TokenError:
         return 0
-    return len(list(tree.find_all(exp.Placeholder)))
 
 
 def literal(value: Any) -> exp.Expression:
@@ -57,18 +79,27 @@ def literal(value: Any) -> exp.Expression:
 
 def bind(sql: str, values: list[Any]) -> str:
     """`sql` with its parameters (`?` in order, or `$n` by number) replaced by `values`."""
-    tree = sqlglot.parse_one(sql, read="duckdb")
-    found = list(tree.find_all(exp.Placeholder, bfs=False))
+    try:
+        found = _slots(sql)
+    except TokenError as exc:
+        raise FleuveError(
+            f"cannot read the statement: {str(exc).splitlines()[0]}", "check its quotes"
+        ) from None
     if len(found) != len(values):
         raise FleuveError(
             f"the statement takes {len(found)} parameters but {len(values)} were bound",
             "bind exactly one value per '?' placeholder",
         )
-    for position, node in enumerate(found):
-        index = int(node.this) - 1 if node.this else position
+    pieces, done = [], 0
+    for position, (first, last, number) in enumerate(found):
+        index = number - 1 if number is not None else position
         if not 0 <= index < len(values):
             raise FleuveError(
-                f"parameter ${node.this} has no bound value", "bind one value per parameter"
+                f"parameter ${number} has no bound value", "bind one value per parameter"
             )
-        node.replace(literal(values[index]))
-    return tree.sql(dialect="duckdb")
+        text = literal(values[index]).sql(dialect="duckdb")
+        if text.startswith("-"):
+            text = f"({text})"  # so that `a -?` never becomes a comment (`a --1`)
+        pieces += [sql[done:first], text]
+        done = last + 1
+    return "".join([*pieces, sql[done:]])
