@@ -433,6 +433,45 @@ def test_a_line_above_max_line_size_is_rejected_with_its_line(
     assert result.status == "failed" and "max_line_size" in result.errors["big"]
 
 
+@pytest.mark.parametrize("at", [2, 100, 5000])
+def test_a_line_above_max_line_size_anywhere_in_a_file_is_rejected(
+    workspace: Workspace, tmp_path: Path, at: int
+) -> None:
+    """Not only in a file's first lines: a long line far on is set apart before any reader
+    parses it (a reader would store it, or take minutes over a line of tens of MB)."""
+    drops = tmp_path / "drops"
+    drops.mkdir()
+    lines = [f"{i},item {i}\n" for i in range(1, 6001)]
+    lines[at - 2] = f"{at - 1}," + "y" * 9000 + "\n"
+    (drops / "far.csv").write_text("id,txt\n" + "".join(lines), encoding="utf-8")
+    stream = {"name": "far", "path": "far.csv", "options": {"max_line_size": 4096}}
+    workspace.configure([_files(drops, [stream])])
+    result = workspace.sync()
+    assert result.status == "succeeded", result.error
+    far = result.streams["far"]
+    assert (far.records_committed, far.records_rejected) == (5999, 1)
+    assert workspace.rows("SELECT count(*) FROM bronze.far WHERE length(txt) > 4096") == [(0,)]
+    [(location, reason, _)] = _rejected(workspace)
+    assert location == f"far.csv:{at}" and f"line too long: {len(lines[at - 2]):,} bytes" in reason
+
+
+@pytest.mark.parametrize("size", [1024, 4096, 1 << 20])
+def test_the_long_line_scan_finds_exactly_the_lines_above_the_limit(
+    tmp_path: Path, size: int
+) -> None:
+    from fleuve.ingest.connectors.files import has_long_line
+
+    file = tmp_path / "lines.csv"
+    for length in (size - 1, size, size + 1, 2 * size, 3 * size + 7):
+        for where in (0, 1, 500):
+            body = [b"a,b\n"] * 1000
+            body.insert(where, b"x" * length + b"\n")
+            file.write_bytes(b"".join(body))
+            assert has_long_line(str(file), size) == (length > size), (length, where)
+        file.write_bytes(b"a\n" * 10 + b"x" * length)  # the last line, without a newline
+        assert has_long_line(str(file), size) == (length > size), length
+
+
 def test_a_new_file_is_read_with_the_streams_established_types(
     workspace: Workspace, tmp_path: Path
 ) -> None:
