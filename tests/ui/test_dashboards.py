@@ -132,6 +132,23 @@ def test_sql_charts_and_table_columns(shop: duckdb.DuckDBPyConnection) -> None:
     ]
 
 
+def test_sql_charts_keep_the_meaning_of_their_sql(shop: duckdb.DuckDBPyConnection) -> None:
+    """A chart's SQL is read as the engine reads queries: an interval keeps its time."""
+    spec = dashboard(
+        type="table",
+        dataset=None,
+        sql="SELECT order_id, order_date + INTERVAL '3 days 04:05:06.789' AS due FROM gold.orders",
+        columns=["order_id", "due"],
+        order_by=["order_id"],
+        limit=1,
+    )
+    due = shop.execute(
+        "SELECT TIMESTAMP '2026-03-31 10:00' + to_days(3) + to_hours(4) + to_minutes(5) "
+        "+ to_microseconds(6789000)"
+    ).fetchone()[0]
+    assert run(shop, spec, {}) == [(1, due)]
+
+
 @pytest.mark.parametrize(
     "chart, problem",
     [

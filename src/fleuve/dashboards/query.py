@@ -6,10 +6,12 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
 
-import sqlglot
 from sqlglot import exp
 
 from fleuve.dashboards.models import DATE_PRESETS, ChartSpec, Condition, DashboardSpec, Metric
+from fleuve.engine.dialect import to_duckdb
+from fleuve.engine.errors import EngineError
+from fleuve.engine.plan import parse_query
 from fleuve.errors import FleuveError
 
 DIALECT = "duckdb"
@@ -95,10 +97,12 @@ def dataset_table(path: str) -> exp.Table:
 def _source(chart: ChartSpec) -> exp.Expression:
     if chart.dataset:
         return dataset_table(chart.dataset)
+    # Read as the engine reads queries: sqlglot's own reading would change some of them
+    # (INTERVAL '3 days 04:05:06.789' becomes 3 days) before the engine sees them.
     try:
-        parsed = sqlglot.parse_one(chart.sql or "", read=DIALECT)
-    except sqlglot.errors.ParseError as exc:
-        raise ChartError(f"chart '{chart.name}': its SQL does not parse: {exc}") from None
+        parsed = parse_query(chart.sql or "", DIALECT)
+    except EngineError as exc:
+        raise ChartError(f"chart '{chart.name}': {exc.message}", exc.fix) from None
     if not isinstance(parsed, exp.Query):
         raise ChartError(f"chart '{chart.name}': its SQL must be a SELECT query")
     return parsed.subquery("q")
@@ -196,7 +200,7 @@ def chart_query(chart: ChartSpec, extra: list[exp.Expression] | None = None) -> 
     for key in chart.order_by or _default_order(chart):
         desc = key.startswith("-")
         query = query.order_by(exp.Ordered(this=_col(key.lstrip("-")), desc=desc), append=True)
-    return query.limit(chart.limit).sql(DIALECT)
+    return to_duckdb(query.limit(chart.limit))
 
 
 def _default_order(chart: ChartSpec) -> list[str]:
