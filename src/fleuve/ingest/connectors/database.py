@@ -623,8 +623,8 @@ class SQLiteConnector(DatabaseConnector):
             where = f" AND {cast(stream.cursor_field, kind)} >= {since.literal()}"
         values = ", ".join(f"{cast(n, t)} AS {quote_ident(n)}" for n, t in columns)
         reasons = ", ".join(
-            f"CASE WHEN {m} THEN {quote_literal(f'column {n}: ')} || left({quote_ident(n)}, 200) "
-            f"|| {quote_literal(f' is not a {t}')} END"
+            f"CASE WHEN {m} THEN {quote_literal(f'column {n}: ' + chr(39))} || left({quote_ident(n)}, 200) "
+            f"|| {quote_literal(chr(39) + f' is not a {t}')} END"
             for (n, t), m in zip(columns, misfits.values(), strict=True)
         )
         raw = ", ".join(f"{quote_literal(n)}: {quote_ident(n)}" for n, _ in columns)
