@@ -84,6 +84,8 @@ DATE_PLUS_TIME = [
     ("DATE '2024-01-31' + INTERVAL '2' HOUR", "DATE '2024-01-31' + to_hours(2)"),
     ("d - INTERVAL '1 02:00' DAY TO MINUTE", "DATE '2024-01-31' - to_days(1) - to_hours(2)"),
     ("d + INTERVAL '1 day 2 hours'", "DATE '2024-01-31' + to_days(1) + to_hours(2)"),
+    ("DATE_ADD(d, INTERVAL '2' HOUR)", "DATE '2024-01-31' + to_hours(2)"),
+    ("DATE_ADD(DATE '2024-01-31', INTERVAL '30' MINUTE)", "DATE '2024-01-31' + to_minutes(30)"),
 ]
 
 # Interval literals refused, with the words the error must hold.

@@ -280,9 +280,8 @@ def interval_text(value: str, negate: bool, units: Sequence[str], literal: str) 
             "days": int(fields.get("day", 0)),
             "micros": micros,
         }
-        negate = negate != (match["sign"] == "-")
-    if len(units) == 1:
-        negate = negate != (match["sign"] == "-")
+    # The SQL standard's sign, inside the text or before it, applies to every field.
+    negate = negate != (match["sign"] == "-")
     return _duckdb_interval(parts["months"], parts["days"], parts["micros"], negate)
 
 
@@ -924,6 +923,8 @@ def _dremio(node: exp.Expression) -> exp.Expression | None:
                     "use a format of # and 0 with one '.', or CAST(s AS DOUBLE)",
                 )
         return exp.cast(node.this.copy(), "DOUBLE")
+    if isinstance(node, exp.DateAdd | exp.DateSub) and _interval_kind(node.expression) == "TIME":
+        return _date_plus_interval(node)  # a DATE with hours: refused as for DATE + INTERVAL
     if isinstance(node, exp.DateAdd | exp.DateSub) and node.args.get("unit") is None:
         node.set("unit", exp.var("DAY"))
         return _keep_date(node, "DATE_ADD" if isinstance(node, exp.DateAdd) else "DATE_SUB")
@@ -958,7 +959,7 @@ def _interval_kind(node: exp.Expression) -> str | None:
     return "DATE" if _DATE_ONLY.match(node.this.name if node.this else "") else "TIME"
 
 
-def _date_plus_interval(node: exp.Add | exp.Sub) -> exp.Expression | None:
+def _date_plus_interval(node: exp.Expression) -> exp.Expression | None:
     """Dremio's DATE ± INTERVAL stays a DATE (DuckDB's becomes a TIMESTAMP)."""
     interval = _interval_kind(node.expression)
     if interval is None and isinstance(node, exp.Add):
