@@ -468,6 +468,9 @@ class ScheduleSettings(_Section):
     reflections: str = Field(
         "every_1_minutes", description="how often due reflections are looked for, e.g. 'hourly'"
     )
+    run_retention_days: float = Field(
+        30, gt=0, description="days a finished schedule run is kept in the run history, e.g. 30"
+    )
 
     @field_validator("timezone")
     @classmethod
@@ -513,6 +516,10 @@ class ScheduledWork(_Section):
         default_factory=list,
         description="run after these schedules or connections succeed, e.g. [shop_db]",
     )
+    on_new_data: bool = Field(
+        False,
+        description="true to run when a lake table it reads got new data since its last run",
+    )
 
     @field_validator("schedule")
     @classmethod
@@ -533,6 +540,11 @@ class ScheduledWork(_Section):
             )
         if self.what == "lake_maintain" and self.select:
             raise ValueError(f"schedule '{self.name}': lake_maintain takes no 'select'; remove it")
+        if self.what == "lake_maintain" and self.on_new_data:
+            raise ValueError(
+                f"schedule '{self.name}': lake_maintain reads no tables, so on_new_data cannot "
+                "start it; remove on_new_data or give it a schedule"
+            )
         return self
 
 

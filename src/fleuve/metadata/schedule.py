@@ -30,6 +30,8 @@ class ScheduleState(Base):
     last_success_at: Mapped[datetime | None] = mapped_column(default=None)
     requested_at: Mapped[datetime | None] = mapped_column(default=None, index=True)
     requested_by: Mapped[str | None] = mapped_column(String(128), default=None)
+    # Schedules run on new data: the lake snapshot up to which their inputs were looked at.
+    seen_snapshot: Mapped[int | None] = mapped_column(Integer, default=None)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
 

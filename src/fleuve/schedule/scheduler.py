@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import literal, or_, select, update
+from sqlalchemy import delete, literal, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
@@ -51,6 +51,8 @@ log = logging.getLogger("fleuve.schedule")
 MAX_ATTEMPTS = 3
 # Real seconds between two renewals of a running run's leases, at most.
 HEARTBEAT_SECONDS = 10.0
+# How often a process deletes the runs past schedule.run_retention_days.
+PURGE_EVERY = timedelta(hours=1)
 
 Runner = Callable[[Scheduled, int, threading.Event], Outcome]
 
@@ -114,6 +116,10 @@ class Scheduler:
         self._thread: threading.Thread | None = None
         self._renewed = (0.0, self.clock.now())
         self._orphans_checked = datetime.min.replace(tzinfo=UTC)
+        self._lake_clock: Any = None
+        self._purged = datetime.min.replace(tzinfo=UTC)
+        self._inputs: dict[str, tuple[object, frozenset[tuple[str, str]]]] = {}
+        self._input_errors: set[str] = set()
         ensure_states(project, self.defs, self.clock.now())
 
     # -- the loop ------------------------------------------------------------------------
@@ -177,6 +183,7 @@ class Scheduler:
         self._maybe_reload()
         self._heartbeat(now)
         self._take_over_orphans(now)
+        self._look_for_new_data(now)
         horizon = now + timedelta(seconds=self.poll_seconds)
         with self.db.session() as s:
             rows = s.execute(
@@ -209,6 +216,7 @@ class Scheduler:
                     wake_at = min(wake_at, due)
         if wanted:
             self._start_many(wanted)
+        self._purge_runs(now)  # after the starts, which must not wait on it
         return max(0.0, (wake_at - self.clock.now()).total_seconds())
 
     # -- starting runs -------------------------------------------------------------------
@@ -402,6 +410,102 @@ class Scheduler:
             )
             if ready:
                 mine.requested_at, mine.requested_by = now, f"after {name}"
+
+    # -- old runs --------------------------------------------------------------------------
+
+    def _purge_runs(self, now: datetime) -> None:
+        """Delete finished runs older than `schedule.run_retention_days`, once an hour."""
+        if now - self._purged < PURGE_EVERY:
+            return
+        self._purged = now
+        purged = purge_runs(self.project, now)
+        if purged:
+            log.info("old schedule runs deleted", extra={"runs": purged})
+
+    # -- runs on new data ----------------------------------------------------------------
+
+    def _look_for_new_data(self, now: datetime) -> None:
+        """Ask for the `on_new_data` schedules whose input tables got a snapshot since their
+        last look; the look advances for the others, so unchanged inputs never start a run."""
+        watched = [item for item in self.defs.values() if item.on_new_data]
+        if not watched:
+            return
+        if self._lake_clock is None:
+            from fleuve.engine.freshness import LakeClock
+
+            self._lake_clock = LakeClock(self.project.settings, self.project.lake.session)
+        lake = self._lake_clock.state()
+        with self.db.session() as s:
+            rows = s.execute(
+                select(
+                    ScheduleState.name,
+                    ScheduleState.seen_snapshot,
+                    ScheduleState.paused,
+                    ScheduleState.requested_at,
+                    ScheduleState.last_status,
+                ).where(ScheduleState.name.in_([item.name for item in watched]))
+            ).all()
+        for name, seen, paused, requested, last_status in rows:
+            if seen is not None and seen >= lake.snapshot:
+                continue
+            if requested is not None or last_status == "running":
+                continue  # looked at again once that run has started and ended
+            changed: list[str] = []
+            if seen is not None and not paused:
+                tables = self._read_tables(self.defs[name])
+                if tables is None:
+                    continue
+                ids = self._lake_clock.table_ids(lake.schema_version)
+                history = self._lake_clock.history(seen, lake.snapshot)
+                changed = sorted(
+                    f"{schema}.{table}"
+                    for schema, table in tables
+                    if (tid := ids.get((schema, table))) in history and not history[tid].unchanged
+                )
+            values: dict[str, Any] = {"seen_snapshot": lake.snapshot}
+            if changed:
+                values["requested_at"] = now
+                values["requested_by"] = f"new data in {', '.join(changed)}"[:128]
+            with self.db.session() as s:
+                # Only the process that moves the look forward asks for the run.
+                s.execute(
+                    update(ScheduleState)
+                    .where(
+                        ScheduleState.name == name,
+                        ScheduleState.seen_snapshot == seen
+                        if seen is not None
+                        else ScheduleState.seen_snapshot.is_(None),
+                        ScheduleState.requested_at.is_(None),
+                    )
+                    .values(**values)
+                )
+            if changed:
+                log.info("new data: run asked for", extra={"schedule": name, "tables": changed})
+
+    def _read_tables(self, item: Scheduled) -> frozenset[tuple[str, str]] | None:
+        """The lake tables `item` reads (cached per manifest); None, logged once, when unknown."""
+        from fleuve.schedule.inputs import read_tables
+        from fleuve.transform.lineage import _load_manifest
+
+        try:
+            manifest = _load_manifest(self.project.settings)
+            cached = self._inputs.get(item.name)
+            if cached is not None and cached[0] is manifest:
+                return cached[1]
+            tables = read_tables(manifest, item.dbt_selection, f"schedule '{item.name}'")
+        except FleuveError as exc:
+            if item.name not in self._input_errors:
+                self._input_errors.add(item.name)
+                log.error(
+                    "cannot watch the inputs of a schedule: %s (%s)",
+                    exc.message,
+                    exc.fix,
+                    extra={"schedule": item.name},
+                )
+            return None
+        self._input_errors.discard(item.name)
+        self._inputs[item.name] = (manifest, tables)
+        return tables
 
     # -- leases of running runs, and runs whose process died -----------------------------
 
@@ -642,6 +746,7 @@ def _describe_one(
         "schedule": item.spec,
         "timezone": item.timezone,
         "after": list(item.after),
+        "onNewData": item.on_new_data,
         "state": state,
         "nextRun": None if st.paused else _iso(st.next_due_at),
         "lastRun": None
@@ -696,6 +801,22 @@ def runs(project: Project, name: str, limit: int = 20) -> list[dict[str, Any]]:
         }
         for r in rows
     ]
+
+
+def purge_runs(project: Project, now: datetime) -> int:
+    """Delete the finished runs that ended before `schedule.run_retention_days`; each schedule's
+    last run is kept, however old, as `describe` shows it. Returns how many were deleted."""
+    cutoff = now - timedelta(days=project.settings.schedule.run_retention_days)
+    with project.db.session() as s:
+        last = select(ScheduleState.last_run_id).where(ScheduleState.last_run_id.is_not(None))
+        result = s.execute(
+            delete(ScheduleRun).where(
+                ScheduleRun.status != "running",
+                ScheduleRun.ended_at < cutoff,
+                ScheduleRun.id.not_in(last),
+            )
+        )
+        return result.rowcount or 0
 
 
 def _state(project: Project, name: str, clock: Clock) -> tuple[dict[str, Scheduled], Scheduled]:

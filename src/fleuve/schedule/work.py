@@ -54,6 +54,16 @@ class Scheduled:
     command: str = "build"
     # Leases held while it runs besides its own: the connections it syncs.
     resources: tuple[str, ...] = ()
+    # Also run when a lake table its dbt selection reads got new data since its last look.
+    on_new_data: bool = False
+
+    @property
+    def dbt_selection(self) -> tuple[str, ...]:
+        """The dbt selections it runs: a dbt schedule's own, or a pipeline's layers."""
+        if self.kind == "dbt":
+            return self.select
+        layers = [name for name, steps in LAYERS.items() if set(steps) & set(self.select)]
+        return tuple(layer for layer in layers if layer != "bronze")
 
     @property
     def shown_spec(self) -> str:
@@ -102,6 +112,13 @@ def definitions(settings: Settings) -> dict[str, Scheduled]:
         tz = work.timezone or defaults.timezone
         steps = _pipeline_steps(work) if work.what == "pipeline" else ()
         syncs = work.what == "pipeline" and (not steps or "ingest" in steps)
+        if work.on_new_data and work.what == "pipeline" and (not steps or "load_bronze" in steps):
+            raise ConfigError(
+                f"schedule '{work.name}' runs on new data but ingests the sources itself, so "
+                "no new data would come before it runs",
+                "select the layers it should rebuild, e.g. select: [staging, marts], and let "
+                "the connections' own schedules bring the data",
+            )
         out[work.name] = Scheduled(
             name=work.name,
             kind=work.what,
@@ -114,6 +131,7 @@ def definitions(settings: Settings) -> dict[str, Scheduled]:
             select=tuple(steps if work.what == "pipeline" else work.select),
             command=work.command,
             resources=tuple(f"connection:{c.name}" for c in settings.connections) if syncs else (),
+            on_new_data=work.on_new_data,
         )
     return out
 
