@@ -318,3 +318,34 @@ def test_every_module_loads_pinned_to_its_content_and_no_page_logs_an_error(
         assert set(versions) == {expected[path]}, f"{path} requested as ?v={versions}"
         assert "immutable" in cached_for_good[path], path
     assert not errors, errors
+
+
+def test_jobs_page_runs_a_schedule_now_and_shows_its_history(
+    page: Page, served: Served, browser: Browser
+) -> None:
+    page.goto(served.url + "/ui/jobs")
+    login(page, served)
+    row = page.locator("#schedules tbody tr").filter(
+        has=page.locator("details[data-schedule=reflections]")
+    )
+    expect(row).to_contain_text("every_1_minutes")
+    expect(row.get_by_role("button", name="Pause")).to_be_visible()
+    row.get_by_role("button", name="Run now").click()
+    # The server's scheduler starts the run asked for; the page follows it until it ends.
+    asked = row.locator("details tbody tr").filter(has_text="run_now by admin")
+    expect(asked.first).to_contain_text("succeeded", timeout=60_000)
+    screenshot(page, "jobs-schedules")
+
+    # Pausing shows the state and offers Resume; resuming puts it back.
+    row.get_by_role("button", name="Pause").click()
+    expect(row.locator(".badge").first).to_have_text("paused")
+    row.get_by_role("button", name="Resume").click()
+    expect(row.get_by_role("button", name="Pause")).to_be_visible()
+
+    # A user without MANAGE SCHEDULES is offered no button.
+    other = browser.new_context(viewport={"width": 1280, "height": 800}).new_page()
+    other.goto(served.url + "/ui/jobs")
+    login(other, served, *ANALYST)
+    expect(other.locator("#main")).not_to_contain_text("Loading…")
+    assert other.get_by_role("button", name="Run now").count() == 0
+    other.context.close()
