@@ -218,3 +218,15 @@ def test_a_worker_refuses_an_invalid_selection(tmp_path: Path) -> None:
     finally:
         p.close()
     assert code == 1 and "selects 'silver_layer'" in out and "staging" in out
+
+
+def test_connection_objects_carry_their_schedule_as_airbyte_does(served: str) -> None:
+    headers = login(served, "eng")
+    expected = {
+        "scheduleType": "basic",
+        "scheduleData": {"basicSchedule": {"timeUnit": "minutes", "units": 15}},
+    }
+    [listed] = httpx.get(f"{served}/api/fleuve/v1/connections", headers=headers).json()["data"]
+    one = httpx.get(f"{served}/api/fleuve/v1/connections/shop", headers=headers).json()
+    for obj in (listed, one):
+        assert {k: obj[k] for k in expected} == expected and obj["schedule"] == "every_15_minutes"

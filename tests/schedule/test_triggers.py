@@ -10,7 +10,7 @@ import pytest
 
 from fleuve.config import validate
 from fleuve.errors import ConfigError
-from fleuve.schedule.triggers import ACCEPTED, Manual, parse
+from fleuve.schedule.triggers import ACCEPTED, Manual, airbyte_schedule, parse
 
 PARIS = ZoneInfo("Europe/Paris")
 
@@ -138,3 +138,31 @@ def test_fleuve_yml_rejects_bad_after_links() -> None:
     ]
     with pytest.raises(ConfigError, match="runs after itself"):
         validate({"schedules": loop})
+
+
+@pytest.mark.parametrize(
+    ("spec", "shape"),
+    [
+        ("manual", {"scheduleType": "manual"}),
+        ("every_15_minutes", ("basic", "minutes", 15)),
+        ("every 7 minutes", ("basic", "minutes", 7)),
+        ("every_hour", ("basic", "hours", 1)),
+        ("every_6_hours", ("basic", "hours", 6)),
+        ("hourly", ("cron", "0 0 * * * ?")),
+        ("daily", ("cron", "0 0 0 * * ?")),
+        ("weekly", ("cron", "0 0 0 ? * 1")),
+        ("monthly", ("cron", "0 0 0 1 * ?")),
+        ("30 2 * * 1-5", ("cron", "0 30 2 ? * 2-6")),
+        ("*/10 * * * 0,6", ("cron", "0 */10 * ? * 1,7")),
+    ],
+)
+def test_schedules_in_airbyte_shape(spec: str, shape: object) -> None:
+    got = airbyte_schedule(spec, "Europe/Paris")
+    if isinstance(shape, dict):
+        assert got == shape
+    elif shape[0] == "basic":
+        basic = {"timeUnit": shape[1], "units": shape[2]}
+        assert got == {"scheduleType": "basic", "scheduleData": {"basicSchedule": basic}}
+    else:
+        cron = {"cronExpression": shape[1], "cronTimeZone": "Europe/Paris"}
+        assert got == {"scheduleType": "cron", "scheduleData": {"cron": cron}}

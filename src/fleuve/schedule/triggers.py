@@ -10,6 +10,7 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
+from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from croniter import croniter
@@ -143,3 +144,42 @@ def parse(spec: str, timezone: str = "UTC", where: str = "schedule") -> Trigger:
     if len(text.split()) == 5 and croniter.is_valid(text):
         return Cron(text, text, check_timezone(timezone))
     raise ConfigError(f"{where}: unknown schedule {spec!r}", f"write {ACCEPTED}")
+
+
+# Airbyte's connection objects carry their schedule as scheduleType and scheduleData.
+_AIRBYTE_UNITS = {"minute": "minutes", "hour": "hours"}
+_DOW_NUMBER = re.compile(r"(?<![/\d])(\d)")
+
+
+def airbyte_schedule(spec: str, timezone: str = "UTC") -> dict[str, Any]:
+    """A connection's schedule as Airbyte writes it: `manual`; `basic` with a time unit and a
+    count for every_N_minutes/hours; `cron` with a Quartz expression and its time zone."""
+    trigger = parse(spec, timezone)
+    if isinstance(trigger, Manual):
+        return {"scheduleType": "manual"}
+    name = " ".join(str(spec).split()).lower().replace(" ", "_").replace("-", "_")
+    if name in ("every_minute", "every_hour"):
+        name = name.replace("every_", "every_1_")
+    if m := _EVERY.match(name):
+        unit = _AIRBYTE_UNITS[m.group(2).rstrip("s")]
+        basic = {"timeUnit": unit, "units": int(m.group(1))}
+        return {"scheduleType": "basic", "scheduleData": {"basicSchedule": basic}}
+    assert isinstance(trigger, Cron)
+    return {
+        "scheduleType": "cron",
+        "scheduleData": {
+            "cron": {"cronExpression": quartz(trigger.expression), "cronTimeZone": timezone}
+        },
+    }
+
+
+def quartz(expression: str) -> str:
+    """A 5-field cron expression in Quartz's spelling (Airbyte's): seconds first, `?` for the
+    day field left open, weekdays counted 1 (Sunday) to 7."""
+    minute, hour, dom, month, dow = expression.split()
+    dow = _DOW_NUMBER.sub(lambda d: str(int(d.group(1)) % 7 + 1), dow)
+    if dow == "*":
+        dow = "?"
+    elif dom == "*":
+        dom = "?"
+    return f"0 {minute} {hour} {dom} {month} {dow}"

@@ -55,7 +55,7 @@ def _masked(value: Any, key: str = "") -> Any:
 @router.get("/connections")
 def connections(project: ProjectDep, _: Monitor) -> dict[str, Any]:
     """The connections declared in fleuve.yml, secrets masked."""
-    return page([_masked(c.model_dump(mode="json")) for c in project.settings.connections])
+    return page([_connection_read(project, c) for c in project.settings.connections])
 
 
 @router.get("/connections/{name}")
@@ -65,7 +65,18 @@ def connection(name: str, project: ProjectDep, _: Monitor) -> dict[str, Any]:
         conn = project.settings.connection(name)
     except FleuveError as exc:
         raise ApiError(404, exc.message, exc.fix or "") from None
-    return _masked(conn.model_dump(mode="json"))
+    return _connection_read(project, conn)
+
+
+def _connection_read(project: Any, conn: Any) -> dict[str, Any]:
+    """A connection's settings, secrets masked, with its schedule as Airbyte writes it."""
+    from fleuve.schedule.triggers import airbyte_schedule
+
+    zone = conn.timezone or project.settings.schedule.timezone
+    return {
+        **_masked(conn.model_dump(mode="json")),
+        **airbyte_schedule(conn.schedule or "manual", zone),
+    }
 
 
 @router.post("/connections/{name}/sync")
