@@ -4,14 +4,17 @@ incremental refresh from the change feed, and the fallback to a full rebuild."""
 from __future__ import annotations
 
 import time
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pyarrow as pa
 import pytest
 
 from fleuve.engine import Engine, EngineError, NotFound
 from fleuve.engine.reflections.model import REFLECTION_SCHEMA
+from fleuve.metadata import Job
 from fleuve.metadata.engine import EngineReflection
+from fleuve.schedule.clock import ManualClock
+from fleuve.schedule.scheduler import Scheduler, describe
 
 DAILY = (
     "CREATE REFLECTION daily ON gold.orders USING DIMENSIONS "
@@ -282,14 +285,31 @@ def test_policies_decide_what_is_due(engine: Engine) -> None:
     assert engine.reflections.due() == []
 
 
-def test_scheduler_refreshes_in_the_background(engine: Engine) -> None:
+def test_the_scheduler_refreshes_a_reflection_whose_refresh_every_is_due(engine: Engine) -> None:
     run(engine, DAILY)
+    run(engine, "ALTER REFLECTION daily SET REFRESH EVERY 1 HOUR")
     run(engine, "INSERT INTO gold.orders (order_id, status, amount) VALUES (600000, 'paid', 3.00)")
-    engine.start_scheduler(interval=0.2)
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline and run(engine, QUERY)[1] != ["daily"]:
-        time.sleep(0.2)
+    assert engine.reflections.due() == []  # refreshed less than an hour ago
+    with engine.project.db.session() as s:
+        row = s.query(EngineReflection).filter_by(name="daily").one()
+        row.refreshed_at = row.refreshed_at - timedelta(hours=2)
+        engine.catalog.bump(s)
+    assert [r.name for r in engine.reflections.due()] == ["daily"]
+    clock = ManualClock(datetime(2026, 3, 2, 8, 0, 30, tzinfo=UTC))
+    scheduler = Scheduler(engine.project, clock=clock, engine=engine)
+    scheduler.tick()  # the reflections' schedule looks every minute: not yet
+    clock.advance(seconds=30)
+    scheduler.tick()
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and scheduler.running:
+        time.sleep(0.1)
+    [entry] = [e for e in describe(engine.project, clock) if e["name"] == "reflections"]
+    assert (entry["lastRun"]["status"], entry["lastRun"]["trigger"]) == ("succeeded", "schedule")
+    assert engine.reflections.due() == []
     assert run(engine, QUERY)[1] == ["daily"]
+    with engine.project.db.session() as s:
+        job = s.get(Job, entry["lastRun"]["jobId"])
+        assert [r["reflection"] for r in job.detail["refreshed"]] == ["daily"]
 
 
 def test_definition_change_waits_for_a_rebuild(engine: Engine) -> None:

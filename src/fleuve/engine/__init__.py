@@ -47,8 +47,8 @@ down), `add_source(name, "files", user=, location="/dir"|"s3://bucket/prefix", .
 Reflections (REST reflection object): `create_reflection(body, user=)`,
 `reflection(id, user=)`, `list_reflections(user=, dataset_id=None)`,
 `update_reflection(id, body, user=)`, `delete_reflection(id, user=)`,
-`refresh_reflection(id, user=, mode="AUTO"|"FULL")`, `refresh_due()`,
-`start_scheduler(interval=60)`.
+`refresh_reflection(id, user=, mode="AUTO"|"FULL")`, `refresh_due()` (the scheduler's
+`reflections` schedule calls it).
 Grants: `grant(privilege, path, user=, grantee=, grantee_type="ROLE"|"USER")`, `revoke(...)`,
 `list_grants(user=, path=None, grantee=None)`; a `path` ending in `.*` covers everything
 under a container.

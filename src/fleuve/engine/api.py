@@ -7,7 +7,6 @@ grants; the REST shapes it returns are Dremio's (see `CONTRACTS.md`).
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Sequence
 from typing import Any
 
@@ -474,21 +473,6 @@ class CatalogApi:
                     RefreshResult(r.name, "FAILED", r.rows, 0.0, r.built_snapshot, exc.message)
                 )
         return out
-
-    def start_scheduler(self, interval: float = 60.0) -> None:
-        """Refresh due reflections every `interval` seconds in a background thread."""
-        if self._scheduler is not None:
-            return
-
-        def loop() -> None:
-            while not self._stopping.wait(interval):
-                try:
-                    self.refresh_due()
-                except Exception:  # the scheduler must outlive one bad refresh
-                    log.exception("scheduled reflection refresh failed")
-
-        self._scheduler = threading.Thread(target=loop, name="fleuve-reflections", daemon=True)
-        self._scheduler.start()
 
     def _create_reflection(
         self,

@@ -133,8 +133,6 @@ class Engine(Statements, CatalogApi):
         self._answer_bytes = 0
         self._plan_cache = plan_cache
         self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="fleuve-query")
-        self._scheduler: threading.Thread | None = None
-        self._stopping = threading.Event()
 
     # == queries ========================================================================
 
@@ -375,11 +373,8 @@ class Engine(Statements, CatalogApi):
         ).read_all()
 
     def close(self) -> None:
-        """Stop the workers and the scheduler, and write what is pending."""
-        self._stopping.set()
+        """Stop the workers and write what is pending."""
         self._executor.shutdown(wait=False, cancel_futures=True)
-        if self._scheduler is not None:
-            self._scheduler.join(timeout=5)
         self.jobs_store.close()
         self.audit.close()
         self.reflections.flush_counts()
