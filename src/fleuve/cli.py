@@ -1492,6 +1492,8 @@ def schedules_list(ctx: Context, as_json: bool, as_user: str | None) -> None:
         spec = e["schedule"] + (f" ({e['timezone']})" if e["timezone"] != "UTC" else "")
         if e["after"]:
             spec += f" + after {', '.join(e['after'])}"
+        if e["onNewData"]:
+            spec += " + on new data"
         table.add_row(
             e["name"],
             e["kind"],

@@ -6,8 +6,10 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 from sqlalchemy import select
 
+from fleuve.cli import cli
 from fleuve.errors import ConfigError
 from fleuve.ingest import sync_connection
 from fleuve.metadata.schedule import ScheduleRun
@@ -77,6 +79,12 @@ def test_a_sync_starts_only_the_schedules_reading_its_tables(project: Project) -
     assert recorder.names() == ["customers"]
     [entry] = [e for e in sched.describe(project, clock) if e["name"] == "customers"]
     assert entry["onNewData"] is True and entry["lastRun"]["status"] == "succeeded"
+    listed = CliRunner().invoke(
+        cli,
+        ["--project", str(project.settings.project_dir), "schedules", "list"],
+        env={"COLUMNS": "200"},  # one line per schedule
+    )
+    assert listed.exit_code == 0 and "on new data" in listed.output
 
 
 def test_a_snapshot_of_other_tables_and_a_paused_schedule_start_nothing(project: Project) -> None:

@@ -154,6 +154,8 @@ def test_fleuve_yml_rejects_bad_after_links() -> None:
         ("monthly", ("cron", "0 0 0 1 * ?")),
         ("30 2 * * 1-5", ("cron", "0 30 2 ? * 2-6")),
         ("*/10 * * * 0,6", ("cron", "0 */10 * ? * 1,7")),
+        ("0 8 * * 5-7", ("cron", "0 0 8 ? * 6-7,1")),
+        ("0 8 * * 0-2,7", ("cron", "0 0 8 ? * 1-3,1")),
     ],
 )
 def test_schedules_in_airbyte_shape(spec: str, shape: object) -> None:

@@ -177,9 +177,17 @@ def quartz(expression: str) -> str:
     """A 5-field cron expression in Quartz's spelling (Airbyte's): seconds first, `?` for the
     day field left open, weekdays counted 1 (Sunday) to 7."""
     minute, hour, dom, month, dow = expression.split()
-    dow = _DOW_NUMBER.sub(lambda d: str(int(d.group(1)) % 7 + 1), dow)
+    dow = ",".join(_quartz_weekdays(part) for part in dow.split(","))
     if dow == "*":
         dow = "?"
     elif dom == "*":
         dom = "?"
     return f"0 {minute} {hour} {dom} {month} {dow}"
+
+
+def _quartz_weekdays(part: str) -> str:
+    """One comma-separated part of cron's weekday field in Quartz's numbers (Sunday is 0 or 7 in
+    cron, 1 in Quartz): a range up to cron's 7 wraps to Quartz's 1."""
+    if m := re.fullmatch(r"(\d)-7", part):
+        return f"{int(m.group(1)) % 7 + 1}-7,1"
+    return _DOW_NUMBER.sub(lambda d: str(int(d.group(1)) % 7 + 1), part)
