@@ -1,8 +1,8 @@
 {#-
   Models written for BigQuery configure `partition_by={'field': ..., 'data_type': ...,
   'granularity': ...}` and `cluster_by=[...]`. dbt-duckdb takes a list of DuckLake partition
-  keys and `sorted_by`; these macros (dbt-duckdb 1.11's, with the translation added) accept
-  both spellings:
+  keys and `sorted_by`; these wrappers translate the first spelling, then hand over to
+  dbt-duckdb's own macros:
     partition_by={'field': 'order_date', 'data_type': 'date'}  ->  year, month, day of order_date
     (granularity 'year', 'month', 'day' (BigQuery's default) or 'hour')
     cluster_by=['customer_id']                                 ->  sorted_by: each file's rows
@@ -44,84 +44,38 @@
 {%- endmacro %}
 
 
+{% macro fleuve_final_ducklake_target(relation, temporary) -%}
+  {#- True where dbt-duckdb applies partitioning and sorting: the model's own DuckLake table,
+      not a temporary or staging relation. -#}
+  {%- if temporary or not adapter.is_ducklake(relation) -%}
+    {{ return(false) }}
+  {%- endif -%}
+  {{ return(not (this is defined and relation.identifier and this.identifier
+                 and relation.identifier != this.identifier)) }}
+{%- endmacro %}
+
+
 {% macro duckdb__get_partitioned_by(relation, temporary) -%}
-  {%- if temporary -%}
-    {{ return(none) }}
+  {%- set spec = config.get('partition_by', none) -%}
+  {%- if spec is mapping and not config.get('partitioned_by', none) -%}
+    {%- set keys = fleuve_partition_keys(spec) -%}
+    {{ return(keys | join(', ') if fleuve_final_ducklake_target(relation, temporary) else none) }}
   {%- endif -%}
-
-  {%- set raw = config.get('partitioned_by', none) -%}
-  {%- if raw is none or raw == '' -%}
-    {%- set raw = config.get('partition_by', none) -%}
-  {%- endif -%}
-  {%- if raw is none or raw == '' -%}
-    {{ return(none) }}
-  {%- endif -%}
-  {%- if raw is mapping -%}
-    {%- set raw = fleuve_partition_keys(raw) -%}
-  {%- endif -%}
-
-  {%- set parts = normalize_string_or_list(raw, "partitioned_by/partition_by") -%}
-
-  {%- if parts | length == 0 -%}
-    {% do exceptions.raise_compiler_error("partitioned_by/partition_by must contain at least one column") %}
-  {%- endif -%}
-
-  {%- if this is defined and config.get('materialized') in ['table', 'incremental']
-      and relation.identifier and this.identifier and relation.identifier != this.identifier -%}
-    {{ return(none) }}
-  {%- endif -%}
-
-  {%- if not adapter.is_ducklake(relation) -%}
-    {% do adapter.warn_once(
-      "partitioned_by/partition_by is only supported for DuckLake relations; ignoring for "
-      ~ relation
-    ) %}
-    {{ return(none) }}
-  {%- endif -%}
-
-  {{ return(parts | join(', ')) }}
+  {{ return(dbt.duckdb__get_partitioned_by(relation, temporary)) }}
 {%- endmacro %}
 
 
 {% macro duckdb__get_sorted_by(relation, temporary) -%}
-  {%- if temporary -%}
-    {{ return(none) }}
+  {%- set columns = config.get('cluster_by', none) -%}
+  {%- if columns and config.get('sorted_by', none) is none and config.get('sort_by', none) is none -%}
+    {%- if not fleuve_final_ducklake_target(relation, temporary) -%}
+      {{ return(none) }}
+    {%- endif -%}
+    {%- set quoted = [] -%}
+    {%- for column in ([columns] if columns is string else columns) -%}
+      {%- do quoted.append(adapter.quote(column | replace('"', '""'))) -%}
+    {%- endfor -%}
+    {{ return(quoted | join(', ')) }}
   {%- endif -%}
-
-  {%- set raw = config.get('sorted_by', none) -%}
-  {%- if raw is none -%}
-    {%- set raw = config.get('sort_by', none) -%}
-  {%- endif -%}
-  {%- if raw is none -%}
-    {%- set raw = config.get('cluster_by', none) -%}
-  {%- endif -%}
-  {%- if raw is none -%}
-    {{ return(none) }}
-  {%- endif -%}
-
-  {%- set parts = normalize_string_or_list(raw, "sorted_by/sort_by/cluster_by") -%}
-
-  {%- if parts | length == 0 -%}
-    {% do exceptions.raise_compiler_error("sorted_by/sort_by/cluster_by must contain at least one column") %}
-  {%- endif -%}
-
-  {%- if this is defined and config.get('materialized') in ['table', 'incremental']
-      and relation.identifier and this.identifier and relation.identifier != this.identifier -%}
-    {{ return(none) }}
-  {%- endif -%}
-
-  {%- if not adapter.is_ducklake(relation) -%}
-    {% do adapter.warn_once(
-      "sorted_by/sort_by/cluster_by is only supported for DuckLake relations; ignoring for "
-      ~ relation
-    ) %}
-    {{ return(none) }}
-  {%- endif -%}
-
-  {%- set quoted = [] -%}
-  {%- for col in parts -%}
-    {%- set escaped = col | replace('"', '""') -%}
-    {%- do quoted.append(adapter.quote(escaped)) -%}
-  {%- endfor -%}
-  {{ return(quoted | join(', ')) }}
+  {{ return(dbt.duckdb__get_sorted_by(relation, temporary)) }}
 {%- endmacro %}
