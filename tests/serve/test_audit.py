@@ -20,6 +20,7 @@ from fleuve.metadata import AuditEvent
 from fleuve.security import auth
 from fleuve.serve.ui.api import _COLUMNS_SQL as COLUMNS_SQL
 from tests.serve.conftest import ADMIN_PASSWORD, ANALYST_PASSWORD, Served
+from tests.serve.test_rest import wait
 
 DATASET = "bronze.shop_customers"
 
@@ -65,14 +66,7 @@ def _rest(served: Served, user: str = "admin", password: str = ADMIN_PASSWORD) -
 
 
 def _rest_sql(api: httpx.Client, sql: str) -> dict[str, Any]:
-    job = api.post("/api/v3/sql", json={"sql": sql}).json()
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        state = api.get(f"/api/v3/job/{job['id']}").json()
-        if state["jobState"] in ("COMPLETED", "FAILED", "CANCELED"):
-            return state
-        time.sleep(0.05)
-    raise AssertionError(f"job {job['id']} did not finish")
+    return wait(api, api.post("/api/v3/sql", json={"sql": sql}).json()["id"])
 
 
 def test_cli_grant_and_revoke_are_audited_once(served: Served) -> None:
