@@ -10,7 +10,7 @@ from alembic import command
 from sqlalchemy import select, text
 
 from fleuve.config import load_settings
-from fleuve.engine.jobs import JobStore, QueryJob
+from fleuve.engine.query_jobs import JobStore, QueryJob
 from fleuve.errors import MetadataError
 from fleuve.metadata import Database, Job, PipelineRun
 from fleuve.metadata.database import HEADS

@@ -18,7 +18,7 @@ from sqlalchemy import func, select
 from fleuve.cli import cli
 from fleuve.metadata import AuditEvent
 from fleuve.security import auth
-from fleuve.serve.ui.api import _COLUMNS_SQL as COLUMNS_SQL
+from fleuve.serve.ui.routes import _COLUMNS_SQL as COLUMNS_SQL
 from tests.serve.conftest import ADMIN_PASSWORD, ANALYST_PASSWORD, Served
 from tests.serve.test_rest import wait
 

@@ -1,4 +1,4 @@
-"""Dashboards and charts as code: YAML models, their SQL, and their place in the metadata.
+"""Dashboards and charts as code: YAML specs, their SQL, and their place in the metadata.
 
 A project's `dashboards/*.yml` files each declare one dashboard (see `DashboardSpec`); they
 are loaded when Fleuve starts serving. Charts read through the engine as the viewing user, so
@@ -13,10 +13,10 @@ from typing import Any
 # Where each public name lives. They load on first use, so that commands which never touch a
 # dashboard (`fleuve transform`, `fleuve sync`) do not pay for SQL parsing and migrations.
 _EXPORTS = {
-    "ChartSpec": "models",
-    "DashboardSpec": "models",
-    "FilterSpec": "models",
-    "Metric": "models",
+    "ChartSpec": "spec",
+    "DashboardSpec": "spec",
+    "FilterSpec": "spec",
+    "Metric": "spec",
     "ChartError": "query",
     "DateRange": "query",
     "chart_query": "query",

@@ -8,7 +8,7 @@ from typing import Any
 
 from sqlglot import exp
 
-from fleuve.dashboards.models import DATE_PRESETS, ChartSpec, Condition, DashboardSpec, Metric
+from fleuve.dashboards.spec import DATE_PRESETS, ChartSpec, Condition, DashboardSpec, Metric
 from fleuve.engine.dialect import to_duckdb
 from fleuve.engine.errors import EngineError
 from fleuve.engine.plan import parse_query

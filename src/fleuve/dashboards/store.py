@@ -10,7 +10,7 @@ import yaml
 from pydantic import ValidationError
 from sqlalchemy import select
 
-from fleuve.dashboards.models import ChartSpec, DashboardSpec
+from fleuve.dashboards.spec import ChartSpec, DashboardSpec
 from fleuve.errors import FleuveError
 from fleuve.metadata import Database
 from fleuve.metadata.ui import SavedChart, SavedDashboard

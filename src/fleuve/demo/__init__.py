@@ -12,8 +12,8 @@ import httpx
 import yaml
 
 from fleuve.config import CONFIG_FILE, Settings
-from fleuve.demo.api import CatalogAPI
 from fleuve.demo.generate import DemoData, generate
+from fleuve.demo.products import ProductService
 from fleuve.project import Project
 
 SOURCES = "sources"
@@ -177,7 +177,7 @@ def demo_sources(settings: Settings) -> Iterator[str | None]:
         return
     except httpx.HTTPError:
         pass
-    api = CatalogAPI(
+    api = ProductService(
         settings.path(demo.catalog), demo.api_key.get_secret_value(), demo.api_host, demo.api_port
     ).start()
     try:

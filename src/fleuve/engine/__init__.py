@@ -58,7 +58,7 @@ from fleuve.engine import paths
 from fleuve.engine.catalog import Container, Dataset
 from fleuve.engine.core import Engine, QueryResult
 from fleuve.engine.errors import AccessDenied, EngineError, NotFound, QueryCanceled, QueryFailed
-from fleuve.engine.jobs import FINAL_STATES, QueryJob
+from fleuve.engine.query_jobs import FINAL_STATES, QueryJob
 
 __all__ = [
     "FINAL_STATES",

@@ -18,14 +18,14 @@ import pyarrow as pa
 from sqlglot import exp
 
 from fleuve.engine import ddl, paths
-from fleuve.engine.api import CatalogApi
 from fleuve.engine.catalog import Catalog, Dataset
 from fleuve.engine.dialect import to_duckdb
+from fleuve.engine.entities import CatalogEntities
 from fleuve.engine.errors import AccessDenied, EngineError, QueryCanceled, QueryFailed, safe_error
 from fleuve.engine.freshness import LakeClock
 from fleuve.engine.grants import ENGINE, Grants, Principal, not_found
-from fleuve.engine.jobs import FINAL_STATES, RESULT_RETENTION, JobStore, QueryJob
 from fleuve.engine.plan import Planner, Ref, parse_query
+from fleuve.engine.query_jobs import FINAL_STATES, RESULT_RETENTION, JobStore, QueryJob
 from fleuve.engine.reflections.service import Reflections
 from fleuve.engine.scan import open_scan
 from fleuve.engine.statements import DML, QUERY_TYPES, Prepared, Statements
@@ -76,7 +76,7 @@ class QueryResult:
         return pa.Table.from_batches(list(self.batches), schema=self.schema)
 
 
-class Engine(Statements, CatalogApi):
+class Engine(Statements, CatalogEntities):
     """Runs SQL for users over the lake, external sources and files.
 
     See the package docstring for the whole API.

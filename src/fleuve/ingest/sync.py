@@ -16,7 +16,7 @@ import duckdb
 
 from fleuve.config import ConnectionSettings, Settings, StreamSettings
 from fleuve.errors import ConfigError, FleuveError
-from fleuve.ingest import jobs
+from fleuve.ingest import sync_jobs
 from fleuve.ingest.connectors import ExtractContext, connector_for
 from fleuve.ingest.errors import (
     RejectedThresholdError,
@@ -147,7 +147,7 @@ def sync_connection(
     selected = _select(conn, streams)
     started = time.monotonic()
     bronze = ensure_tables(lake)
-    job_id = jobs.start_job(
+    job_id = sync_jobs.start_job(
         db, name, {"streams": [s.name for s in selected], "full_refresh": full_refresh}
     )
     _audit(db, name, job_id, username, origin or audit.origin())
@@ -169,7 +169,7 @@ def sync_connection(
         while pending:
             result.attempts += 1
             number = result.attempts
-            jobs.start_attempt(db, job_id, number)
+            sync_jobs.start_attempt(db, job_id, number)
             errors: dict[str, BaseException] = {}
             outcomes: dict[str, StreamOutcome] = {}
             if not opened:
@@ -258,7 +258,7 @@ def sync_connection(
                     **{k: {"status": "failed", "error": _message(e)} for k, e in errors.items()},
                 }
             }
-            jobs.finish_attempt(
+            sync_jobs.finish_attempt(
                 db,
                 job_id,
                 number,
@@ -278,7 +278,7 @@ def sync_connection(
                 or run.cancelled.is_set()
             ):
                 break
-            jobs.finish_job(db, job_id, "incomplete")
+            sync_jobs.finish_job(db, job_id, "incomplete")
             delay = min(600.0, conn.retry_backoff_seconds * 2 ** (number - 1))
             log.info(
                 "retrying failed streams",
@@ -299,7 +299,7 @@ def sync_connection(
     result.rejected = sum(o.records_rejected for o in result.streams.values())
     result.status = "failed" if result.errors else "succeeded"
     result.seconds = time.monotonic() - started
-    jobs.finish_job(db, job_id, result.status)
+    sync_jobs.finish_job(db, job_id, result.status)
     log.info(
         "sync finished",
         extra={

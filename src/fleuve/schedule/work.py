@@ -282,7 +282,7 @@ def _last_line(path: Path) -> str | None:
 
 
 def _start_job(project: Project, kind: str, name: str, detail: dict[str, Any]) -> int:
-    from fleuve.ingest.jobs import HOST
+    from fleuve.ingest.sync_jobs import HOST
     from fleuve.metadata import Job
 
     with project.db.session() as s:

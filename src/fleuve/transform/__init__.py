@@ -46,6 +46,7 @@ The Python API the pipeline, the CLI and the serving layers use:
 """
 
 from fleuve.transform.dbt import DbtRun, NodeEvent, NodeResult, run_dbt
+from fleuve.transform.dbt_project import scaffold, write_profile
 from fleuve.transform.history import NodeTiming, RunRecord, get_run, node_timings, run_history
 from fleuve.transform.lineage import (
     ColumnRef,
@@ -56,7 +57,6 @@ from fleuve.transform.lineage import (
     register_lineage_provider,
     unregister_lineage_provider,
 )
-from fleuve.transform.project import scaffold, write_profile
 from fleuve.transform.run import run_transform
 
 __all__ = [

@@ -17,7 +17,7 @@ from typing import Any
 
 from fleuve.config import Settings
 from fleuve.errors import FleuveError
-from fleuve.transform.project import write_profile
+from fleuve.transform.dbt_project import write_profile
 
 log = logging.getLogger("fleuve.transform")
 

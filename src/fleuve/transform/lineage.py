@@ -78,7 +78,7 @@ LineageProvider = Callable[["Lineage", LineageContext], None]
 _PROVIDERS: list[LineageProvider] = []
 # Fleuve's providers in the layers above: loaded by `lineage`, whoever asks for the graph (the
 # command line, the API, the UI), so that every caller sees the same graph.
-BUILTIN_PROVIDERS = ("fleuve.dashboards.lineage",)
+BUILTIN_PROVIDERS = ("fleuve.dashboards.graph",)
 
 
 def register_lineage_provider(provider: LineageProvider) -> LineageProvider:

@@ -10,7 +10,7 @@ import pyarrow as pa
 from google.protobuf.message import Message
 
 from fleuve import __version__
-from fleuve.serve import catalog
+from fleuve.serve import visibility
 from fleuve.serve.flight import protocol
 from fleuve.serve.queries import Caller, Queries
 from fleuve.serve.wire_types import client_schema
@@ -117,10 +117,10 @@ def answer(message: Message, queries: Queries, caller: Caller) -> pa.Table:
     name = protocol.name_of(message)
     schema = SCHEMAS[name]
     if name == "CommandGetCatalogs":
-        found = sorted({c for c, _ in catalog.schemas(queries, caller)})
+        found = sorted({c for c, _ in visibility.schemas(queries, caller)})
         return pa.Table.from_pylist([{"catalog_name": c} for c in found], schema=schema)
     if name == "CommandGetTableTypes":
-        rows = [{"table_type": t} for t in sorted(set(catalog.TABLE_TYPES.values()))]
+        rows = [{"table_type": t} for t in sorted(set(visibility.TABLE_TYPES.values()))]
         return pa.Table.from_pylist(rows, schema=schema)
     if name == "CommandGetSqlInfo":
         return sql_info(list(message.info))
@@ -128,7 +128,7 @@ def answer(message: Message, queries: Queries, caller: Caller) -> pa.Table:
         pattern = _optional(message, "db_schema_filter_pattern")
         rows = [
             {"catalog_name": c, "db_schema_name": s}
-            for c, s in catalog.schemas(queries, caller, schema_like=pattern)
+            for c, s in visibility.schemas(queries, caller, schema_like=pattern)
             if _catalog_matches(message, c)
         ]
         return pa.Table.from_pylist(rows, schema=schema)
@@ -147,7 +147,7 @@ def _catalog_matches(message: Message, name: str) -> bool:
 
 def _tables(message: Message, queries: Queries, caller: Caller) -> pa.Table:
     schema = TABLES_WITH_SCHEMA if message.include_schema else SCHEMAS["CommandGetTables"]
-    found = catalog.datasets(
+    found = visibility.datasets(
         queries,
         caller,
         schema_like=_optional(message, "db_schema_filter_pattern"),
@@ -165,7 +165,7 @@ def _tables(message: Message, queries: Queries, caller: Caller) -> pa.Table:
             "table_type": dataset.type,
         }
         if message.include_schema:
-            columns = client_schema(catalog.arrow_schema(queries, caller, dataset))
+            columns = client_schema(visibility.arrow_schema(queries, caller, dataset))
             row["table_schema"] = columns.serialize().to_pybytes()
         rows.append(row)
     return pa.Table.from_pylist(rows, schema=schema)

@@ -14,7 +14,7 @@ from fleuve.errors import FleuveError
 from fleuve.lake import LAYERS, quote_ident
 from fleuve.metadata import PipelineRun, User
 from fleuve.security import audit, auth, privileges
-from fleuve.serve import catalog
+from fleuve.serve import visibility
 from fleuve.serve.rest.deps import (
     Admin,
     ApiError,
@@ -117,7 +117,7 @@ def datasets(queries: QueriesDep, caller: CallerDep) -> dict[str, Any]:
     return page(
         [
             {"path": d.path, "name": ".".join(d.path), "type": d.type}
-            for d in catalog.datasets(queries, caller)
+            for d in visibility.datasets(queries, caller)
         ]
     )
 
@@ -275,7 +275,7 @@ def lineage(
             | {n.id for n in graph.upstream(center)}
             | {n.id for n in graph.downstream(center)}
         )
-    return catalog.visible_lineage(queries, user.username, graph, keep)
+    return visibility.visible_lineage(queries, user.username, graph, keep)
 
 
 @router.get("/transform/runs")

@@ -18,8 +18,8 @@ from fleuve.dashboards import DashboardSpec, chart_query, filter_conditions, loa
 from fleuve.project import Project
 from fleuve.security import auth
 from fleuve.serve.queries import Queries
-from fleuve.serve.ui.api import router
 from fleuve.serve.ui.pages import PublicPages
+from fleuve.serve.ui.routes import router
 
 log = logging.getLogger("fleuve.serve")
 

@@ -7,7 +7,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlglot import exp
 
 from fleuve.dashboards import store
-from fleuve.dashboards.models import ChartSpec, DashboardSpec
+from fleuve.dashboards.spec import ChartSpec, DashboardSpec
 from fleuve.errors import FleuveError
 from fleuve.metadata import Database
 from fleuve.transform.lineage import Lineage, LineageContext, LineageNode, register_lineage_provider

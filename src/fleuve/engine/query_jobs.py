@@ -29,7 +29,7 @@ from fleuve.metadata.models import utcnow
 from fleuve.private import private_dir, private_file
 from fleuve.security.audit import Origin
 
-log = logging.getLogger("fleuve.engine.jobs")
+log = logging.getLogger("fleuve.engine.query_jobs")
 
 FINAL_STATES = {"COMPLETED", "CANCELED", "FAILED"}
 RESULT_RETENTION = timedelta(hours=24)

@@ -24,18 +24,18 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field, ValidationError
 
-from fleuve.dashboards import lineage as _dashboards_in_lineage  # noqa: F401 (registers)
+from fleuve.dashboards import graph as _dashboards_in_lineage  # noqa: F401 (registers)
 from fleuve.dashboards import store
-from fleuve.dashboards.models import ChartSpec, DashboardSpec
 from fleuve.dashboards.query import chart_query, filter_conditions, options_query
+from fleuve.dashboards.spec import ChartSpec, DashboardSpec
 from fleuve.errors import FleuveError
 from fleuve.metadata import User
 from fleuve.project import Project
 from fleuve.security import audit, auth, privileges
-from fleuve.serve.catalog import visible_lineage
 from fleuve.serve.queries import Caller, Queries
 from fleuve.serve.rest.errors import error_responses
 from fleuve.serve.rest.types import dumps, schema_json
+from fleuve.serve.visibility import visible_lineage
 from fleuve.transform import run_history
 from fleuve.transform.lineage import lineage as lineage_of
 

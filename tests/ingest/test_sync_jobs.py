@@ -13,7 +13,7 @@ import psycopg
 import pyarrow as pa
 
 from fleuve.ingest import job_info, recent_jobs
-from fleuve.ingest.jobs import start_job
+from fleuve.ingest.sync_jobs import start_job
 from fleuve.metadata import Job
 from tests.conftest import PG_ADMIN
 from tests.ingest.conftest import FilesHarness, Harness, TestAPI, Workspace, connection, rows

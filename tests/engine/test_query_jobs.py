@@ -9,7 +9,7 @@ from datetime import timedelta
 import pytest
 
 from fleuve.engine import Engine, EngineError, NotFound, QueryCanceled
-from fleuve.engine.jobs import FINAL_STATES
+from fleuve.engine.query_jobs import FINAL_STATES
 from fleuve.project import Project
 
 

@@ -1,6 +1,7 @@
-"""The engine's Python API for the catalog, virtual datasets, sources, reflections and grants.
+"""Catalog entities: spaces, folders, sources, virtual datasets, reflections and grants, as managed
+through the engine (Dremio's catalog API calls each of them an entity).
 
-`CatalogApi` is a part of `Engine`: every method takes the acting `user` and checks their
+`CatalogEntities` is a part of `Engine`: every method takes the acting `user` and checks their
 grants; the REST shapes it returns are Dremio's (see `CONTRACTS.md`).
 """
 
@@ -30,7 +31,7 @@ from fleuve.security import privileges as system
 log = logging.getLogger("fleuve.engine")
 
 
-class CatalogApi:
+class CatalogEntities:
     """The catalog, views, sources, reflections and grants, for the serving layer; mixed into `Engine`."""
 
     def catalog_root(self, *, user: str) -> list[dict[str, Any]]:

@@ -10,7 +10,7 @@ from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 
-class CatalogAPI:
+class ProductService:
     """Serves `/v1/products?page=N&per_page=M&updated_since=ISO` from the generated catalog."""
 
     def __init__(self, catalog: Path, api_key: str, host: str = "127.0.0.1", port: int = 0) -> None:
@@ -26,7 +26,7 @@ class CatalogAPI:
         host, port = self._server.server_address[:2]
         return f"http://{host}:{port}"
 
-    def start(self) -> CatalogAPI:
+    def start(self) -> ProductService:
         """Serve in a background thread."""
         self._thread = threading.Thread(
             target=self._server.serve_forever, name="demo-api", daemon=True
