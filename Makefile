@@ -6,7 +6,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-fast lint format bench clean
+.PHONY: demo test test-fast lint format docs bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -32,6 +32,11 @@ lint: $(STAMP)
 format: $(STAMP)
 	$(BIN)/ruff format src tests bench
 	$(BIN)/ruff check --fix src tests bench
+
+# The settings and command references, generated from the code (tests/test_reference.py
+# fails when they are out of date).
+docs: $(STAMP)
+	$(BIN)/python -m fleuve.reference
 
 clean:
 	rm -rf $(VENV) fleuve-demo .pytest_cache .ruff_cache

@@ -22,11 +22,15 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from fleuve.errors import ConfigError
+from fleuve.errors import ConfigError, NotFound
 
 CONFIG_FILE = "fleuve.yml"
 STATE_DIR = ".fleuve"
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+class ConnectionNotFound(ConfigError, NotFound):
+    """No connection of that name in fleuve.yml."""
 
 
 class _Section(BaseModel):
@@ -226,7 +230,8 @@ class ServerSettings(_Section):
     http_port: int = Field(9047, ge=1, le=65535, description="a TCP port number, e.g. 9047")
     flight_port: int = Field(32010, ge=1, le=65535, description="a TCP port number, e.g. 32010")
     compat_ports: bool = Field(
-        False, description="true to also listen on the seed's ingestion port 8001"
+        False,
+        description="true to also serve the HTTP API on port 8001, where Airbyte's API listens",
     )
     tls_cert: str | None = Field(None, description="path to a PEM certificate to serve TLS")
     tls_key: str | None = Field(None, description="path to the PEM private key of tls_cert")
@@ -649,7 +654,7 @@ class Settings(_Section):
             if conn.name == name:
                 return self._resolved(i, conn)
         known = ", ".join(c.name for c in self.connections) or "none"
-        raise ConfigError(
+        raise ConnectionNotFound(
             f"no connection named '{name}' (known: {known})",
             f"add it under 'connections:' in {self.project_dir / CONFIG_FILE}",
         )
