@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -68,3 +69,34 @@ def test_write_regenerates_only_what_changed(tmp_path: Path) -> None:
     assert reference.main([str(tmp_path)]) == 0
     assert (tmp_path / reference.SETTINGS_FILE).read_text() == reference.settings_markdown()
     assert reference.write(tmp_path) == []
+
+
+def _headings(path: Path) -> set[str]:
+    """The anchors GitHub gives the headings of a Markdown file (code blocks left out)."""
+    text = re.sub(r"```.*?```", "", path.read_text(encoding="utf-8"), flags=re.S)
+    found: set[str] = set()
+    seen: dict[str, int] = {}
+    for line in text.splitlines():
+        if m := re.match(r"^#+\s+(.*)", line):
+            anchor = reference._anchor(m.group(1).strip())
+            n = seen.get(anchor, 0)
+            seen[anchor] = n + 1
+            found.add(anchor if n == 0 else f"{anchor}-{n}")  # GitHub numbers repeated headings
+    return found
+
+
+def test_links_between_the_docs_resolve() -> None:
+    pages = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+    broken = []
+    for page in pages:
+        text = re.sub(r"```.*?```", "", page.read_text(encoding="utf-8"), flags=re.S)
+        for target in re.findall(r"\]\(([^)\s]+)\)", text):
+            if target.startswith(("http://", "https://", "mailto:")):
+                continue
+            path, _, anchor = target.partition("#")
+            dest = page.parent / path if path else page
+            if not dest.exists():
+                broken.append(f"{page.name}: {target} (no such file)")
+            elif anchor and dest.suffix == ".md" and anchor not in _headings(dest):
+                broken.append(f"{page.name}: {target} (no such heading)")
+    assert not broken, "links to nowhere:\n" + "\n".join(broken)

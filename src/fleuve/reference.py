@@ -38,6 +38,11 @@ SOURCE_KEYS: dict[str, str] = {
     "user": "the user to connect as",
     "password": "the password; write `${VAR}` to read it from the environment",
     "schema": "limits discovery to this schema (PostgreSQL: the default schema of tables)",
+    "slot": "PostgreSQL, `sync_mode: cdc`: the logical replication slot read (default "
+    "`fleuve_<connection>`, created by Fleuve)",
+    "publication": "PostgreSQL, `sync_mode: cdc`: the publication read (default "
+    "`fleuve_<connection>`, created by Fleuve)",
+    "server_id": "MySQL/MariaDB, `sync_mode: cdc`: the replica server id the binary log is read as",
     "path": "sqlite: the database file; files: a local folder or `s3://bucket/prefix`",
     "s3": "files in a bucket: the bucket's endpoint and credentials (keys below)",
     "format": "`csv`, `tsv`, `json`, `jsonl` or `parquet` (default: from the file extension)",
@@ -306,8 +311,6 @@ def _sources_markdown() -> list[str]:
         "",
         "| key | why | instead |",
         "|---|---|---|",
-        f"| `method: CDC`, `replication_method: LOG_BASED` | change data capture is not available "
-        f"yet | {_cell(config._CDC_FIX)} |",
     ]
     for key, (why, fix) in config._REFUSED.items():
         out.append(f"| `{key}` | {_cell(why)} | {_cell(fix)} |")
@@ -431,6 +434,7 @@ def write(root: Path) -> list[Path]:
     for name, text in ((SETTINGS_FILE, settings_markdown()), (CLI_FILE, cli_markdown())):
         path = root / name
         if not path.exists() or path.read_text(encoding="utf-8") != text:
+            path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(text, encoding="utf-8")
             changed.append(path)
     return changed
