@@ -137,33 +137,48 @@ def _connection(extra: str = "", stream: str = "", source: str = "") -> str:
 
 
 @pytest.mark.parametrize(
-    ("where", "text"),
+    "text",
     [
-        ("connections.0.method", _connection(extra="    method: CDC\n")),
-        (
-            "connections.0.replication_method",
-            _connection(extra="    replication_method: LOG_BASED\n"),
-        ),
-        ("connections.0.streams.0.method", _connection(stream="        method: CDC\n")),
-        (
-            "connections.0.streams.0.replication_method",
-            _connection(stream="        replication_method: log_based\n"),
-        ),
-        (
-            "connections.0.source.replication_method",
-            _connection(source=", replication_method: CDC"),
+        _connection(extra="    method: CDC\n"),
+        _connection(extra="    replication_method: LOG_BASED\n"),
+        _connection(stream="        method: CDC\n"),
+        _connection(stream="        replication_method: log_based\n"),
+        _connection(source=", replication_method: CDC"),
+        _connection(stream="        sync_mode: cdc\n").replace(
+            "        sync_mode: incremental\n", ""
         ),
     ],
 )
-def test_change_data_capture_is_refused_with_the_incremental_equivalent(
-    tmp_path: Path, where: str, text: str
-) -> None:
+def test_change_data_capture_spellings_mean_sync_mode_cdc(tmp_path: Path, text: str) -> None:
     write(tmp_path, text)
-    with pytest.raises(ConfigError) as err:
+    conn = load_settings(tmp_path, environ={}).connection("shop_db")
+    assert [s.sync_mode for s in conn.streams] == ["cdc"]
+    assert "replication_method" not in conn.source and "method" not in conn.source
+
+
+def test_airbyte_replication_method_mapping_names_the_slot_and_publication(tmp_path: Path) -> None:
+    write(
+        tmp_path,
+        _connection(
+            extra="    replication_method: {method: CDC, replication_slot: s1, publication: p1}\n"
+        ),
+    )
+    conn = load_settings(tmp_path, environ={}).connection("shop_db")
+    assert conn.streams[0].sync_mode == "cdc"
+    assert conn.source["slot"] == "s1" and conn.source["publication"] == "p1"
+
+
+def test_change_data_capture_needs_a_database_source_and_a_table(tmp_path: Path) -> None:
+    write(
+        tmp_path,
+        "connections:\n  - name: drop\n    source: {type: files, path: data}\n"
+        "    streams:\n      - {name: orders, sync_mode: cdc}\n",
+    )
+    with pytest.raises(ConfigError, match="change data capture reads PostgreSQL"):
         load_settings(tmp_path, environ={})
-    assert f"'{where}' (connection 'shop_db')" in err.value.message
-    assert "change data capture is not available yet" in err.value.message
-    assert "sync_mode: incremental" in err.value.fix and "cursor_field" in err.value.fix
+    write(tmp_path, _connection(stream="        query: SELECT 1\n", extra="    method: CDC\n"))
+    with pytest.raises(ConfigError, match="set table instead of query"):
+        load_settings(tmp_path, environ={})
 
 
 @pytest.mark.parametrize(

@@ -33,13 +33,11 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
 
-# Change data capture, as Airbyte-style configurations ask for it (`method: CDC`,
-# `replication_method: LOG_BASED`): refused until Fleuve reads transaction logs.
+# Change data capture as Airbyte-style configurations spell it: `method: CDC` or
+# `replication_method: LOG_BASED`, or `replication_method: {method: CDC, replication_slot,
+# publication}`; the same as `sync_mode: cdc`.
 _CDC_VALUES = {"CDC", "LOG_BASED"}
-_CDC_FIX = (
-    "read changes with sync_mode: incremental, destination_sync_mode: append_dedup and a "
-    "cursor_field that grows on every change, e.g. cursor_field: updated_at"
-)
+_CDC_SOURCE_TYPES = ("postgres", "postgresql", "mysql", "mariadb")
 # Airbyte-style connection settings Fleuve does not take: (why, what to do instead).
 _REFUSED = {
     "compression": (
@@ -58,8 +56,9 @@ _DATABASE_KEYS = ("dsn", "host", "port", "database", "user", "password", "schema
 _FILE_OPTIONS = ("format", "delimiter", "header", "quote", "encoding", "max_line_size")
 _REST_OPTIONS = ("method", "params", "body", "cursor_param", "pagination", "records_path")
 _SOURCE_KEYS: dict[str, tuple[str, ...]] = {
-    "postgres": _DATABASE_KEYS,
-    "mysql": _DATABASE_KEYS,
+    # slot, publication, server_id: change data capture's (docs/ingestion.md).
+    "postgres": (*_DATABASE_KEYS, "slot", "publication"),
+    "mysql": (*_DATABASE_KEYS, "server_id"),
     "sqlite": ("path", "schema"),
     "files": ("path", "s3", *_FILE_OPTIONS),
     "rest": (
@@ -121,18 +120,23 @@ def _unknown(key: str, known: tuple[str, ...] | list[str]) -> PydanticCustomErro
     )
 
 
-def _refuse_cdc(data: Any, prefix: str = "") -> None:
-    """Refuse `method: CDC` and `replication_method: LOG_BASED` wherever they are written."""
-    if not isinstance(data, dict):
-        return
+def _take_cdc(data: dict[str, Any], source: dict[str, Any] | None = None) -> bool:
+    """Remove the Airbyte-style spelling of change data capture from `data`; True if it was
+    there. A `replication_method` mapping's slot and publication go to `source`."""
+    asked = False
     for key in ("method", "replication_method"):
-        if str(data.get(key, "")).upper() in _CDC_VALUES:
-            raise _refuse(
-                prefix + key,
-                f"asks for change data capture ({key}: {data[key]}); change data capture is "
-                "not available yet",
-                _CDC_FIX,
-            )
+        value = data.get(key)
+        if isinstance(value, dict) and str(value.get("method", "")).upper() in _CDC_VALUES:
+            if source is not None:
+                for theirs, ours in (("replication_slot", "slot"), ("publication", "publication")):
+                    if value.get(theirs):
+                        source.setdefault(ours, value[theirs])
+            del data[key]
+            asked = True
+        elif str(value or "").upper() in _CDC_VALUES:
+            del data[key]
+            asked = True
+    return asked
 
 
 def _check_keys(data: dict[str, Any], known: tuple[str, ...], prefix: str) -> None:
@@ -260,8 +264,10 @@ class StreamSettings(_Section):
     table: str | None = Field(None, description="source table, e.g. 'public.orders'")
     query: str | None = Field(None, description="a SQL query to extract instead of a table")
     path: str | None = Field(None, description="a file glob or an API path")
-    sync_mode: Literal["full_refresh", "incremental"] = Field(
-        "full_refresh", description="'full_refresh' or 'incremental'"
+    sync_mode: Literal["full_refresh", "incremental", "cdc"] = Field(
+        "full_refresh",
+        description="'full_refresh', 'incremental' or 'cdc' (changes read from the database's "
+        "transaction log)",
     )
     destination_sync_mode: Literal["overwrite", "append", "append_dedup"] = Field(
         "overwrite", description="'overwrite', 'append' or 'append_dedup'"
@@ -280,9 +286,13 @@ class StreamSettings(_Section):
     @model_validator(mode="before")
     @classmethod
     def _airbyte_keys(cls, data: Any) -> Any:
-        _refuse_cdc(data)
         if isinstance(data, dict):
-            _refuse_cdc(data.get("options"), "options.")
+            data = dict(data)
+            options = dict(data["options"]) if isinstance(data.get("options"), dict) else None
+            if _take_cdc(data) | (options is not None and _take_cdc(options)):
+                data["sync_mode"] = "cdc"
+            if options is not None:
+                data["options"] = options
             for key, (why, fix) in _REFUSED.items():
                 if key in data:
                     raise _refuse(key, why, fix)
@@ -290,6 +300,13 @@ class StreamSettings(_Section):
 
     @model_validator(mode="after")
     def _modes_fit(self) -> StreamSettings:
+        if self.sync_mode == "cdc":
+            if self.query:
+                raise ValueError(
+                    f"stream '{self.name}': change data capture reads a table's changes, not a "
+                    "query's; set table instead of query"
+                )
+            return self
         if self.sync_mode == "incremental" and self.destination_sync_mode == "overwrite":
             raise ValueError(
                 f"stream '{self.name}': incremental syncs add to bronze; set "
@@ -355,8 +372,18 @@ class ConnectionSettings(_Section):
     def _airbyte_keys(cls, data: Any) -> Any:
         if not isinstance(data, dict):
             return data
-        _refuse_cdc(data)
-        _refuse_cdc(data.get("source"), "source.")
+        data = dict(data)
+        source = dict(data["source"]) if isinstance(data.get("source"), dict) else None
+        if _take_cdc(data, source) | (source is not None and _take_cdc(source, source)):
+            # Airbyte's meaning: the connection's incremental streams read the log.
+            data["streams"] = [
+                {**s, "sync_mode": "cdc"}
+                if isinstance(s, dict) and s.get("sync_mode", "incremental") == "incremental"
+                else s
+                for s in data.get("streams") or []
+            ]
+        if source is not None:
+            data["source"] = source
         for key, (why, fix) in _REFUSED.items():
             if key in data:
                 raise _refuse(key, why, fix)
@@ -400,6 +427,11 @@ class ConnectionSettings(_Section):
             if stream.name in seen:
                 raise ValueError(f"two streams are named '{stream.name}'; give each its own name")
             seen.add(stream.name)
+            if stream.sync_mode == "cdc" and self.source.get("type") not in _CDC_SOURCE_TYPES:
+                raise ValueError(
+                    f"stream '{stream.name}': change data capture reads PostgreSQL and "
+                    "MySQL/MariaDB sources; use sync_mode: incremental with a cursor_field"
+                )
             needs_cursor = self.source.get("type") not in ("files", "file", "s3")
             if stream.sync_mode == "incremental" and needs_cursor and not stream.cursor_field:
                 raise ValueError(
