@@ -22,11 +22,15 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from fleuve.errors import ConfigError
+from fleuve.errors import ConfigError, NotFound
 
 CONFIG_FILE = "fleuve.yml"
 STATE_DIR = ".fleuve"
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+class ConnectionNotFound(ConfigError, NotFound):
+    """No connection of that name in fleuve.yml."""
 
 
 class _Section(BaseModel):
@@ -682,7 +686,7 @@ class Settings(_Section):
             if conn.name == name:
                 return self._resolved(i, conn)
         known = ", ".join(c.name for c in self.connections) or "none"
-        raise ConfigError(
+        raise ConnectionNotFound(
             f"no connection named '{name}' (known: {known})",
             f"add it under 'connections:' in {self.project_dir / CONFIG_FILE}",
         )

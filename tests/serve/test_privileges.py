@@ -369,7 +369,6 @@ ACTIONS: list[tuple[str, str, str, Callable[[Platform, str], Outcome]]] = [
         lambda p, u: p.v3_sql(u, "GRANT MONITOR ON SYSTEM TO ROLE scratch"),
     ),
     # The web UI's own API.
-    ("ui", "list dbt runs", "MONITOR", lambda p, u: p.rest(u, "GET", "/api/fleuve/v1/ui/dbt/runs")),
     (
         "ui",
         "read a job's log",
@@ -379,12 +378,6 @@ ACTIONS: list[tuple[str, str, str, Callable[[Platform, str], Outcome]]] = [
     ("ui", "save a chart", "EDIT DASHBOARDS", _ui_chart),
     ("ui", "create a dashboard", "EDIT DASHBOARDS", _ui_dashboard),
     ("ui", "create a user", "MANAGE USERS", _ui_user),
-    (
-        "ui",
-        "list every grant",
-        "MANAGE GRANTS",
-        lambda p, u: p.rest(u, "GET", "/api/fleuve/v1/ui/admin/grants"),
-    ),
     # Arrow Flight: the engine's statements that operate.
     ("flight", "create a reflection", "ALTER REFLECTION", _create_reflection_flight),
     (

@@ -214,6 +214,25 @@ def test_fleuve_endpoints(api: httpx.Client) -> None:
     assert api.get("/api/fleuve/v1/audit", params={"kind": "login"}).json()["data"]
 
 
+def test_errors_answer_their_status_and_fix(served: Served, api: httpx.Client) -> None:
+    """Every API answers a missing object with 404 and the error's fix as moreInfo."""
+    unknown_table = api.get("/api/fleuve/v1/lake/tables/gold/nope")
+    assert unknown_table.status_code == 404, unknown_table.text
+    chart = api.get("/api/fleuve/v1/ui/charts/nope")
+    assert chart.status_code == 404
+    assert chart.json() == {"errorMessage": "no chart 'nope'", "moreInfo": "list charts at /charts"}
+    assert api.delete("/api/fleuve/v1/tokens/987654321").status_code == 404
+    assert api.post("/api/fleuve/v1/connections/nope/sync").status_code == 404
+    # Another user's SQL job is not found, through the REST API as through the web UI's.
+    job = api.post("/api/v3/sql", json={"sql": "SELECT 1 AS one"}).json()["id"]
+    assert wait(api, job)["jobState"] == "COMPLETED"
+    analyst = {"Authorization": f"Bearer {served.login('analyst', ANALYST_PASSWORD)}"}
+    for path in (f"/api/v3/job/{job}/results", f"/api/fleuve/v1/ui/sql/{job}/download"):
+        theirs = httpx.get(served.http + path, headers=analyst, timeout=30)
+        assert theirs.status_code == 404, path
+        assert theirs.json()["errorMessage"] == f"no job with id {job}", path
+
+
 def test_personal_access_tokens(served: Served, api: httpx.Client) -> None:
     made = api.post("/api/fleuve/v1/tokens", json={"name": "superset", "days": 30}).json()
     pat = httpx.Client(base_url=served.http, headers={"Authorization": f"Bearer {made['token']}"})

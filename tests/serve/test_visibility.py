@@ -79,7 +79,8 @@ def _explain(api: httpx.Client) -> str:
 
 # The first lineage request parses the dbt project: give it time.
 LINEAGE_TIMEOUT = 180
-LINEAGES = ("/api/fleuve/v1/lineage", "/api/fleuve/v1/ui/lineage")
+# The web UI reads it without the column-level edges.
+LINEAGES = ("/api/fleuve/v1/lineage", "/api/fleuve/v1/lineage?columns=false")
 
 
 SINKS: dict[str, Callable[[httpx.Client], str]] = {

@@ -89,7 +89,6 @@ def test_every_ui_endpoint_needs_a_login(server: str) -> None:
         ("GET", "/api/fleuve/v1/ui/dashboards"),
         ("POST", "/api/fleuve/v1/ui/dashboards/sales/charts/revenue/data"),
         ("GET", "/api/fleuve/v1/ui/completion"),
-        ("GET", "/api/fleuve/v1/ui/lineage"),
         ("POST", "/api/fleuve/v1/ui/charts/preview"),
     ]:
         assert httpx.request(method, server + path, json={}).status_code == 401, path

@@ -178,7 +178,7 @@ def test_each_chart_says_whether_a_reflection_served_it(page: Page, served: Serv
     ).json()["id"]
     deadline = time.monotonic() + 60
     while True:
-        listed = httpx.get(f"{served.url}/api/fleuve/v1/ui/reflections", headers=headers).json()
+        listed = httpx.get(f"{served.url}/api/v3/reflection", headers=headers).json()
         mine = [r for r in listed["data"] if r["name"] == "ui_daily_revenue"]
         if mine and mine[0]["status"]["availability"] == "AVAILABLE":
             break

@@ -11,7 +11,7 @@ from pydantic import ValidationError
 from sqlalchemy import select
 
 from fleuve.dashboards.spec import ChartSpec, DashboardSpec
-from fleuve.errors import FleuveError
+from fleuve.errors import FleuveError, NotFound
 from fleuve.metadata import Database
 from fleuve.metadata.ui import SavedChart, SavedDashboard
 
@@ -19,7 +19,7 @@ log = logging.getLogger("fleuve.dashboards")
 FOLDER = "dashboards"
 
 
-class NotFound(FleuveError):
+class DashboardNotFound(NotFound):
     """No chart or dashboard by that name."""
 
 
@@ -100,7 +100,7 @@ def get_dashboard(db: Database, slug: str) -> tuple[SavedDashboard, DashboardSpe
     with db.session() as s:
         row = s.scalar(select(SavedDashboard).where(SavedDashboard.slug == slug))
     if row is None:
-        raise NotFound(f"no dashboard '{slug}'", "list dashboards at /dashboards")
+        raise DashboardNotFound(f"no dashboard '{slug}'", "list dashboards at /dashboards")
     return row, DashboardSpec.model_validate(row.spec)
 
 
@@ -142,7 +142,7 @@ def get_chart(db: Database, slug: str) -> ChartSpec:
     with db.session() as s:
         row = s.scalar(select(SavedChart).where(SavedChart.slug == slug))
     if row is None:
-        raise NotFound(f"no chart '{slug}'", "list charts at /charts")
+        raise DashboardNotFound(f"no chart '{slug}'", "list charts at /charts")
     return ChartSpec.model_validate(row.spec)
 
 
@@ -162,5 +162,5 @@ def delete_chart(db: Database, slug: str) -> None:
     with db.session() as s:
         row = s.scalar(select(SavedChart).where(SavedChart.slug == slug))
         if row is None:
-            raise NotFound(f"no chart '{slug}'")
+            raise DashboardNotFound(f"no chart '{slug}'")
         s.delete(row)

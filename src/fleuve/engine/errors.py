@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+from fleuve import errors
 from fleuve.errors import FleuveError
 from fleuve.lake import CATALOG
 from fleuve.security.masking import mask
@@ -13,11 +14,11 @@ class EngineError(FleuveError):
     """A query or command the engine cannot run as written (the caller's mistake: a 4xx)."""
 
 
-class NotFound(EngineError):
+class NotFound(EngineError, errors.NotFound):
     """An object that does not exist, or that the caller may not see (the same answer for both)."""
 
 
-class AccessDenied(EngineError):
+class AccessDenied(EngineError, errors.Forbidden):
     """The caller sees the object but lacks the privilege the command needs."""
 
 

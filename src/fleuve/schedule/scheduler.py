@@ -30,7 +30,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from fleuve.config import CONFIG_FILE, load_settings
-from fleuve.errors import FleuveError
+from fleuve.errors import FleuveError, NotFound
 from fleuve.metadata.schedule import ScheduleLease, ScheduleRun, ScheduleState
 from fleuve.project import Project
 from fleuve.schedule import leases
@@ -57,7 +57,7 @@ PURGE_EVERY = timedelta(hours=1)
 Runner = Callable[[Scheduled, int, threading.Event], Outcome]
 
 
-class ScheduleNotFound(FleuveError):
+class ScheduleNotFound(NotFound):
     """No schedule has that name."""
 
 

@@ -83,13 +83,15 @@ def statement(where: Origin, sql: str, job_id: str) -> Iterator[Statement]:
 def _row(
     kind: str,
     action: str,
-    username: str | None,
-    outcome: str,
-    client: str | None,
-    target: str | None,
-    detail: dict[str, Any],
+    *,
+    username: str | None = None,
+    outcome: str = "ok",
+    client: str | None = None,
+    target: str | None = None,
+    **detail: Any,
 ) -> dict[str, Any]:
-    """One event's columns, every text masked of credentials."""
+    """One event's columns, every text masked of credentials; the other keywords are its
+    detail."""
     return {
         "kind": kind,
         "action": action,
@@ -101,30 +103,21 @@ def _row(
     }
 
 
-def record(
-    db: Database,
-    kind: str,
-    action: str,
-    *,
-    username: str | None = None,
-    outcome: str = "ok",
-    client: str | None = None,
-    target: str | None = None,
-    **detail: Any,
-) -> None:
-    """Write one audit event now; the context's origin and statement complete it."""
+def record(db: Database, kind: str, action: str, **fields: Any) -> None:
+    """Write one audit event now (`fields` as `_row` takes them: username, outcome, client,
+    target and the detail); the context's origin and statement complete it."""
     where = origin()
-    if client is None:
-        client = where.client
+    if fields.get("client") is None:
+        fields["client"] = where.client
         if where.address is not None:
-            detail.setdefault("address", where.address)
+            fields.setdefault("address", where.address)
     current = _statement.get()
     if current is not None and kind != "login":
         current.recorded += 1
-        detail.setdefault("sql", current.sql)
-        detail.setdefault("job_id", current.job_id)
+        fields.setdefault("sql", current.sql)
+        fields.setdefault("job_id", current.job_id)
     with db.session() as s:
-        s.add(AuditEvent(**_row(kind, action, username, outcome, client, target, detail)))
+        s.add(AuditEvent(**_row(kind, action, **fields)))
 
 
 def recent_failures(db: Database, username: str, window: timedelta) -> int:
@@ -190,25 +183,15 @@ class AuditWriter:
 
     def __init__(self, db: Database) -> None:
         self.db = db
-        # (when, the arguments of `_row`) per event; None asks the writer to stop.
-        self._queue: queue.Queue[tuple[datetime, tuple] | None] = queue.Queue()
+        # (when, kind, action, the other fields of `_row`) per event; None asks it to stop.
+        self._queue: queue.Queue[tuple[datetime, str, str, dict[str, Any]] | None] = queue.Queue()
         self._thread = threading.Thread(target=self._run, name="fleuve-audit", daemon=True)
         self._thread.start()
 
-    def submit(
-        self,
-        kind: str,
-        action: str,
-        *,
-        username: str | None = None,
-        outcome: str = "ok",
-        client: str | None = None,
-        target: str | None = None,
-        **detail: Any,
-    ) -> None:
-        """Queue one event (same arguments as `record`, the origin given explicitly); it is
+    def submit(self, kind: str, action: str, **fields: Any) -> None:
+        """Queue one event (the arguments of `record`, the origin given explicitly); it is
         masked and written by the writer's thread, off the query's path."""
-        self._queue.put((utcnow(), (kind, action, username, outcome, client, target, detail)))
+        self._queue.put((utcnow(), kind, action, fields))
 
     def close(self) -> None:
         """Write what is queued, then stop."""
@@ -228,7 +211,10 @@ class AuditWriter:
             if not events:
                 continue
             try:
-                values = [{**_row(*fields), "at": at} for at, fields in events]
+                values = [
+                    {**_row(kind, action, **fields), "at": at}
+                    for at, kind, action, fields in events
+                ]
                 with self.db.session() as s:
                     s.execute(insert(AuditEvent), values)
             except Exception:

@@ -15,7 +15,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import VerificationError
 from sqlalchemy import select, update
 
-from fleuve.errors import FleuveError
+from fleuve.errors import FleuveError, NotFound
 from fleuve.metadata import Database, Token, User
 from fleuve.metadata.models import utcnow
 from fleuve.private import write_private
@@ -38,6 +38,10 @@ _DUMMY_HASH = _hasher.hash("fleuve-timing-equalizer")
 
 class AuthError(FleuveError):
     """A user or token does not exist, or the change asked for is not allowed."""
+
+
+class TokenNotFound(AuthError, NotFound):
+    """The user has no token with that id."""
 
 
 def hash_password(password: str) -> str:
@@ -226,7 +230,7 @@ def revoke_token(db: Database, token: str) -> bool:
 def revoke_token_id(
     db: Database, username: str, token_id: int, *, actor: str | None = None
 ) -> None:
-    """Revoke one of the user's tokens by its id; an AuthError if it is not theirs."""
+    """Revoke one of the user's tokens by its id; a TokenNotFound if it is not theirs."""
     user = get_user(db, username)
     with db.session() as s:
         result = s.execute(
@@ -234,7 +238,7 @@ def revoke_token_id(
         )
     _changed(db)
     if not result.rowcount:
-        raise AuthError(
+        raise TokenNotFound(
             f"user '{username}' has no token {token_id}",
             f"list them with `fleuve users tokens {username}`",
         )

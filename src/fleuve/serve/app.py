@@ -13,21 +13,16 @@ import time
 from urllib.parse import urlsplit
 
 from fastapi import FastAPI, Request
-from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
-from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from fleuve import __version__
-from fleuve.engine import AccessDenied, NotFound
-from fleuve.errors import FleuveError
 from fleuve.metadata import User
 from fleuve.project import Project
 from fleuve.security import audit, auth
 from fleuve.serve import ui
 from fleuve.serve.queries import Queries
 from fleuve.serve.rest import dremio, ingestion, platform, schedules
-from fleuve.serve.rest.errors import document_errors
+from fleuve.serve.rest.errors import document_errors, error_response, handle_errors
 
 PUBLIC = {("GET", "/health"), ("POST", "/apiv2/login")}
 UI_PREFIX = "/api/fleuve/v1/ui"
@@ -36,12 +31,6 @@ BROWSABLE = {"/docs", "/openapi.json", "/docs/oauth2-redirect"}
 LOGIN_HINT = (
     "log in with POST /apiv2/login and send 'Authorization: _dremio<token>' or 'Bearer <token>'"
 )
-
-
-def _error(status: int, message: str, more: str = "", headers: dict | None = None) -> JSONResponse:
-    return JSONResponse(
-        {"errorMessage": message, "moreInfo": more}, status_code=status, headers=headers
-    )
 
 
 def create_app(project: Project, queries: Queries) -> FastAPI:
@@ -78,7 +67,7 @@ def create_app(project: Project, queries: Queries) -> FastAPI:
             message = (
                 "the token is invalid, expired or revoked" if token else "authentication required"
             )
-            return _error(401, message, LOGIN_HINT, {"WWW-Authenticate": challenge})
+            return error_response(401, message, LOGIN_HINT, {"WWW-Authenticate": challenge})
         request.state.user = user
         request.state.token = token
         # What the routes change is audited where it changes, as coming from here.
@@ -86,25 +75,7 @@ def create_app(project: Project, queries: Queries) -> FastAPI:
         with audit.acting_from(client, request.client.host if request.client else None):
             return await call_next(request)
 
-    @app.exception_handler(StarletteHTTPException)
-    async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
-        more = getattr(exc, "more_info", "")
-        return _error(exc.status_code, str(exc.detail), more, getattr(exc, "headers", None))
-
-    @app.exception_handler(RequestValidationError)
-    async def invalid_request(_: Request, exc: RequestValidationError) -> JSONResponse:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first.get("loc", ()) if p != "body")
-        return _error(
-            400,
-            f"invalid request: {where}: {first.get('msg')}",
-            "see the OpenAPI description at /docs",
-        )
-
-    @app.exception_handler(FleuveError)
-    async def fleuve_error(_: Request, exc: FleuveError) -> JSONResponse:
-        status = 404 if isinstance(exc, NotFound) else 403 if isinstance(exc, AccessDenied) else 400
-        return _error(status, exc.message, exc.fix or "")
+    handle_errors(app)
 
     @app.get("/health", tags=["Health"])
     def health() -> dict[str, str]:

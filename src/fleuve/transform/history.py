@@ -10,7 +10,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from fleuve.errors import FleuveError
+from fleuve.errors import FleuveError, NotFound
 from fleuve.metadata import Database, DbtRunHistory, DbtRunNode
 from fleuve.metadata.models import utcnow
 from fleuve.transform.dbt import DbtRun, relation_name
@@ -195,7 +195,7 @@ def get_run(db: Database, run_id: str) -> RunRecord:
             select(DbtRunHistory).where(DbtRunHistory.run_id.startswith(run_id)).limit(2)
         ).all()
         if len(rows) != 1:
-            raise FleuveError(
+            raise NotFound(
                 f"{'no' if not rows else 'more than one'} dbt run matches '{run_id}'",
                 "list runs with `fleuve transform history` and give more of the id",
             )

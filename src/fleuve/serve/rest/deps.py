@@ -1,23 +1,18 @@
-"""What every REST route shares: the authenticated user, the services, error answers."""
+"""What every HTTP route shares, the web UI's included: the authenticated user, the services,
+the privilege checks, and the caller's own query jobs."""
 
 from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import Depends, HTTPException, Request
+from fastapi import Depends, Request
 
+from fleuve.engine import QueryJob
+from fleuve.errors import FleuveError, Forbidden, NotFound
 from fleuve.metadata import User
 from fleuve.project import Project
 from fleuve.security import privileges
 from fleuve.serve.queries import Caller, Queries
-
-
-class ApiError(HTTPException):
-    """An error answered as `{"errorMessage", "moreInfo"}` with its status code."""
-
-    def __init__(self, status: int, message: str, more_info: str = "") -> None:
-        super().__init__(status, message)
-        self.more_info = more_info
 
 
 def current_user(request: Request) -> User:
@@ -36,14 +31,14 @@ def queries(request: Request) -> Queries:
 
 
 def caller(request: Request, user: Annotated[User, Depends(current_user)]) -> Caller:
-    """The REST caller of a query."""
+    """The caller of a query made over HTTP."""
     return Caller(user.username, request.client.host if request.client else None, "rest")
 
 
 def admin(user: Annotated[User, Depends(current_user)]) -> User:
     """The current user, who must have the admin role."""
     if "admin" not in (user.roles or []):
-        raise ApiError(403, "this needs the admin role", "ask an admin: `fleuve users roles`")
+        raise Forbidden("this needs the admin role", "ask an admin: `fleuve users roles`")
     return user
 
 
@@ -67,3 +62,21 @@ CallerDep = Annotated[Caller, Depends(caller)]
 def page(data: list[Any]) -> dict[str, Any]:
     """A list answer in Dremio's `{"data": [...]}` shape."""
     return {"data": data}
+
+
+def own_job(queries: Queries, job_id: str, user: User) -> QueryJob:
+    """The query job, if it is the user's (administrators see every job)."""
+    job = queries.engine.job(job_id)
+    if job.user != user.username and "admin" not in user.roles:
+        raise NotFound(f"no job with id {job_id}", "submit the query with POST /api/v3/sql")
+    return job
+
+
+def completed_job(queries: Queries, job_id: str, user: User) -> QueryJob:
+    """The user's query job, which must have COMPLETED (its rows are there to read)."""
+    job = own_job(queries, job_id, user)
+    if job.state != "COMPLETED":
+        raise FleuveError(
+            f"job {job_id} is {job.state}, not COMPLETED", "wait until jobState is COMPLETED"
+        )
+    return job

@@ -9,9 +9,16 @@ from fastapi import APIRouter, Body, Query, Request, Response
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
-from fleuve.engine import QueryJob
+from fleuve.errors import FleuveError, Unauthenticated
 from fleuve.security import auth
-from fleuve.serve.rest.deps import ApiError, Authed, CallerDep, ProjectDep, QueriesDep
+from fleuve.serve.rest.deps import (
+    Authed,
+    CallerDep,
+    ProjectDep,
+    QueriesDep,
+    completed_job,
+    own_job,
+)
 from fleuve.serve.rest.errors import error_responses
 from fleuve.serve.rest.types import schema_json
 from fleuve.serve.wire_types import Converter, dumps, json_rows
@@ -55,7 +62,7 @@ async def login(body: Login, request: Request, project: ProjectDep) -> dict[str,
         auth.authenticate, db, body.userName, body.password, client=client, via="rest"
     )
     if user is None:
-        raise ApiError(401, "invalid user name or password", "check them, or ask an admin")
+        raise Unauthenticated("invalid user name or password", "check them, or ask an admin")
     token, row = await run_in_threadpool(auth.issue_token, db, user)
     return {
         "token": token,
@@ -78,18 +85,10 @@ def submit_sql(body: SqlRequest, queries: QueriesDep, caller: CallerDep) -> dict
     return {"id": queries.submit(body.sql, caller, body.context)}
 
 
-def _job(queries: QueriesDep, job_id: str, username: str, roles: list[str]) -> QueryJob:
-    """The job, if it is the caller's (administrators see every job)."""
-    job = queries.engine.job(job_id)
-    if job.user != username and "admin" not in roles:
-        raise ApiError(404, f"no job with id {job_id}", "submit the query with POST /api/v3/sql")
-    return job
-
-
 @router.get("/api/v3/job/{job_id}")
 def job_status(job_id: str, queries: QueriesDep, user: Authed) -> dict[str, Any]:
     """A job's state, row count, timing and the reflections considered, matched and chosen."""
-    answer = _job(queries, job_id, user.username, user.roles).as_json()
+    answer = own_job(queries, job_id, user).as_json()
     if answer.get("errorMessage") is None:
         answer.pop("errorMessage", None)
     return answer
@@ -105,14 +104,10 @@ def job_results(
 ) -> Response:
     """One page of a completed job's rows (`limit` ≤ 500)."""
     if limit > MAX_PAGE:
-        raise ApiError(
-            400, f"limit {limit} is above {MAX_PAGE}", f"page with limit ≤ {MAX_PAGE} and offset"
+        raise FleuveError(
+            f"limit {limit} is above {MAX_PAGE}", f"page with limit ≤ {MAX_PAGE} and offset"
         )
-    job = _job(queries, job_id, user.username, user.roles)
-    if job.state != "COMPLETED":
-        raise ApiError(
-            400, f"job {job_id} is {job.state}, not COMPLETED", "wait until jobState is COMPLETED"
-        )
+    job = completed_job(queries, job_id, user)
     page = queries.engine.results(job_id, offset, limit)
     rows = Converter(page.schema).table(page)
     body = {"rowCount": job.row_count, "schema": schema_json(rows.schema), "rows": json_rows(rows)}
@@ -122,7 +117,7 @@ def job_results(
 @router.post("/api/v3/job/{job_id}/cancel", status_code=204)
 def job_cancel(job_id: str, queries: QueriesDep, user: Authed) -> Response:
     """Ask a running job to stop."""
-    _job(queries, job_id, user.username, user.roles)
+    own_job(queries, job_id, user)
     queries.engine.cancel(job_id)
     return Response(status_code=204)
 
@@ -167,7 +162,7 @@ def reflection_create(
 ) -> dict[str, Any]:
     """Create a reflection (RAW or AGGREGATION) on a dataset, and build it."""
     if "enabled" not in body:
-        raise ApiError(400, "the reflection needs 'enabled'", 'add "enabled": true')
+        raise FleuveError("the reflection needs 'enabled'", 'add "enabled": true')
     created = queries.engine.create_reflection(body, user=user.username)
     return created
 

@@ -1,10 +1,22 @@
-"""The error answer every route shares, and its place in the OpenAPI description."""
+"""The error answer every route shares: how errors become it, and its place in OpenAPI.
+
+Routes raise `fleuve.errors.FleuveError` subclasses, which carry their HTTP status
+(`NotFound` 404, `Forbidden` 403, `Conflict` 409, ...); `handle_errors` turns them, and
+the framework's own errors, into one body shape for every API: Dremio's
+`{"errorMessage", "moreInfo"}`.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
+from starlette.exceptions import HTTPException
+
+from fleuve.errors import FleuveError
 
 # What each error status means, whichever route answers it.
 MEANINGS = {
@@ -23,6 +35,36 @@ class ErrorBody(BaseModel):
 
     errorMessage: str = Field(description="what went wrong")
     moreInfo: str = Field("", description="how to fix it")
+
+
+def error_response(
+    status: int, message: str, more: str = "", headers: dict[str, str] | None = None
+) -> JSONResponse:
+    """An error answer with its status and body."""
+    body = ErrorBody(errorMessage=message, moreInfo=more)
+    return JSONResponse(body.model_dump(), status_code=status, headers=headers)
+
+
+def handle_errors(app: FastAPI) -> None:
+    """Answer Fleuve's errors, unknown routes and invalid requests with the error body."""
+
+    @app.exception_handler(FleuveError)
+    async def fleuve_error(_: Request, exc: FleuveError) -> JSONResponse:
+        return error_response(exc.status, exc.message, exc.fix or "")
+
+    @app.exception_handler(HTTPException)
+    async def http_error(_: Request, exc: HTTPException) -> JSONResponse:
+        return error_response(exc.status_code, str(exc.detail), headers=exc.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(_: Request, exc: RequestValidationError) -> JSONResponse:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first.get("loc", ()) if p != "body")
+        return error_response(
+            400,
+            f"invalid request: {where}: {first.get('msg')}",
+            "see the OpenAPI description at /docs",
+        )
 
 
 def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:

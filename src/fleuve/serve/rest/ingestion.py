@@ -11,11 +11,11 @@ from pydantic import BaseModel, Field
 from sqlalchemy import select
 
 from fleuve import ingest
-from fleuve.errors import FleuveError
+from fleuve.errors import FleuveError, NotFound
 from fleuve.metadata import Job, User
 from fleuve.project import Project
 from fleuve.security import audit, privileges
-from fleuve.serve.rest.deps import ApiError, ProjectDep, needs
+from fleuve.serve.rest.deps import ProjectDep, needs
 from fleuve.serve.rest.errors import error_responses
 
 router = APIRouter(tags=["Ingestion API"])
@@ -43,7 +43,7 @@ def read_job(project: Project, job_id: int) -> dict[str, Any]:
     """The JobInfoRead of one sync job; a 404 when there is none."""
     info = ingest.job_info(project.db, job_id)
     if info is None:
-        raise ApiError(404, f"no sync job with id {job_id}", "use the id connections/sync returned")
+        raise NotFound(f"no sync job with id {job_id}", "use the id connections/sync returned")
     return info
 
 
@@ -80,13 +80,7 @@ def start_sync(project: Project, name: str, username: str) -> int:
 @router.post("/api/v1/connections/sync", responses=error_responses(404))
 def connections_sync(body: SyncRequest, project: ProjectDep, user: Syncer) -> dict[str, Any]:
     """Start a sync of the connection now (SYNC privilege); answers its job (status `running`)."""
-    try:
-        job_id = start_sync(project, body.connectionId, user.username)
-    except FleuveError as exc:
-        raise ApiError(
-            404 if "no connection" in exc.message else 400, exc.message, exc.fix or ""
-        ) from None
-    return read_job(project, job_id)
+    return read_job(project, start_sync(project, body.connectionId, user.username))
 
 
 @router.post("/api/v1/jobs/get", responses=error_responses(404))
@@ -95,8 +89,7 @@ def jobs_get(body: JobRequest, project: ProjectDep, _: Monitor) -> dict[str, Any
     try:
         job_id = int(body.id)
     except ValueError:
-        raise ApiError(
-            400,
+        raise FleuveError(
             f"job id {body.id!r} is not a number",
             "pass the numeric id connections/sync returned",
         ) from None

@@ -10,14 +10,12 @@ from pydantic import BaseModel, Field
 from sqlalchemy import select
 
 from fleuve import ingest, transform
-from fleuve.errors import FleuveError
 from fleuve.lake import LAYERS, quote_ident
 from fleuve.metadata import PipelineRun, User
 from fleuve.security import audit, auth, privileges
 from fleuve.serve import visibility
 from fleuve.serve.rest.deps import (
     Admin,
-    ApiError,
     Authed,
     CallerDep,
     ProjectDep,
@@ -61,11 +59,7 @@ def connections(project: ProjectDep, _: Monitor) -> dict[str, Any]:
 @router.get("/connections/{name}")
 def connection(name: str, project: ProjectDep, _: Monitor) -> dict[str, Any]:
     """One connection, secrets masked."""
-    try:
-        conn = project.settings.connection(name)
-    except FleuveError as exc:
-        raise ApiError(404, exc.message, exc.fix or "") from None
-    return _connection_read(project, conn)
+    return _connection_read(project, project.settings.connection(name))
 
 
 def _connection_read(project: Any, conn: Any) -> dict[str, Any]:
@@ -82,13 +76,7 @@ def _connection_read(project: Any, conn: Any) -> dict[str, Any]:
 @router.post("/connections/{name}/sync")
 def connection_sync(name: str, project: ProjectDep, user: Syncer) -> dict[str, Any]:
     """Start a sync of the connection; answers its job (a JobInfoRead)."""
-    try:
-        job_id = start_sync(project, name, user.username)
-    except FleuveError as exc:
-        raise ApiError(
-            404 if "no connection" in exc.message else 400, exc.message, exc.fix or ""
-        ) from None
-    return read_job(project, job_id)
+    return read_job(project, start_sync(project, name, user.username))
 
 
 @router.get("/jobs")
@@ -167,11 +155,8 @@ def table_rows(
     """Rows of a table, now or as of a snapshot (time travel); grants apply."""
     name = f"{quote_ident(schema)}.{quote_ident(table)}"
     at = f" AT (VERSION => {version})" if version is not None else ""
-    try:
-        stream = queries.stream(f"SELECT * FROM {name}{at} LIMIT {limit}", caller)
-        rows = [r for batch in stream.batches for r in batch.to_pylist()]
-    except FleuveError as exc:
-        raise ApiError(400, exc.message, exc.fix or "") from None
+    stream = queries.stream(f"SELECT * FROM {name}{at} LIMIT {limit}", caller)
+    rows = [r for batch in stream.batches for r in batch.to_pylist()]
     current = version if version is not None else queries.project.lake.current_snapshot()
     return Response(dumps({"version": current, "rows": rows}), media_type="application/json")
 
@@ -233,27 +218,18 @@ def grants(
 @router.post("/grants")
 def grant(body: GrantRequest, queries: QueriesDep, user: Authed) -> dict[str, Any]:
     """GRANT a privilege (the same as the SQL statement)."""
-    made = queries.engine.grant(
-        body.privilege,
-        body.object,
-        user=user.username,
-        grantee=body.grantee,
-        grantee_type=body.granteeType,
-    )
-    return made.as_json()
+    return queries.engine.grant(body.privilege, body.object, **_grantee(body, user)).as_json()
 
 
 @router.post("/grants/revoke")
 def revoke(body: GrantRequest, queries: QueriesDep, user: Authed) -> dict[str, Any]:
     """REVOKE a privilege; answers how many grants went."""
-    removed = queries.engine.revoke(
-        body.privilege,
-        body.object,
-        user=user.username,
-        grantee=body.grantee,
-        grantee_type=body.granteeType,
-    )
-    return {"removed": removed}
+    return {"removed": queries.engine.revoke(body.privilege, body.object, **_grantee(body, user))}
+
+
+def _grantee(body: GrantRequest, user: User) -> dict[str, str]:
+    """Who asks for the change, and for whom."""
+    return {"user": user.username, "grantee": body.grantee, "grantee_type": body.granteeType}
 
 
 @router.get("/lineage")
@@ -264,9 +240,12 @@ def lineage(
     node: Annotated[
         str | None, Query(description="only what flows into and out of this node")
     ] = None,
+    columns: Annotated[
+        bool, Query(description="false to leave out the column-level edges (faster)")
+    ] = True,
 ) -> dict[str, Any]:
     """The lineage graph (tables, models, dashboards, reflections) with column-level edges."""
-    graph = transform.lineage(project.settings, lake=project.lake)
+    graph = transform.lineage(project.settings, lake=project.lake, columns=columns)
     keep = None
     if node is not None:
         center = graph.node(node).id
@@ -289,10 +268,7 @@ def transform_runs(
 @router.get("/transform/runs/{run_id}")
 def transform_run(run_id: str, project: ProjectDep, _: Monitor) -> dict[str, Any]:
     """One dbt run (a unique prefix of its id is enough)."""
-    try:
-        return transform.get_run(project.db, run_id).to_dict()
-    except FleuveError as exc:
-        raise ApiError(404, exc.message, exc.fix or "") from None
+    return transform.get_run(project.db, run_id).to_dict()
 
 
 # -- tokens, users, audit ----------------------------------------------------------------
@@ -331,10 +307,7 @@ def token_create(body: TokenRequest, project: ProjectDep, user: Authed) -> dict[
 @router.delete("/tokens/{token_id}", status_code=204)
 def token_revoke(token_id: int, project: ProjectDep, user: Authed) -> Response:
     """Revoke one of the caller's tokens."""
-    try:
-        auth.revoke_token_id(project.db, user.username, token_id)
-    except FleuveError as exc:
-        raise ApiError(404, exc.message, exc.fix or "") from None
+    auth.revoke_token_id(project.db, user.username, token_id)
     return Response(status_code=204)
 
 

@@ -10,7 +10,7 @@ from pydantic import BaseModel, Field
 from fleuve.metadata import User
 from fleuve.schedule import scheduler
 from fleuve.security import privileges
-from fleuve.serve.rest.deps import ApiError, ProjectDep, needs, page
+from fleuve.serve.rest.deps import ProjectDep, needs, page
 from fleuve.serve.rest.errors import error_responses
 
 router = APIRouter(prefix="/api/fleuve/v1/schedules", tags=["Schedules"])
@@ -78,13 +78,6 @@ Monitor = Annotated[User, needs(privileges.MONITOR, "listing schedules")]
 Manager = Annotated[User, needs(privileges.MANAGE_SCHEDULES, "changing or running schedules")]
 
 
-def _one(project: Any, name: str) -> dict[str, Any]:
-    try:
-        return scheduler.describe_one(project, name)
-    except scheduler.ScheduleNotFound as exc:
-        raise ApiError(404, exc.message, exc.fix or "") from None
-
-
 @router.get("", response_model=ScheduleList, responses=error_responses(400, 401, 403))
 def list_schedules(project: ProjectDep, _: Monitor) -> dict[str, Any]:
     """Every schedule: each connection's sync, the reflections' check and `schedules:` work."""
@@ -94,7 +87,7 @@ def list_schedules(project: ProjectDep, _: Monitor) -> dict[str, Any]:
 @router.get("/{name}", response_model=ScheduleOut, responses=error_responses(400, 401, 403, 404))
 def get_schedule(name: str, project: ProjectDep, _: Monitor) -> dict[str, Any]:
     """One schedule."""
-    return _one(project, name)
+    return scheduler.describe_one(project, name)
 
 
 @router.get("/{name}/runs", response_model=RunList, responses=error_responses(400, 401, 403, 404))
@@ -105,13 +98,8 @@ def schedule_runs(
     limit: Annotated[int, Query(ge=1, le=500)] = 20,
 ) -> dict[str, Any]:
     """The latest runs of a schedule, newest first."""
-    _one(project, name)
+    scheduler.describe_one(project, name)  # an unknown name answers 404
     return page(scheduler.runs(project, name, limit))
-
-
-def _change(action: str, name: str, project: Any, user: User) -> dict[str, Any]:
-    _one(project, name)
-    return getattr(scheduler, action)(project, name, user.username)
 
 
 @router.post(
@@ -119,7 +107,7 @@ def _change(action: str, name: str, project: Any, user: User) -> dict[str, Any]:
 )
 def pause_schedule(name: str, project: ProjectDep, user: Manager) -> dict[str, Any]:
     """Start no scheduled run of it until resumed (a running run finishes)."""
-    return _change("pause", name, project, user)
+    return scheduler.pause(project, name, user.username)
 
 
 @router.post(
@@ -127,7 +115,7 @@ def pause_schedule(name: str, project: ProjectDep, user: Manager) -> dict[str, A
 )
 def resume_schedule(name: str, project: ProjectDep, user: Manager) -> dict[str, Any]:
     """Run it on schedule again, from its next due time (runs missed while paused are not run)."""
-    return _change("resume", name, project, user)
+    return scheduler.resume(project, name, user.username)
 
 
 @router.post(
@@ -138,4 +126,4 @@ def resume_schedule(name: str, project: ProjectDep, user: Manager) -> dict[str, 
 )
 def run_schedule(name: str, project: ProjectDep, user: Manager) -> dict[str, Any]:
     """Ask for a run now: the first free scheduler (this server's or a worker's) starts it."""
-    return _change("request_run", name, project, user)
+    return scheduler.request_run(project, name, user.username)

@@ -1,8 +1,10 @@
-"""The JSON endpoints only the web UI needs: dashboards, charts, completion, lineage, downloads.
+"""The JSON endpoints only the web UI needs: dashboards, charts, completion, downloads.
 
 Everything else the UI shows comes from the platform's REST API (jobs, users, the lake,
-SQL jobs through `/api/v3`). Every query runs through the engine as the signed-in user, so
-grants and reflections apply to charts exactly as to any other client.
+grants, lineage, dbt runs, reflections and SQL jobs through `/api/v3`), and these routes share
+its dependencies: the signed-in user, the privilege checks, the errors. Every query runs
+through the engine as the signed-in user, so grants and reflections apply to charts exactly
+as to any other client.
 """
 
 from __future__ import annotations
@@ -20,24 +22,28 @@ from typing import Annotated, Any
 import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
-from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
+from fastapi import APIRouter, Query, Response
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field, ValidationError
 
-from fleuve.dashboards import graph as _dashboards_in_lineage  # noqa: F401 (registers)
 from fleuve.dashboards import store
 from fleuve.dashboards.query import chart_query, filter_conditions, options_query
 from fleuve.dashboards.spec import ChartSpec, DashboardSpec
-from fleuve.errors import FleuveError
+from fleuve.errors import Conflict, FleuveError, NotFound
 from fleuve.metadata import User
 from fleuve.project import Project
 from fleuve.security import audit, auth, privileges
 from fleuve.serve.queries import Caller, Queries
+from fleuve.serve.rest.deps import (
+    Authed,
+    CallerDep,
+    ProjectDep,
+    QueriesDep,
+    completed_job,
+    needs,
+)
 from fleuve.serve.rest.errors import error_responses
 from fleuve.serve.rest.types import dumps, schema_json
-from fleuve.serve.visibility import visible_lineage
-from fleuve.transform import run_history
-from fleuve.transform.lineage import lineage as lineage_of
 
 router = APIRouter(prefix="/api/fleuve/v1/ui", tags=["Web UI"])
 DOWNLOAD_PAGE = 50_000
@@ -74,50 +80,19 @@ def job_log_lines(log_file: Path, job_id: str, limit: int) -> list[str]:
     return lines[-limit:]
 
 
-def _user(request: Request) -> User:
-    return request.state.user
-
-
-def _queries(request: Request) -> Queries:
-    return request.app.state.queries
-
-
-def _project(request: Request) -> Project:
-    return request.app.state.project
-
-
-def _caller(request: Request, user: Annotated[User, Depends(_user)]) -> Caller:
-    return Caller(user.username, request.client.host if request.client else None, "ui")
-
-
-def _needs(privilege: str, doing: str) -> Any:
-    """A route's user, who must hold the system `privilege` (else 403 naming how to get it)."""
-
-    def check(request: Request, user: Annotated[User, Depends(_user)]) -> User:
-        privileges.require(request.app.state.project.db, user, privilege, doing)
-        return user
-
-    return Depends(check)
-
-
-UserDep = Annotated[User, Depends(_user)]
-MonitorDep = Annotated[User, _needs(privileges.MONITOR, "seeing dbt runs and job logs")]
-EditorDep = Annotated[User, _needs(privileges.EDIT_DASHBOARDS, "changing charts and dashboards")]
-UsersAdminDep = Annotated[User, _needs(privileges.MANAGE_USERS, "managing users")]
-GrantsAdminDep = Annotated[User, _needs(privileges.MANAGE_GRANTS, "listing every grant")]
-QueriesDep = Annotated[Queries, Depends(_queries)]
-ProjectDep = Annotated[Project, Depends(_project)]
-CallerDep = Annotated[Caller, Depends(_caller)]
+Monitor = Annotated[User, needs(privileges.MONITOR, "seeing job logs")]
+Editor = Annotated[User, needs(privileges.EDIT_DASHBOARDS, "changing charts and dashboards")]
+UserAdmin = Annotated[User, needs(privileges.MANAGE_USERS, "managing users")]
 
 
 def _json(body: Any, status: int = 200) -> Response:
     return Response(dumps(body), media_type="application/json", status_code=status)
 
 
-def _bad(exc: ValidationError) -> HTTPException:
+def _bad(exc: ValidationError) -> FleuveError:
     first = exc.errors()[0]
     where = ".".join(str(p) for p in first.get("loc", ()))
-    return HTTPException(400, f"invalid {where or 'spec'}: {first.get('msg')}")
+    return FleuveError(f"invalid {where or 'spec'}: {first.get('msg')}")
 
 
 def run_query(queries: Queries, caller: Caller, sql: str) -> dict[str, Any]:
@@ -203,7 +178,7 @@ def cached_query(
 
 
 @router.get("/me")
-def me(user: UserDep, project: ProjectDep) -> dict[str, Any]:
+def me(user: Authed, project: ProjectDep) -> dict[str, Any]:
     """Who is signed in, with the system privileges they hold (the UI shows what they may do)."""
     return {
         "userName": user.username,
@@ -223,33 +198,9 @@ def completion(queries: QueriesDep, caller: CallerDep) -> Response:
     return _json({"datasets": datasets})
 
 
-@router.get("/lineage")
-def lineage(project: ProjectDep, queries: QueriesDep, user: UserDep) -> dict[str, Any]:
-    """The lineage graph: bronze, the dbt layers, and the dashboards reading the marts (the
-    lake tables the user may read)."""
-    graph = lineage_of(project.settings, lake=project.lake, columns=False)
-    body = visible_lineage(queries, user.username, graph)
-    body["layers"] = list(graph.layers())
-    return body
-
-
-@router.get("/reflections")
-def reflections(queries: QueriesDep, user: UserDep) -> dict[str, Any]:
-    """The reflections the user may see, with their freshness (the REST reflection objects)."""
-    return {"data": queries.engine.list_reflections(user=user.username)}
-
-
-@router.get("/dbt/runs")
-def dbt_runs(
-    project: ProjectDep, _: MonitorDep, limit: Annotated[int, Query(ge=1, le=100)] = 10
-) -> dict[str, Any]:
-    """Recent dbt runs with each model's and test's outcome and timing."""
-    return {"data": [r.to_dict() for r in run_history(project.db, limit)]}
-
-
 @router.get("/queries")
 def query_history(
-    project: ProjectDep, user: UserDep, limit: Annotated[int, Query(ge=1, le=500)] = 100
+    project: ProjectDep, user: Authed, limit: Annotated[int, Query(ge=1, le=500)] = 100
 ) -> dict[str, Any]:
     """Recent queries from the audit trail: the caller's own, or everyone's for an admin."""
     mine = None if "admin" in user.roles else user.username
@@ -272,7 +223,7 @@ def query_history(
 @router.get("/logs")
 def job_logs(
     project: ProjectDep,
-    _: MonitorDep,
+    _: Monitor,
     job_id: Annotated[str, Query(alias="jobId", min_length=1, max_length=64)],
     limit: Annotated[int, Query(ge=1, le=1000)] = 200,
 ) -> dict[str, Any]:
@@ -289,18 +240,11 @@ def job_logs(
 def download(
     job_id: str,
     queries: QueriesDep,
-    user: UserDep,
+    user: Authed,
     format: Annotated[str, Query(pattern="^(csv|parquet)$")] = "csv",
 ) -> Response:
     """A completed SQL Lab job's whole result as CSV or Parquet."""
-    try:
-        job = queries.engine.job(job_id)
-    except FleuveError:
-        raise HTTPException(404, f"no job {job_id}") from None
-    if job.user != user.username and "admin" not in user.roles:
-        raise HTTPException(404, f"no job {job_id}")
-    if job.state != "COMPLETED":
-        raise HTTPException(400, f"job {job_id} is {job.state}, not COMPLETED")
+    job = completed_job(queries, job_id, user)
     pages = []
     for offset in range(0, max(job.row_count, 1), DOWNLOAD_PAGE):
         pages.append(queries.engine.results(job_id, offset, DOWNLOAD_PAGE))
@@ -354,34 +298,28 @@ def chart_preview(body: ChartPreview, queries: QueriesDep, caller: CallerDep) ->
 
 
 @router.get("/charts")
-def charts(project: ProjectDep, _: UserDep) -> dict[str, Any]:
+def charts(project: ProjectDep, _: Authed) -> dict[str, Any]:
     """Saved charts."""
     return {"data": [_chart_json(r) for r in store.list_charts(project.db)]}
 
 
 @router.post("/charts")
-def chart_save(body: ChartPreview, project: ProjectDep, user: EditorDep) -> dict[str, Any]:
+def chart_save(body: ChartPreview, project: ProjectDep, user: Editor) -> dict[str, Any]:
     """Save (or replace) a chart; its `name` is its slug."""
     row = store.save_chart(project.db, _chart(body.chart), user.username)
     return _chart_json(row)
 
 
 @router.get("/charts/{slug}")
-def chart_get(slug: str, project: ProjectDep, _: UserDep) -> dict[str, Any]:
+def chart_get(slug: str, project: ProjectDep, _: Authed) -> dict[str, Any]:
     """One saved chart's spec."""
-    try:
-        return {"slug": slug, "spec": store.get_chart(project.db, slug).model_dump()}
-    except store.NotFound as exc:
-        raise HTTPException(404, exc.message) from None
+    return {"slug": slug, "spec": store.get_chart(project.db, slug).model_dump()}
 
 
 @router.delete("/charts/{slug}", status_code=204)
-def chart_delete(slug: str, project: ProjectDep, _: EditorDep) -> Response:
+def chart_delete(slug: str, project: ProjectDep, _: Editor) -> Response:
     """Delete a saved chart."""
-    try:
-        store.delete_chart(project.db, slug)
-    except store.NotFound as exc:
-        raise HTTPException(404, exc.message) from None
+    store.delete_chart(project.db, slug)
     return Response(status_code=204)
 
 
@@ -402,13 +340,6 @@ class ChartData(BaseModel):
     filters: dict[str, Any] = Field(default_factory=dict)
 
 
-def _dashboard(project: Project, slug: str) -> tuple[Any, DashboardSpec]:
-    try:
-        return store.get_dashboard(project.db, slug)
-    except store.NotFound as exc:
-        raise HTTPException(404, exc.message, headers=None) from None
-
-
 def _dashboard_json(row: Any, spec: DashboardSpec | None = None) -> dict[str, Any]:
     out = {
         "slug": row.slug,
@@ -424,44 +355,43 @@ def _dashboard_json(row: Any, spec: DashboardSpec | None = None) -> dict[str, An
 
 
 @router.get("/dashboards")
-def dashboards(project: ProjectDep, _: UserDep) -> dict[str, Any]:
+def dashboards(project: ProjectDep, _: Authed) -> dict[str, Any]:
     """Every dashboard, from files and from the UI."""
     return {"data": [_dashboard_json(r) for r in store.list_dashboards(project.db)]}
 
 
 @router.post("/dashboards", responses=error_responses(409))
-def dashboard_create(body: NewDashboard, project: ProjectDep, user: EditorDep) -> dict[str, Any]:
+def dashboard_create(body: NewDashboard, project: ProjectDep, user: Editor) -> dict[str, Any]:
     """Create an empty dashboard to add charts to."""
     try:
         spec = DashboardSpec(slug=body.slug, title=body.title, refresh_seconds=body.refresh_seconds)
     except ValidationError as exc:
         raise _bad(exc) from None
     if store.dashboard_exists(project.db, spec.slug):
-        raise HTTPException(409, f"a dashboard '{spec.slug}' already exists")
+        raise Conflict(f"a dashboard '{spec.slug}' already exists", "choose another slug")
     return _dashboard_json(store.save_dashboard(project.db, spec, user.username), spec)
 
 
 @router.get("/dashboards/{slug}")
-def dashboard(slug: str, project: ProjectDep, _: UserDep) -> dict[str, Any]:
+def dashboard(slug: str, project: ProjectDep, _: Authed) -> dict[str, Any]:
     """A dashboard's spec: its filters and charts."""
-    row, spec = _dashboard(project, slug)
+    row, spec = store.get_dashboard(project.db, slug)
     return _dashboard_json(row, spec)
 
 
 @router.delete("/dashboards/{slug}", status_code=204)
-def dashboard_delete(slug: str, project: ProjectDep, _: EditorDep) -> Response:
+def dashboard_delete(slug: str, project: ProjectDep, _: Editor) -> Response:
     """Delete a dashboard made in the UI."""
-    _dashboard(project, slug)
     store.delete_dashboard(project.db, slug)
     return Response(status_code=204)
 
 
 @router.post("/dashboards/{slug}/charts")
 def dashboard_add_chart(
-    slug: str, body: ChartPreview, project: ProjectDep, user: EditorDep
+    slug: str, body: ChartPreview, project: ProjectDep, user: Editor
 ) -> dict[str, Any]:
     """Add a chart (a copy of its spec) to a dashboard made in the UI."""
-    _, spec = _dashboard(project, slug)
+    _, spec = store.get_dashboard(project.db, slug)
     chart = _chart(body.chart)
     charts = [c for c in spec.charts if c.name != chart.name] + [chart]
     updated = spec.model_copy(update={"charts": charts})
@@ -470,10 +400,10 @@ def dashboard_add_chart(
 
 @router.delete("/dashboards/{slug}/charts/{name}")
 def dashboard_remove_chart(
-    slug: str, name: str, project: ProjectDep, user: EditorDep
+    slug: str, name: str, project: ProjectDep, user: Editor
 ) -> dict[str, Any]:
     """Take a chart off a dashboard made in the UI."""
-    _, spec = _dashboard(project, slug)
+    _, spec = store.get_dashboard(project.db, slug)
     updated = spec.model_copy(update={"charts": [c for c in spec.charts if c.name != name]})
     return _dashboard_json(store.save_dashboard(project.db, updated, user.username), updated)
 
@@ -488,10 +418,10 @@ def dashboard_chart_data(
     caller: CallerDep,
 ) -> Response:
     """One chart's rows under the chosen filter values, read as the user."""
-    _, spec = _dashboard(project, slug)
+    _, spec = store.get_dashboard(project.db, slug)
     chart = spec.chart(name)
     if chart is None:
-        raise HTTPException(404, f"dashboard '{slug}' has no chart '{name}'")
+        raise NotFound(f"dashboard '{slug}' has no chart '{name}'")
     sql = chart_query(chart, filter_conditions(spec, chart, body.filters))
     return _json(cached_query(project, queries, caller, sql))
 
@@ -506,7 +436,7 @@ def dashboard_data(
 ) -> StreamingResponse:
     """Every chart's rows under the chosen filters, read as the user: one JSON line per chart,
     sent as soon as that chart is ready (`{"chart", ...}` or `{"chart", "errorMessage"}`)."""
-    _, spec = _dashboard(project, slug)
+    _, spec = store.get_dashboard(project.db, slug)
     snapshot = project.lake.current_snapshot()
 
     def one(chart: ChartSpec) -> dict[str, Any]:
@@ -529,10 +459,10 @@ def filter_options(
     slug: str, name: str, project: ProjectDep, queries: QueriesDep, caller: CallerDep
 ) -> dict[str, Any]:
     """The values a dimension filter offers, read as the user."""
-    _, spec = _dashboard(project, slug)
+    _, spec = store.get_dashboard(project.db, slug)
     flt = next((f for f in spec.filters if f.name == name), None)
     if flt is None or flt.type != "values":
-        raise HTTPException(404, f"dashboard '{slug}' has no values filter '{name}'")
+        raise NotFound(f"dashboard '{slug}' has no values filter '{name}'")
     dataset = flt.options_dataset or next(
         (c.dataset for c in spec.charts if c.dataset and name not in c.ignore_filters), None
     )
@@ -561,7 +491,7 @@ class UserChange(BaseModel):
 
 
 @router.post("/admin/users")
-def user_create(body: NewUser, project: ProjectDep, admin: UsersAdminDep) -> dict[str, Any]:
+def user_create(body: NewUser, project: ProjectDep, admin: UserAdmin) -> dict[str, Any]:
     """Create a user (MANAGE USERS)."""
     user = auth.create_user(
         project.db, body.userName, body.password, body.roles, actor=admin.username
@@ -571,20 +501,14 @@ def user_create(body: NewUser, project: ProjectDep, admin: UsersAdminDep) -> dic
 
 @router.patch("/admin/users/{name}")
 def user_change(
-    name: str, body: UserChange, project: ProjectDep, admin: UsersAdminDep
+    name: str, body: UserChange, project: ProjectDep, admin: UserAdmin
 ) -> dict[str, Any]:
     """Change a user's roles or disable them (MANAGE USERS)."""
     if body.roles is not None:
         auth.set_roles(project.db, name, body.roles, actor=admin.username)
     if body.disabled is not None:
         if name == admin.username and body.disabled:
-            raise HTTPException(400, "you cannot disable yourself")
+            raise FleuveError("you cannot disable yourself")
         auth.set_disabled(project.db, name, body.disabled, actor=admin.username)
     user = auth.get_user(project.db, name)
     return {"userName": user.username, "roles": user.roles, "disabled": user.disabled}
-
-
-@router.get("/admin/grants")
-def grants(queries: QueriesDep, admin: GrantsAdminDep) -> dict[str, Any]:
-    """Every grant, as the engine holds them (MANAGE GRANTS)."""
-    return {"data": [g.as_json() for g in queries.engine.list_grants(user=admin.username)]}

@@ -52,7 +52,7 @@ export async function adminPage(root) {
     const list = h("div");
     async function grants() {
       try {
-        const { data } = await api(`${UI}/admin/grants`);
+        const { data } = await api(`${FLEUVE}/grants`);
         list.replaceChildren(data.length ? table(["grantee", "privilege", "on", "granted by"], data.map((g) => [`${g.granteeType.toLowerCase()} ${g.grantee}`, g.privilege, g.object, g.grantedBy || ""]))
           : h("p", { class: "muted" }, "No grant yet: only admins can read data."));
       } catch (error) { list.replaceChildren(errorBox(error)); }

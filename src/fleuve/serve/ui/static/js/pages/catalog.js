@@ -1,11 +1,11 @@
 // The catalog: datasets by schema, their columns and preview rows, and the lineage graph.
 
-import { api, FLEUVE, UI } from "../api.js";
+import { api, FLEUVE } from "../api.js";
 import { errorBox, h, svg, table } from "../dom.js";
 
 export async function catalogPage(root) {
   const params = new URLSearchParams(location.search);
-  const [{ data }, graph] = await Promise.all([api(`${FLEUVE}/datasets`), api(`${UI}/lineage`)]);
+  const [{ data }, graph] = await Promise.all([api(`${FLEUVE}/datasets`), api(`${FLEUVE}/lineage?columns=false`)]);
   const detail = h("div", { class: "stack" });
   const search = h("input", { type: "search", placeholder: "Filter datasets", "aria-label": "Filter datasets" });
   const tree = h("div", { class: "tree", role: "navigation", "aria-label": "Datasets" });
@@ -79,7 +79,8 @@ function lineageSvg(graph, focus) {
     }
     nodes = nodes.filter((n) => keep.has(n.id));
   }
-  const layers = graph.layers.filter((l) => nodes.some((n) => n.layer === l));
+  // The graph lists its nodes layer by layer, in the order data flows.
+  const layers = [...new Set(nodes.map((n) => n.layer))];
   const colW = 190, rowH = 30, boxW = 170, boxH = 22;
   const pos = {};
   let maxRows = 1;

@@ -96,7 +96,7 @@ export async function jobsPage(root) {
       }));
     }],
     ["dbt runs", async () => {
-      const { data } = await api(`${UI}/dbt/runs?limit=20`);
+      const { data } = await api(`${FLEUVE}/transform/runs?limit=20`);
       if (!data.length) return h("p", { class: "muted" }, "No dbt run recorded yet.");
       return table(["run", "status", "started", "models", "tests", "nodes"], data.map((r) => [r.run_id.slice(0, 8), badge(r.status), when(r.started_at),
         r.models_run, r.tests_run,
@@ -116,7 +116,7 @@ export async function jobsPage(root) {
         h("code", {}, q.detail.sql || q.target || "", q.detail.error ? h("div", { class: "error" }, q.detail.error) : "")]));
     }],
     ["Reflection refreshes", async () => {
-      const { data } = await api(`${UI}/reflections`);
+      const { data } = await api("/api/v3/reflection");
       if (!data.length) return h("p", { class: "muted" }, "No reflection defined.");
       return table(["reflection", "dataset", "state", "last refresh", "mode", "seconds", "rows", "failures"], data.map((r) => [
         r.name, (r.datasetPath || []).join("."), badge(r.status?.availability || "unknown"), when(r.status?.lastRefreshFinished),

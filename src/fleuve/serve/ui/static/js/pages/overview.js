@@ -1,6 +1,6 @@
 // The overview: last syncs, dbt runs, pipeline runs, reflection freshness, lake size.
 
-import { api, FLEUVE, UI } from "../api.js";
+import { api, FLEUVE } from "../api.js";
 import { badge, errorBox, h, table } from "../dom.js";
 import { bytes, when } from "../format.js";
 
@@ -28,7 +28,7 @@ export async function overviewPage(root) {
         return table(["connection", "status", "updated", "records"], syncRows(data));
       }),
       await section("Last dbt runs and tests", async () => {
-        const { data } = await api(`${UI}/dbt/runs?limit=5`);
+        const { data } = await api(`${FLEUVE}/transform/runs?limit=5`);
         if (!data.length) return h("p", { class: "muted" }, "No dbt run recorded yet.");
         return table(["run", "status", "started", "models", "tests", "failed nodes"], data.map((r) => [
           r.run_id.slice(0, 8), badge(r.status), when(r.started_at), r.models_run, r.tests_run,
@@ -43,7 +43,7 @@ export async function overviewPage(root) {
             run.steps.map((s) => [s.name, badge(s.status), s.seconds === null ? "" : s.seconds.toFixed(2), s.summary || ""])))));
       }),
       await section("Reflection freshness", async () => {
-        const { data } = await api(`${UI}/reflections`);
+        const { data } = await api("/api/v3/reflection");
         if (!data.length) return h("p", { class: "muted" }, "No reflection defined.");
         return table(["reflection", "dataset", "status", "last refresh"],
           data.map((r) => [r.name, (r.datasetPath || [r.datasetId]).join("."),
