@@ -18,20 +18,15 @@ from sqlglot.tokens import Token, TokenType
 
 from fleuve.engine.errors import EngineError
 from fleuve.engine.paths import Path
-
-MEASURE_TYPES = ("SUM", "COUNT", "MIN", "MAX", "APPROX_COUNT_DISTINCT")
-GRAINS = (
-    "microsecond",
-    "millisecond",
-    "second",
-    "minute",
-    "hour",
-    "day",
-    "week",
-    "month",
-    "quarter",
-    "year",
+from fleuve.engine.reflections.spec import (
+    GRAINS,
+    MEASURE_TYPES,
+    Dimension,
+    Measure,
+    ReflectionSpec,
+    grain_of,
 )
+
 _UNITS = {
     "second": 1,
     "minute": 60,
@@ -39,47 +34,6 @@ _UNITS = {
     "day": 86400,
     "week": 7 * 86400,
 }
-
-
-@dataclass(frozen=True)
-class Dimension:
-    """A grouping column of an aggregation reflection, optionally truncated to a time grain."""
-
-    column: str
-    grain: str | None = None  # None: the column as is
-
-    def as_json(self) -> dict:
-        """The REST shape: granularity DATE for days (Dremio's word), else the grain's name."""
-        if self.grain is None:
-            return {"name": self.column, "granularity": "NORMAL"}
-        return {
-            "name": self.column,
-            "granularity": "DATE" if self.grain == "day" else self.grain.upper(),
-        }
-
-
-@dataclass(frozen=True)
-class Measure:
-    """A measured column and the aggregates kept for it."""
-
-    column: str
-    types: tuple[str, ...]
-
-    def as_json(self) -> dict:
-        """The REST shape of a measure."""
-        return {"name": self.column, "measureTypeList": list(self.types)}
-
-
-@dataclass(frozen=True)
-class ReflectionSpec:
-    """What a reflection keeps, as written in DDL or the REST API."""
-
-    kind: str  # RAW or AGGREGATION
-    display: tuple[str, ...] = ()
-    dimensions: tuple[Dimension, ...] = ()
-    measures: tuple[Measure, ...] = ()
-    partition: tuple[str, ...] = ()
-    sort: tuple[str, ...] = ()
 
 
 # -- statements ------------------------------------------------------------------------
@@ -778,18 +732,6 @@ def _dimension(item: str) -> Dimension:
         f"dimension '{item}' is neither a column nor date_trunc('<grain>', column)",
         "use a column name, `column BY DAY`, or date_trunc('day', column)",
     )
-
-
-def grain_of(node: exp.Expression) -> tuple[str, str] | None:
-    """(grain, column) when `node` is date_trunc('<grain>', column), else None."""
-    if isinstance(node, exp.TimestampTrunc | exp.DateTrunc):
-        unit = node.args.get("unit")
-        col = node.this
-        if isinstance(col, exp.Column) and not col.table and unit is not None:
-            grain = unit.name.lower()
-            if grain in GRAINS:
-                return grain, col.name
-    return None
 
 
 def _measures(items: list[str]) -> list[Measure]:

@@ -13,13 +13,14 @@ from typing import Any
 
 import duckdb
 
-from fleuve.engine import ddl, paths
+from fleuve.engine import paths
 from fleuve.engine.catalog import Container, Dataset, file_relation
 from fleuve.engine.errors import AccessDenied, EngineError, NotFound, QueryFailed
 from fleuve.engine.grants import ENGINE, Grant, Principal, not_found
 from fleuve.engine.plan import parse_query
 from fleuve.engine.reflections.model import Reflection, spec_from_rest
 from fleuve.engine.reflections.service import RefreshResult, validate
+from fleuve.engine.reflections.spec import ReflectionSpec
 from fleuve.engine.statements import QUERY_TYPES, Prepared
 from fleuve.engine.system import sees_definition
 from fleuve.engine.types import Field
@@ -479,7 +480,7 @@ class CatalogEntities:
         self,
         name: str,
         path: Sequence[str],
-        spec: ddl.ReflectionSpec,
+        spec: ReflectionSpec,
         who: Principal,
         ctx: Sequence[str],
         *,

@@ -6,8 +6,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from fleuve.engine.ddl import Dimension, Measure, ReflectionSpec
 from fleuve.engine.reflections.match import AggregateLayout, layout
+from fleuve.engine.reflections.spec import GRAINS, Dimension, Measure, ReflectionSpec
 from fleuve.metadata.engine import EngineReflection
 
 REFLECTION_SCHEMA = "__reflections"
@@ -188,7 +188,6 @@ def spec_json(spec: ReflectionSpec) -> dict[str, Any]:
 
 def spec_from_rest(body: dict[str, Any]) -> ReflectionSpec:
     """A definition from the REST API's reflection object."""
-    from fleuve.engine.ddl import GRAINS
     from fleuve.engine.errors import EngineError
 
     kind = str(body.get("type", "")).upper()

@@ -31,10 +31,10 @@ from sqlglot import exp
 
 from fleuve.engine import paths
 from fleuve.engine.catalog import Catalog, Dataset
-from fleuve.engine.ddl import ReflectionSpec
 from fleuve.engine.errors import EngineError, NotFound
 from fleuve.engine.freshness import LakeClock, LakeState
 from fleuve.engine.reflections.model import REFLECTION_SCHEMA, Reflection, spec_json
+from fleuve.engine.reflections.spec import ReflectionSpec
 from fleuve.lake import CATALOG, quote_ident
 from fleuve.metadata.engine import EngineReflection
 from fleuve.metadata.models import utcnow
