@@ -81,15 +81,15 @@ def _seed_commands(dbt: list[str], dbt_dir: Path) -> None:
 
 
 def _reset(project_dir: Path) -> None:
-    """Drop every silver, gold and audit relation so that the next contender builds from bronze."""
+    """Drop every silver, gold and test_failures relation so that the next contender builds from bronze."""
     project = Project.open(project_dir)
     try:
         con = project.lake.connect()
         relations = con.execute(
             "SELECT schema_name, table_name, 'TABLE' FROM duckdb_tables() "
-            "WHERE database_name = 'lake' AND schema_name IN ('silver', 'gold', 'audit') "
+            "WHERE database_name = 'lake' AND schema_name IN ('silver', 'gold', 'test_failures') "
             "UNION ALL SELECT schema_name, view_name, 'VIEW' FROM duckdb_views() "
-            "WHERE database_name = 'lake' AND schema_name IN ('silver', 'gold', 'audit')"
+            "WHERE database_name = 'lake' AND schema_name IN ('silver', 'gold', 'test_failures')"
         ).fetchall()
         con.close()
 

@@ -88,8 +88,8 @@ def test_the_scaffolded_project_builds_green_into_silver_and_gold(built: Built) 
         "SELECT count(*) AS n FROM gold.customers WHERE state = 'Paris' AND lifetime_value > 100"
     )["n"][0].as_py()
     assert rich > 0
-    # Every passing test left nothing in the audit schema.
-    assert lake.tables("audit") == []
+    # Every passing test left nothing in the failing-rows schema.
+    assert lake.tables("test_failures") == []
 
 
 def test_gold_is_zstd_and_partitioned_by_period_silver_snappy(built: Built) -> None:

@@ -22,9 +22,9 @@ def test_a_bad_amount_fails_assert_positive_amounts_and_stops_the_marts(shop: Pr
     # The report names the test, the model and the count, and where the rows are.
     assert (
         "assert_positive_amounts on stg_orders: 1 failing row "
-        "(stored in audit.assert_positive_amounts)" in message
+        "(stored in test_failures.assert_positive_amounts)" in message
     )
-    assert "query audit.assert_positive_amounts in the lake" in message
+    assert "query test_failures.assert_positive_amounts in the lake" in message
     assert [s.status for s in report.steps] == [
         "succeeded",
         "failed",
@@ -36,7 +36,7 @@ def test_a_bad_amount_fails_assert_positive_amounts_and_stops_the_marts(shop: Pr
     # Nothing past staging was built.
     assert shop.lake.tables("gold") == []
     assert "int_customer_orders" not in {t for _, t in shop.lake.tables("silver")}
-    stored = shop.lake.query("SELECT order_id, amount FROM audit.assert_positive_amounts")
+    stored = shop.lake.query("SELECT order_id, amount FROM test_failures.assert_positive_amounts")
     assert stored.to_pylist() == [{"order_id": 42, "amount": -5}]
 
     failed = run_history(shop.db)[0]
@@ -44,7 +44,7 @@ def test_a_bad_amount_fails_assert_positive_amounts_and_stops_the_marts(shop: Pr
     assert failed.metadata["pipeline_step"] == "test staging"
     assert failed.metadata["failures"] == [
         "assert_positive_amounts on stg_orders: 1 failing row "
-        "(stored in audit.assert_positive_amounts)"
+        "(stored in test_failures.assert_positive_amounts)"
     ]
     [node] = [n for n in failed.nodes if n.status == "fail"]
     assert (node.name, node.failures) == ("assert_positive_amounts", 1)

@@ -11,7 +11,7 @@ The Python API the pipeline, the CLI and the serving layers use:
     run_transform(settings, args, *, db=None, on_event=None, metadata=None) -> DbtRun
         Run a dbt command (e.g. ["build", "--select", "staging"]). Nodes that lost a commit race
         with another lake writer are resumed after a bounded backoff; failed tests are run again
-        with --store-failures, their rows kept in `audit.<test>`; with `db`, the run goes to
+        with --store-failures, their rows kept in `test_failures.<test>`; with `db`, the run goes to
         dbt_run_history and each node's timing to dbt_run_nodes. `on_event(NodeEvent)` is called
         as each node starts and finishes (kind, index, total, name, resource_type, status,
         seconds, failures).
@@ -19,7 +19,7 @@ The Python API the pipeline, the CLI and the serving layers use:
         nodes: list[NodeResult], failed, failed_tests, counts(), summary()
     NodeResult: unique_id, name, resource_type, status, seconds, started_at, completed_at,
         relation ('silver.stg_orders'), failures, models and column (for tests), message,
-        describe() ('test on model.column: N failing rows (stored in audit.test)')
+        describe() ('test on model.column: N failing rows (stored in test_failures.test)')
 
     run_history(db, limit=20) -> list[RunRecord]           newest first
     get_run(db, run_id) -> RunRecord                       a unique prefix of the id is enough

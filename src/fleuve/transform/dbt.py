@@ -72,7 +72,7 @@ class NodeResult:
         return self.status in FAILED_STATUSES
 
     def describe(self) -> str:
-        """'test on model.column: N failing rows (stored in audit.x)' or the node's error."""
+        """'test on model.column: N failing rows (stored in test_failures.x)' or the node's error."""
         if self.resource_type == "test":
             target = ", ".join(self.models) or "sources"
             if self.column:

@@ -41,8 +41,8 @@ def run_transform(
 
     Nodes that lost a commit race with another lake writer are resumed with `dbt retry` after a
     bounded backoff, up to `retries` times (lake.commit_retries by default). Tests that found
-    failing rows are run again with `--store-failures`, so the rows wait in `audit.<test>`.
-    With `db`, the run and each node's timing go to dbt_run_history.
+    failing rows are run again with `--store-failures`, so the rows wait in
+    `test_failures.<test>`. With `db`, the run and each node's timing go to dbt_run_history.
     """
     pending = DbtRun(command=list(args), success=False, seconds=0.0)
     pending.project_name = dbt_project_name(settings)
