@@ -290,7 +290,7 @@ def _ui_chart(p: Platform, user: str) -> Outcome:
         "type": "bar",
         "dataset": "gold.fct_daily_revenue",
         "x": "store_id",
-        "metrics": [{"agg": "sum", "column": "amount", "label": "revenue"}],
+        "measures": [{"agg": "sum", "column": "amount", "label": "revenue"}],
     }
     return p.rest(user, "POST", "/api/fleuve/v1/ui/charts", json={"chart": chart})
 

@@ -277,13 +277,13 @@ slug: revenue
 title: Chiffre d'affaires
 charts:
   - {name: daily, title: Par jour, type: line, dataset: gold.fct_daily_revenue, x: order_date,
-     metrics: [{agg: sum, column: revenue}]}
+     measures: [{agg: sum, column: revenue}]}
   - name: by-status
     title: Par statut
     type: bar
     sql: "SELECT status, count(*) AS orders FROM gold.fct_orders GROUP BY status"
     x: status
-    metrics: [{agg: sum, column: orders}]
+    measures: [{agg: sum, column: orders}]
 """
 
 

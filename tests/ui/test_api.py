@@ -28,7 +28,7 @@ charts:
     dataset: gold.daily
     x: order_date
     time_grain: month
-    metrics: [{agg: sum, column: amount, label: revenue}]
+    measures: [{agg: sum, column: amount, label: revenue}]
 """
 
 
@@ -121,7 +121,7 @@ def test_charts_saved_and_added_to_a_ui_dashboard(server: str) -> None:
         "type": "pie",
         "dataset": "gold.daily",
         "x": "city",
-        "metrics": [{"agg": "count", "label": "days"}],
+        "measures": [{"agg": "count", "label": "days"}],
     }
     preview = httpx.post(
         f"{server}/api/fleuve/v1/ui/charts/preview", headers=headers, json={"chart": chart}

@@ -65,15 +65,15 @@ def run(con: duckdb.DuckDBPyConnection, spec: DashboardSpec, values: dict) -> li
     return con.execute(chart_query(chart, filter_conditions(spec, chart, values, TODAY))).fetchall()
 
 
-def test_bar_chart_aggregates_and_sorts_by_its_metric(shop: duckdb.DuckDBPyConnection) -> None:
-    spec = dashboard(x="status", metrics=[{"agg": "sum", "column": "amount", "label": "revenue"}])
+def test_bar_chart_aggregates_and_sorts_by_its_measure(shop: duckdb.DuckDBPyConnection) -> None:
+    spec = dashboard(x="status", measures=[{"agg": "sum", "column": "amount", "label": "revenue"}])
     result = run(shop, spec, {})
     assert result[:2] == [("it's", 50.0), ("cancelled", 40.0)]
     assert sorted(result[2:]) == [("completed", 30.0), ("shipped", 30.0)]
 
 
 def test_date_range_presets_and_inclusive_custom_ranges(shop: duckdb.DuckDBPyConnection) -> None:
-    spec = dashboard(type="big_number", metrics=[{"agg": "count"}])
+    spec = dashboard(type="big_number", measures=[{"agg": "count"}])
     assert run(shop, spec, {"period": "last_7_days"}) == [(3,)]  # 25th, 30th 23:59, 31st
     assert run(shop, spec, {"period": "last_30_days"}) == [(4,)]
     assert run(shop, spec, {"period": "all"}) == [(5,)]
@@ -84,11 +84,13 @@ def test_date_range_presets_and_inclusive_custom_ranges(shop: duckdb.DuckDBPyCon
 
 
 def test_values_filter_quotes_its_values(shop: duckdb.DuckDBPyConnection) -> None:
-    spec = dashboard(type="big_number", metrics=[{"agg": "sum", "column": "amount"}])
+    spec = dashboard(type="big_number", measures=[{"agg": "sum", "column": "amount"}])
     assert run(shop, spec, {"country": ["FR", "東京"]}) == [(100.0,)]
     assert run(shop, spec, {"country": ["x') OR 1=1 --"]}) == [(None,)]
     spec = dashboard(
-        type="big_number", metrics=[{"agg": "count"}], where=[{"column": "status", "value": "it's"}]
+        type="big_number",
+        measures=[{"agg": "count"}],
+        where=[{"column": "status", "value": "it's"}],
     )
     assert run(shop, spec, {}) == [(1,)]
 
@@ -98,7 +100,7 @@ def test_time_grain_series_and_ignored_filters(shop: duckdb.DuckDBPyConnection) 
         type="line",
         x="order_date",
         time_grain="month",
-        metrics=[{"agg": "count", "label": "orders"}],
+        measures=[{"agg": "count", "label": "orders"}],
         ignore_filters=["period"],
     )
     assert run(shop, spec, {"period": "last_7_days"}) == [
@@ -109,7 +111,7 @@ def test_time_grain_series_and_ignored_filters(shop: duckdb.DuckDBPyConnection) 
         type="bar",
         x="status",
         series="country_code",
-        metrics=[{"agg": "count_distinct", "column": "order_id"}],
+        measures=[{"agg": "count_distinct", "column": "order_id"}],
     )
     assert len(run(shop, spec, {})) == 5
 
@@ -152,10 +154,10 @@ def test_sql_charts_keep_the_meaning_of_their_sql(shop: duckdb.DuckDBPyConnectio
 @pytest.mark.parametrize(
     "chart, problem",
     [
-        ({"type": "bar", "metrics": [{"agg": "count"}]}, "needs an 'x' column"),
-        ({"type": "pie", "x": "a", "metrics": []}, "at least one metric"),
-        ({"type": "big_number", "x": "a", "metrics": [{"agg": "count"}]}, "no x"),
-        ({"type": "bar", "x": "a", "metrics": [{"agg": "sum"}]}, "needs a column"),
+        ({"type": "bar", "measures": [{"agg": "count"}]}, "needs an 'x' column"),
+        ({"type": "pie", "x": "a", "measures": []}, "at least one measure"),
+        ({"type": "big_number", "x": "a", "measures": [{"agg": "count"}]}, "no x"),
+        ({"type": "bar", "x": "a", "measures": [{"agg": "sum"}]}, "needs a column"),
         ({"type": "table", "sql": "SELECT 1", "columns": ["a"]}, "exactly one of"),
         ({"type": "table", "columns": ["a"], "name": "Bad Name"}, "lowercase"),
     ],
@@ -163,6 +165,41 @@ def test_sql_charts_keep_the_meaning_of_their_sql(shop: duckdb.DuckDBPyConnectio
 def test_invalid_charts_say_what_is_wrong(chart: dict, problem: str) -> None:
     with pytest.raises(ValidationError, match=problem):
         ChartSpec.model_validate({"name": "c", "title": "C", "dataset": "gold.orders", **chart})
+
+
+OLD_KEY_YAML = """
+slug: old
+title: Old
+charts:
+  - {name: revenue, title: Revenue, type: bar, dataset: gold.orders, x: status,
+     metrics: [{agg: sum, column: amount, label: revenue}]}
+"""
+
+
+def test_a_dashboard_file_saying_metrics_still_loads_with_a_note(
+    tmp_path: Path, shop: duckdb.DuckDBPyConnection, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "old.yml"
+    path.write_text(OLD_KEY_YAML, encoding="utf-8")
+    with caplog.at_level("WARNING", logger="fleuve.dashboards"):
+        spec = read_dashboard_file(path)
+    assert [m.name for m in spec.charts[0].measures] == ["revenue"]
+    assert "measures" in spec.model_dump()["charts"][0]
+    assert "old.yml" in caplog.text and "'measures:'" in caplog.text
+    assert dict(run(shop, spec, {})) == {
+        "it's": 50,
+        "cancelled": 40,
+        "completed": 30,
+        "shipped": 30,
+    }
+
+
+def test_a_chart_giving_both_measures_and_metrics_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "both.yml"
+    both = OLD_KEY_YAML.replace("metrics:", "measures: [{agg: count}], metrics:")
+    path.write_text(both, encoding="utf-8")
+    with pytest.raises(FleuveError, match=r"both 'measures' and 'metrics'.*keep only 'measures'"):
+        read_dashboard_file(path)
 
 
 def test_the_demo_dashboard_is_valid_and_reads_the_gold_marts() -> None:
@@ -219,8 +256,8 @@ def test_cli_checks_every_chart_through_the_engine(project: Project) -> None:
         "slug": "s",
         "title": "S",
         "charts": [
-            {**chart, "name": "good", "metrics": [{"agg": "sum", "column": "amount"}]},
-            {**chart, "name": "typo", "metrics": [{"agg": "sum", "column": "amuont"}]},
+            {**chart, "name": "good", "measures": [{"agg": "sum", "column": "amount"}]},
+            {**chart, "name": "typo", "measures": [{"agg": "sum", "column": "amuont"}]},
         ],
     }
     (folder / "s.yml").write_text(yaml.safe_dump(spec), encoding="utf-8")

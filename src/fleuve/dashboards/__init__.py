@@ -16,7 +16,7 @@ _EXPORTS = {
     "ChartSpec": "spec",
     "DashboardSpec": "spec",
     "FilterSpec": "spec",
-    "Metric": "spec",
+    "Measure": "spec",
     "ChartError": "query",
     "DateRange": "query",
     "chart_query": "query",

@@ -8,7 +8,7 @@ from typing import Any
 
 from sqlglot import exp
 
-from fleuve.dashboards.spec import DATE_PRESETS, ChartSpec, Condition, DashboardSpec, Metric
+from fleuve.dashboards.spec import DATE_PRESETS, ChartSpec, Condition, DashboardSpec, Measure
 from fleuve.engine.dialect import to_duckdb
 from fleuve.engine.errors import EngineError
 from fleuve.engine.plan import parse_query
@@ -108,14 +108,14 @@ def _source(chart: ChartSpec) -> exp.Expression:
     return parsed.subquery("q")
 
 
-def _metric(metric: Metric) -> exp.Expression:
-    if metric.agg == "count":
-        agg: exp.Expression = exp.Count(this=_col(metric.column) if metric.column else exp.Star())
-    elif metric.agg == "count_distinct":
-        agg = exp.Count(this=exp.Distinct(expressions=[_col(metric.column or "")]))
+def _measure(measure: Measure) -> exp.Expression:
+    if measure.agg == "count":
+        agg: exp.Expression = exp.Count(this=_col(measure.column) if measure.column else exp.Star())
+    elif measure.agg == "count_distinct":
+        agg = exp.Count(this=exp.Distinct(expressions=[_col(measure.column or "")]))
     else:
-        agg = _AGGREGATES[metric.agg](this=_col(metric.column or ""))
-    return exp.alias_(agg, metric.name, quoted=True)
+        agg = _AGGREGATES[measure.agg](this=_col(measure.column or ""))
+    return exp.alias_(agg, measure.name, quoted=True)
 
 
 def _dimension(chart: ChartSpec) -> exp.Expression:
@@ -184,8 +184,8 @@ def chart_query(chart: ChartSpec, extra: list[exp.Expression] | None = None) -> 
         dims.append(_dimension(chart))
     if chart.series:
         dims.append(exp.alias_(_col(chart.series), chart.series, quoted=True))
-    if chart.metrics:
-        select = [*dims, *(_metric(m) for m in chart.metrics)]
+    if chart.measures:
+        select = [*dims, *(_measure(m) for m in chart.measures)]
         if chart.type == "table":
             select = [*(exp.alias_(_col(c), c, quoted=True) for c in chart.columns), *select]
             dims = [*(_col(c) for c in chart.columns), *dims]
@@ -195,7 +195,7 @@ def chart_query(chart: ChartSpec, extra: list[exp.Expression] | None = None) -> 
     terms = [_condition(c) for c in chart.where] + list(extra or [])
     if terms:
         query = query.where(exp.and_(*terms))
-    if chart.metrics and dims:
+    if chart.measures and dims:
         query = query.group_by(*(exp.Literal.number(i + 1) for i in range(len(dims))))
     for key in chart.order_by or _default_order(chart):
         desc = key.startswith("-")
@@ -206,8 +206,8 @@ def chart_query(chart: ChartSpec, extra: list[exp.Expression] | None = None) -> 
 def _default_order(chart: ChartSpec) -> list[str]:
     if chart.type in ("line", "area") or chart.time_grain:
         return [chart.x or ""] + ([chart.series] if chart.series else [])
-    if chart.type in ("bar", "pie") and chart.metrics:
-        return ["-" + chart.metrics[0].name]
+    if chart.type in ("bar", "pie") and chart.measures:
+        return ["-" + chart.measures[0].name]
     return []
 
 

@@ -25,7 +25,7 @@ def _slug(value: str) -> str:
     return value
 
 
-class Metric(_Model):
+class Measure(_Model):
     """An aggregate over a column (or over rows, for `count` without a column)."""
 
     agg: Aggregate = Field("sum", description="sum, count, avg, min, max or count_distinct")
@@ -33,9 +33,9 @@ class Metric(_Model):
     label: str | None = Field(None, description="the name shown in legends and grids")
 
     @model_validator(mode="after")
-    def _column_needed(self) -> Metric:
+    def _column_needed(self) -> Measure:
         if self.column is None and self.agg != "count":
-            raise ValueError(f"the '{self.agg}' metric needs a column")
+            raise ValueError(f"the '{self.agg}' measure needs a column")
         return self
 
     @property
@@ -64,7 +64,9 @@ class ChartSpec(_Model):
     x: str | None = Field(None, description="the dimension or time column on the x axis")
     time_grain: TimeGrain | None = Field(None, description="truncate x to day, week, month...")
     series: str | None = Field(None, description="a second dimension: one line or bar per value")
-    metrics: list[Metric] = Field(default_factory=list)
+    measures: list[Measure] = Field(
+        default_factory=list, description="the aggregates drawn, e.g. the sum of 'amount'"
+    )
     columns: list[str] = Field(default_factory=list, description="table charts: raw columns")
     where: list[Condition] = Field(default_factory=list)
     order_by: list[str] = Field(
@@ -79,21 +81,34 @@ class ChartSpec(_Model):
 
     _name = field_validator("name")(_slug)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _old_measures_key(cls, data: Any) -> Any:
+        # Files and saved charts from before `measures` had its name still load; both is ambiguous.
+        if not isinstance(data, dict) or "metrics" not in data:
+            return data
+        if "measures" in data:
+            raise ValueError(
+                f"chart '{data.get('name')}' has both 'measures' and 'metrics' "
+                "(the old name of 'measures'): keep only 'measures'"
+            )
+        return {("measures" if k == "metrics" else k): v for k, v in data.items()}
+
     @model_validator(mode="after")
     def _consistent(self) -> ChartSpec:
         if (self.dataset is None) == (self.sql is None):
             raise ValueError(f"chart '{self.name}': give exactly one of 'dataset' or 'sql'")
         if self.type == "table":
-            if not self.metrics and not self.columns:
-                raise ValueError(f"table chart '{self.name}' needs 'columns' or 'metrics'")
-        elif not self.metrics:
-            raise ValueError(f"{self.type} chart '{self.name}' needs at least one metric")
-        if self.type == "big_number" and (self.x or self.series or len(self.metrics) != 1):
-            raise ValueError(f"big_number chart '{self.name}' takes one metric and no x")
+            if not self.measures and not self.columns:
+                raise ValueError(f"table chart '{self.name}' needs 'columns' or 'measures'")
+        elif not self.measures:
+            raise ValueError(f"{self.type} chart '{self.name}' needs at least one measure")
+        if self.type == "big_number" and (self.x or self.series or len(self.measures) != 1):
+            raise ValueError(f"big_number chart '{self.name}' takes one measure and no x")
         if self.type in ("line", "bar", "area", "pie") and not self.x:
             raise ValueError(f"{self.type} chart '{self.name}' needs an 'x' column")
-        if self.type == "pie" and (self.series or len(self.metrics) != 1):
-            raise ValueError(f"pie chart '{self.name}' takes one metric and no series")
+        if self.type == "pie" and (self.series or len(self.measures) != 1):
+            raise ValueError(f"pie chart '{self.name}' takes one measure and no series")
         return self
 
 

@@ -42,11 +42,15 @@ def read_dashboard_file(path: Path) -> DashboardSpec:
     """Parse and validate one YAML dashboard; a FleuveError naming the file and the problem."""
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
-        return DashboardSpec.model_validate(data)
+        spec = DashboardSpec.model_validate(data)
     except yaml.YAMLError as exc:
         raise FleuveError(f"{path}: not valid YAML: {exc}") from None
     except ValidationError as exc:
         raise FleuveError(f"{path}: {_problems(exc)}", "see docs/ui.md for the format") from None
+    old = [c.get("name") for c in data.get("charts") or [] if "metrics" in c]
+    if old:
+        log.warning("%s: charts %s say 'metrics:', the old name of 'measures:'", path, old)
+    return spec
 
 
 def load_dashboards(db: Database, project_dir: Path) -> LoadReport:

@@ -37,19 +37,19 @@ function legend(names) {
     h("li", {}, h("span", { class: "swatch", style: `background:${PALETTE[i % PALETTE.length]}`, "aria-hidden": "true" }), name)));
 }
 
-// Traces: one per metric and series value, each with the y of every x category.
+// Traces: one per measure and series value, each with the y of every x category.
 function traces(chart, data) {
   const names = data.columns.map((c) => c.name);
   const at = (name) => names.indexOf(name);
-  const metrics = chart.metrics.map((m) => m.label || `${m.agg}_${m.column || "rows"}`);
+  const measures = chart.measures.map((m) => m.label || `${m.agg}_${m.column || "rows"}`);
   const categories = [...new Set(data.rows.map((r) => r[at(chart.x)]))];
   const groups = chart.series ? [...new Set(data.rows.map((r) => r[at(chart.series)]))] : [null];
   const out = [];
-  for (const m of metrics) {
+  for (const m of measures) {
     for (const g of groups) {
       const values = new Map();
       for (const r of data.rows) if (g === null || r[at(chart.series)] === g) values.set(r[at(chart.x)], r[at(m)]);
-      out.push({ name: g === null ? m : `${g}${metrics.length > 1 ? ` · ${m}` : ""}`, y: categories.map((c) => values.get(c) ?? null) });
+      out.push({ name: g === null ? m : `${g}${measures.length > 1 ? ` · ${m}` : ""}`, y: categories.map((c) => values.get(c) ?? null) });
     }
   }
   return { categories, traces: out };
@@ -124,8 +124,8 @@ function cartesianSvg(chart, data, width) {
 
 function pieSvg(chart, data, width) {
   const names = data.columns.map((c) => c.name);
-  const metric = chart.metrics[0].label || `${chart.metrics[0].agg}_${chart.metrics[0].column || "rows"}`;
-  const slices = data.rows.map((r) => [r[names.indexOf(chart.x)], Number(r[names.indexOf(metric)]) || 0]).filter(([, v]) => v > 0);
+  const measure = chart.measures[0].label || `${chart.measures[0].agg}_${chart.measures[0].column || "rows"}`;
+  const slices = data.rows.map((r) => [r[names.indexOf(chart.x)], Number(r[names.indexOf(measure)]) || 0]).filter(([, v]) => v > 0);
   const total = slices.reduce((sum, [, v]) => sum + v, 0) || 1;
   const r = CHART_HEIGHT / 2 - 14, cx = width / 2, cy = CHART_HEIGHT / 2;
   const el = svg("svg", { class: "chart-svg", viewBox: `0 0 ${width} ${CHART_HEIGHT}`, width, height: CHART_HEIGHT, role: "img",

@@ -25,7 +25,7 @@ export async function chartsPage(root) {
 
 export async function chartBuilderPage(root, slug) {
   const params = new URLSearchParams(location.search);
-  let spec = { type: "bar", metrics: [{ agg: "count" }], limit: 1000, width: 6 };
+  let spec = { type: "bar", measures: [{ agg: "count" }], limit: 1000, width: 6 };
   if (slug) spec = (await api(`${UI}/charts/${encodeURIComponent(slug)}`)).spec;
   else if (params.get("sql")) spec.sql = params.get("sql");
   else spec.dataset = params.get("dataset") || "gold.fct_daily_revenue";
@@ -42,8 +42,8 @@ export async function chartBuilderPage(root, slug) {
   const x = h("select", {});
   const grain = h("select", {}, ["", "day", "week", "month", "quarter", "year"].map((g) => h("option", { value: g, selected: g === (spec.time_grain || "") }, g || "none")));
   const series = h("select", {});
-  const agg = h("select", {}, ["count", "sum", "avg", "min", "max", "count_distinct"].map((a) => h("option", { value: a, selected: a === spec.metrics?.[0]?.agg }, a)));
-  const measure = h("select", {});
+  const agg = h("select", {}, ["count", "sum", "avg", "min", "max", "count_distinct"].map((a) => h("option", { value: a, selected: a === spec.measures?.[0]?.agg }, a)));
+  const aggColumn = h("select", {});
   const limit = h("input", { type: "number", min: 1, max: 100000, value: spec.limit || 1000 });
   const condition = spec.where?.[0] || {};
   const whereColumn = h("select", {});
@@ -67,26 +67,26 @@ export async function chartBuilderPage(root, slug) {
     } else columns = [];
     fillColumns(x, spec.x, "none");
     fillColumns(series, spec.series, "none");
-    fillColumns(measure, spec.metrics?.[0]?.column, "rows (count)");
+    fillColumns(aggColumn, spec.measures?.[0]?.column, "rows (count)");
     fillColumns(whereColumn, condition.column, "no filter");
     sqlBox.closest("label").hidden = Boolean(source.value);
   }
 
   function current() {
-    const metric = { agg: agg.value };
-    if (measure.value) metric.column = measure.value;
+    const measure = { agg: agg.value };
+    if (aggColumn.value) measure.column = aggColumn.value;
     const out = {
       name: slug || slugify(title.value || "chart"),
       title: title.value || "Untitled chart",
       type: type.value,
       limit: Number(limit.value) || 1000,
-      metrics: [metric],
+      measures: [measure],
     };
     if (source.value) out.dataset = source.value; else out.sql = sqlBox.value.trim();
     if (type.value !== "big_number" && x.value) out.x = x.value;
     if (grain.value && out.x) out.time_grain = grain.value;
     if (series.value && !["pie", "big_number"].includes(type.value)) out.series = series.value;
-    if (type.value === "table" && !x.value) { out.columns = columns.slice(0, 20); out.metrics = []; }
+    if (type.value === "table" && !x.value) { out.columns = columns.slice(0, 20); out.measures = []; }
     if (whereColumn.value) {
       const raw = whereValue.value.trim();
       const value = whereOp.value === "in" ? raw.split(",").map((v) => v.trim()).filter(Boolean) : raw;
@@ -135,7 +135,7 @@ export async function chartBuilderPage(root, slug) {
       h("div", { class: "row" }, field("Title", title), field("Source", source), field("Chart type", type)),
       field("SQL", sqlBox, true),
       h("div", { class: "row" }, field("X axis / dimension", x), field("Time grain", grain), field("Series", series),
-        field("Aggregate", agg), field("Of column", measure), field("Row limit", limit)),
+        field("Aggregate", agg), field("Of column", aggColumn), field("Row limit", limit)),
       h("div", { class: "row" }, field("Filter column", whereColumn), field("Operator", whereOp), field("Value(s)", whereValue)),
       h("div", { class: "row" },
         h("button", { type: "button", id: "chart-preview-run", onclick: runPreview }, "Preview"),
