@@ -1,9 +1,9 @@
 """Transformations: the dbt project wired to the lake, its runs, their history and lineage.
 
 Fleuve runs real dbt (dbt-core + dbt-duckdb) in-process on the project's dbt folder
-(`transform/` by default). `fleuve init` scaffolds it with the seed's models: staging and
-intermediate in the lake's `silver` schema, marts in `gold` (zstd, partitioned by period), the
-large facts incremental (merged on their key). Its generated `profiles.yml` attaches the lake,
+(`transform/` by default). `fleuve init` scaffolds it with example models over the demo shop:
+staging and intermediate in the lake's `silver` schema, marts in `gold` (zstd, partitioned by
+period), the large facts incremental (merged on their key). Its generated `profiles.yml` attaches the lake,
 so plain `dbt run|test|build|docs generate --profiles-dir .` work there too.
 
 The Python API the pipeline, the CLI and the serving layers use:
@@ -24,7 +24,7 @@ The Python API the pipeline, the CLI and the serving layers use:
     run_history(db, limit=20) -> list[RunRecord]           newest first
     get_run(db, run_id) -> RunRecord                       a unique prefix of the id is enough
     node_timings(db, name, limit=20) -> list[NodeTiming]   one node's timings, newest first
-    RunRecord: the seed's dbt_run_history columns (run_id, project_name, started_at,
+    RunRecord: the dbt_run_history columns (run_id, project_name, started_at,
         completed_at, status, models_run, tests_run, metadata) and nodes: list[NodeTiming];
         to_dict() for JSON
     NodeTiming: unique_id, name, resource_type, status, seconds, started_at, completed_at,

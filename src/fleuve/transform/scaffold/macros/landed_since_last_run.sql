@@ -1,7 +1,7 @@
 {#-
   In an incremental run, keep only rows that landed in bronze after the newest row already in
   this model. Ingestion stamps every bronze row with _fleuve_extracted_at, whatever the sync mode,
-  so this works for sources without an updated_at column too (the seed's Modèle 3 uses updated_at).
+  so this works for sources without an updated_at column too.
 -#}
 {% macro landed_since_last_run(column='_fleuve_extracted_at') -%}
     {%- if is_incremental() -%}

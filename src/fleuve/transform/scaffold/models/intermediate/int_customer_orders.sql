@@ -1,4 +1,4 @@
--- Join customers and their orders (the seed's int_customer_orders).
+-- Join customers and their orders.
 -- Incremental: an order is re-derived when it or its customer landed since the last run.
 {{ config(
     materialized='incremental',

@@ -1,4 +1,4 @@
--- What each customer bought and how they browse: the seed's gold.customer_metrics.
+-- What each customer bought and how they browse.
 {{ config(partitioned_by=['year(created_at)']) }}
 
 WITH browsing AS (

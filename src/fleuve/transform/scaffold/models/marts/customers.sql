@@ -1,4 +1,4 @@
--- gold.customers, the name the seed's queries use for the customer dimension.
+-- gold.customers, the short name queries use for the customer dimension.
 {{ config(materialized='view') }}
 
 SELECT * FROM {{ ref('dim_customers') }}

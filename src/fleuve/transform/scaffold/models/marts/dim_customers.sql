@@ -1,4 +1,4 @@
--- One row per customer: who they are and how much they bought (the seed's gold.customers).
+-- One row per customer: who they are and how much they bought (read as gold.customers).
 {{ config(partitioned_by=['year(created_at)']) }}
 
 SELECT

@@ -1,4 +1,4 @@
--- Business metrics per customer over completed orders (the seed's fct_customer_lifetime_value).
+-- Business metrics per customer over completed orders.
 -- Incremental: customers with orders re-derived since the last run are recomputed and merged.
 -- A customer left without completed orders comes out with total_orders = 0 and the post-hook
 -- removes it, so the table always equals a full rebuild.

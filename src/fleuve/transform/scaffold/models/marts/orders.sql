@@ -1,4 +1,4 @@
--- gold.orders, the name the seed's queries and reflections use for the order fact.
+-- gold.orders, the short name queries, reflections and dashboards use for the order fact.
 {{ config(materialized='view') }}
 
 SELECT * FROM {{ ref('fct_orders') }}

@@ -1,4 +1,4 @@
--- Clean and standardize customers (the seed's stg_customers).
+-- Clean and standardize customers.
 -- Incremental: only customers landed since the last run are merged in; a re-run without new
 -- bronze rows changes nothing.
 {{ config(

@@ -1,4 +1,4 @@
--- Clean and standardize orders: the seed's incremental model (Modèle 3), merged on order_id.
+-- Clean and standardize orders: an incremental model, merged on order_id.
 {{ config(
     materialized='incremental',
     incremental_strategy='merge',
