@@ -3,8 +3,8 @@
 Fleuve runs real dbt (dbt-core + dbt-duckdb) in-process on the project's dbt folder
 (`transform/` by default). `fleuve init` scaffolds it with example models over the demo shop:
 staging and intermediate in the lake's `silver` schema, marts in `gold` (zstd, partitioned by
-period), the large facts incremental (merged on their key). Its generated `profiles.yml` attaches the lake,
-so plain `dbt run|test|build|docs generate --profiles-dir .` work there too.
+period), the large facts incremental (merged on their key). Its generated `profiles.yml`
+attaches the lake, so plain `dbt run|test|build|docs generate --profiles-dir .` work there too.
 
 The Python API the pipeline, the CLI and the serving layers use:
 
