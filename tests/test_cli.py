@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import hashlib
+import json
+import subprocess
+import sys
+import textwrap
 from pathlib import Path
 
 import click
@@ -12,10 +16,16 @@ from click.testing import CliRunner
 from fleuve.cli import cli
 
 
-def _commands(group: click.Group, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+def _commands(
+    group: click.Group, prefix: tuple[str, ...] = ()
+) -> list[tuple[tuple[str, ...], click.Command]]:
+    """Every command under `group` as (path, command), as `--help` lists them."""
+    ctx = click.Context(group)
     out = []
-    for name, cmd in group.commands.items():
-        out.append((*prefix, name))
+    for name in group.list_commands(ctx):
+        cmd = group.get_command(ctx, name)
+        assert cmd is not None, name
+        out.append(((*prefix, name), cmd))
         if isinstance(cmd, click.Group):
             out.extend(_commands(cmd, (*prefix, name)))
     return out
@@ -24,13 +34,12 @@ def _commands(group: click.Group, prefix: tuple[str, ...] = ()) -> list[tuple[st
 def test_every_subcommand_has_help() -> None:
     runner = CliRunner()
     commands = _commands(cli)
-    assert {("init",), ("demo",), ("run",), ("serve",), ("db", "upgrade")} <= set(commands)
-    for path in commands:
+    paths = {path for path, _ in commands}
+    assert {("init",), ("demo",), ("run",), ("serve",), ("db", "upgrade")} <= paths
+    assert {("ingest", "sync"), ("ingest", "jobs"), ("ingest", "source", "check")} <= paths
+    for path, cmd in commands:
         result = runner.invoke(cli, [*path, "--help"])
         assert result.exit_code == 0, (path, result.output)
-        cmd = cli
-        for part in path:
-            cmd = cmd.commands[part]  # type: ignore[attr-defined]
         assert cmd.help and cmd.help.strip(), f"'fleuve {' '.join(path)}' has no description"
 
 
@@ -91,3 +100,69 @@ def test_flags_override_settings(tmp_path: Path) -> None:
         cli, ["--project", str(tmp_path), "--set", "server.http_port=9999", "config", "show"]
     )
     assert result.exit_code == 0 and '"http_port": 9999' in result.output
+
+
+def test_sync_jobs_and_query_jobs_are_two_commands(tmp_path: Path) -> None:
+    runner = CliRunner()
+    where = ["-p", str(tmp_path)]
+    assert runner.invoke(cli, [*where, "init"]).exit_code == 0
+    added = runner.invoke(
+        cli, [*where, "users", "add", "bea", "--password-stdin"], input="bea-pass-1234\n"
+    )
+    assert added.exit_code == 0, added.output
+    for user, sql in (("admin", "SELECT 42 AS answer"), ("bea", "SELECT 'b' AS mine")):
+        done = runner.invoke(cli, [*where, "sql", sql, "--user", user])
+        assert done.exit_code == 0, done.output
+
+    listed = runner.invoke(cli, [*where, "queries", "--json"])
+    assert listed.exit_code == 0, listed.output
+    jobs = json.loads(listed.output)
+    assert [(j["user"], j["jobState"]) for j in jobs] == [
+        ("bea", "COMPLETED"),
+        ("admin", "COMPLETED"),
+    ]
+    own = json.loads(runner.invoke(cli, [*where, "queries", "--user", "bea", "--json"]).output)
+    assert [j["user"] for j in own] == ["bea"]
+    table = " ".join(runner.invoke(cli, [*where, "queries"], env={"COLUMNS": "200"}).output.split())
+    assert "SELECT 42 AS answer" in table and "COMPLETED" in table
+
+    # Sync jobs stay apart, and each command's help names the other.
+    assert json.loads(runner.invoke(cli, [*where, "ingest", "jobs", "--json"]).output) == []
+    sync_help = " ".join(runner.invoke(cli, ["ingest", "jobs", "--help"]).output.split())
+    query_help = " ".join(runner.invoke(cli, ["queries", "--help"]).output.split())
+    assert "sync jobs" in sync_help and "`fleuve queries`" in sync_help
+    assert "query jobs" in query_help and "`fleuve ingest jobs`" in query_help
+
+
+def test_core_commands_do_not_load_the_demo(tmp_path: Path) -> None:
+    """Only `fleuve demo` and projects with a `demo:` section bring the demo in."""
+    (tmp_path / "drops").mkdir()
+    (tmp_path / "drops" / "a.csv").write_text("id\n1\n")
+    script = textwrap.dedent(
+        f"""
+        import sys
+        from fleuve.cli import cli
+
+        def run(*args):
+            try:
+                cli.main(["-p", {str(tmp_path)!r}, *args], prog_name="fleuve")
+            except SystemExit as exc:
+                assert not exc.code, (args, exc.code)
+
+        run("init")
+        with open({str(tmp_path / "fleuve.yml")!r}, "a") as f:
+            f.write(
+                "connections:\\n  - name: drops\\n    source: {{type: files, path: drops}}\\n"
+                "    streams: [{{name: ids, path: '*.csv'}}]\\n"
+            )
+        for args in (("lake", "tables"), ("source", "check", "drops"), ("ingest", "sync", "drops"),
+                     ("ingest", "jobs"), ("sql", "SELECT 1"), ("queries",)):
+            run(*args)
+        print(sorted(m for m in sys.modules if m.startswith("fleuve.demo")))
+        """
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[-1] == "[]", done.stdout

@@ -63,7 +63,7 @@ def _ingest(project: Project) -> str:
     if failed:
         raise FleuveError(
             "sync failed for " + "; ".join(failed),
-            "see `fleuve jobs` for details, fix the source, then run again",
+            "see `fleuve ingest jobs` for details, fix the source, then run again",
         )
     return f"{len(project.settings.connections)} connections, {total:,} records"
 
@@ -143,11 +143,8 @@ def _reflections(project: Project) -> str:
     """Refresh the reflections whose policy says they are due, incrementally where possible."""
     from fleuve.engine import Engine
 
-    engine = Engine(project)
-    try:
+    with Engine(project) as engine:
         results = engine.refresh_due()
-    finally:
-        engine.close()
     failed = [r for r in results if r.mode == "FAILED"]
     if failed:
         raise FleuveError(

@@ -1,4 +1,5 @@
-"""The commands a user runs: fleuve source check|discover, fleuve sync, fleuve jobs."""
+"""The commands a user runs: fleuve ingest source check|discover, ingest sync, ingest jobs
+(and their older spellings fleuve source, fleuve sync, fleuve jobs)."""
 
 from __future__ import annotations
 
@@ -112,3 +113,32 @@ def test_failed_check_names_the_fix(workspace: Workspace, tmp_path: Path) -> Non
     workspace.configure([connection({"type": "files", "path": str(tmp_path / "missing")}, [])])
     code, out = _run(workspace.folder, "source", "check", "src")
     assert code == 1 and "does not exist" in out and "Fix:" in out
+
+
+def test_ingest_group_and_the_older_spellings_run_the_same_commands(
+    workspace: Workspace, tmp_path: Path
+) -> None:
+    drops = tmp_path / "drops"
+    drops.mkdir()
+    (drops / "a.csv").write_text("id,ville\n1,Lyon\n", encoding="utf-8")
+    workspace.configure(
+        [connection({"type": "files", "path": str(drops)}, [{"name": "t", "path": "*.csv"}])]
+    )
+    folder = workspace.folder
+
+    code, out = _run(folder, "ingest", "sync", "src")
+    assert code == 0 and "succeeded: 1 records committed" in out
+    code, out = _run(folder, "sync", "src", "--full-refresh")
+    assert code == 0 and "succeeded: 1 records committed" in out
+    for args in (("jobs", "--json"), ("source", "check", "src"), ("source", "discover", "src")):
+        assert _run(folder, "ingest", *args) == _run(folder, *args), args
+    jobs = json.loads(_run(folder, "ingest", "jobs", "--json")[1])
+    assert [j["job"]["status"] for j in jobs] == ["succeeded", "succeeded"]
+
+    # The older spellings are not listed, but named in the help with what they stand for.
+    top = CliRunner().invoke(cli, ["--help"]).output
+    listed = {line.split()[0] for line in top.split("Commands:")[1].splitlines() if line.strip()}
+    assert "ingest" in listed and not {"sync", "jobs", "source"} & listed
+    assert "`fleuve sync`, `fleuve jobs` and `fleuve source` are short for" in " ".join(top.split())
+    usage = CliRunner().invoke(cli, ["sync"])
+    assert usage.exit_code == 2 and " sync [OPTIONS] CONNECTION" in usage.output

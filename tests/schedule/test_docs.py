@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from fleuve.cli import schedules
+from fleuve.cli.scheduling import schedules
 from fleuve.config import ScheduledWork, ScheduleSettings
 from fleuve.schedule.triggers import NAMES
 from fleuve.serve.rest.schedules import router

@@ -152,14 +152,11 @@ def ensure_reflections(project: Project) -> list[str]:
     """Create the demo's reflections that do not exist yet (each is built as it is created)."""
     from fleuve.engine import Engine
 
-    engine = Engine(project)
-    try:
+    with Engine(project) as engine:
         existing = {r.name for r in engine.reflections.all()}
         created = [name for name in REFLECTIONS if name not in existing]
         for name in created:
             engine.execute(REFLECTIONS[name], user="admin").read_all()
-    finally:
-        engine.close()
     return created
 
 

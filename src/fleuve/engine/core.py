@@ -372,6 +372,12 @@ class Engine(Statements, CatalogEntities):
             f"EXPLAIN {sql}", user=user, dialect=dialect, context=context, query_type="UI_RUN"
         ).read_all()
 
+    def __enter__(self) -> Engine:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
     def close(self) -> None:
         """Stop the workers and write what is pending."""
         self._executor.shutdown(wait=False, cancel_futures=True)

@@ -31,11 +31,11 @@ def run(project: Project, work: dict) -> str:
             raise FleuveError(f"dbt {' '.join(args)}: {result.summary()}", "see the dbt log")
         return result.summary()
     if kind == "pipeline":
-        from fleuve.demo import demo_sources
         from fleuve.pipeline import STEPS, run_pipeline
+        from fleuve.plugins import source_services
 
         steps = [s for s in STEPS if s.name in work["select"]] if work["select"] else None
-        with demo_sources(project.settings):
+        with source_services(project.settings):
             report = run_pipeline(
                 project,
                 steps=steps,

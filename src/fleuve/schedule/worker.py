@@ -6,6 +6,7 @@ import signal
 import threading
 from collections.abc import Callable
 
+from fleuve.plugins import source_services
 from fleuve.project import Project
 from fleuve.schedule.clock import clock_from_env
 from fleuve.schedule.scheduler import Scheduler
@@ -18,8 +19,6 @@ def run_worker(
     on_ready: Callable[[Scheduler], None] | None = None,
 ) -> None:
     """Run the project's schedules in this process until a stop signal; running runs finish."""
-    from fleuve.demo import demo_sources
-
     project.check()
     scheduler = Scheduler(
         project, clock=clock_from_env(), max_parallel=max_parallel, reload_config=True
@@ -34,7 +33,7 @@ def run_worker(
 
     previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
-        with demo_sources(project.settings):
+        with source_services(project.settings):
             if on_ready is not None:
                 on_ready(scheduler)
             scheduler.run_forever()

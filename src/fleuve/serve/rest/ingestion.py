@@ -74,7 +74,9 @@ def start_sync(project: Project, name: str, username: str) -> int:
         if job_id is not None:
             return job_id
         time.sleep(0.05)
-    raise FleuveError(f"the sync of '{name}' did not start", "look at `fleuve jobs` and the logs")
+    raise FleuveError(
+        f"the sync of '{name}' did not start", "look at `fleuve ingest jobs` and the logs"
+    )
 
 
 @router.post("/api/v1/connections/sync", responses=error_responses(404))

@@ -4,39 +4,27 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Any
 
 import click
-from rich.console import Console
 from rich.table import Table
 
+from fleuve.cli.context import Context, FleuveGroup, console, pass_ctx
 from fleuve.errors import FleuveError
 
-console = Console()
 
-
-def _project(obj: Any) -> Any:
-    try:
-        return obj.project()
-    except FleuveError as exc:
-        message = f"{exc.message}\nFix: {exc.fix}" if exc.fix else exc.message
-        raise click.ClickException(message) from None
-
-
-@click.group()
+@click.group(cls=FleuveGroup)
 def dashboards() -> None:
     """Dashboards as code: list them, check the project's dashboards/*.yml."""
 
 
 @dashboards.command("list")
-@click.pass_obj
-def list_dashboards(obj: Any) -> None:
+@pass_ctx
+def list_dashboards(ctx: Context) -> None:
     """List the dashboards Fleuve serves, from files and from the UI."""
     from fleuve.dashboards import store
 
-    project = _project(obj)
     table = Table("slug", "title", "charts", "origin")
-    for row in store.list_dashboards(project.db):
+    for row in store.list_dashboards(ctx.project().db):
         origin = row.source_file if row.origin == "file" else f"UI ({row.owner})"
         table.add_row(row.slug, row.title, str(len(row.spec.get("charts", []))), origin)
     console.print(table)
@@ -44,26 +32,24 @@ def list_dashboards(obj: Any) -> None:
 
 @dashboards.command("check")
 @click.option("--user", default="admin", show_default=True, help="Run the queries as this user.")
-@click.pass_obj
-def check(obj: Any, user: str) -> None:
+@pass_ctx
+def check(ctx: Context, user: str) -> None:
     """Validate every dashboards/*.yml and plan each chart's query through the engine.
 
     Each query runs with LIMIT 0 as USER, so unknown datasets, columns and missing grants show
     up here rather than on a dashboard. Exits with status 1 when anything is wrong.
     """
     from fleuve.dashboards import chart_query, filter_conditions, read_dashboard_file, store
-    from fleuve.engine import Engine
 
-    project = _project(obj)
+    project = ctx.project()
     folder = Path(project.settings.project_dir) / store.FOLDER
     files = sorted([*folder.glob("*.yml"), *folder.glob("*.yaml")]) if folder.is_dir() else []
     if not files:
         console.print(f"No dashboard files in {folder}.")
         return
-    engine = Engine(project)
     table = Table("file", "chart", "result")
     failed = 0
-    try:
+    with ctx.engine() as engine:
         for path in files:
             try:
                 spec = read_dashboard_file(path)
@@ -79,8 +65,6 @@ def check(obj: Any, user: str) -> None:
                 except FleuveError as exc:
                     failed += 1
                     table.add_row(path.name, chart.name, f"[red]{exc.message}[/]")
-    finally:
-        engine.close()
     console.print(table)
     if failed:
         console.print(f"[red]{failed} problem(s)[/]")
