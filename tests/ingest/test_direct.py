@@ -20,7 +20,7 @@ import pytest
 import yaml
 
 from fleuve.ingest import direct
-from fleuve.ingest.load import stored_type
+from fleuve.ingest.schema import stored_type
 from fleuve.ingest.state import INGESTION_DATE
 from fleuve.project import init_project
 from tests.conftest import PG_ADMIN, S3Server

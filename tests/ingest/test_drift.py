@@ -9,7 +9,7 @@ import psycopg
 import pymysql
 import pytest
 
-from fleuve.ingest.load import absorb
+from fleuve.ingest.schema import absorb
 from tests.conftest import PG_ADMIN
 from tests.ingest.conftest import MYSQL, Workspace, connection
 

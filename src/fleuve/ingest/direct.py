@@ -29,16 +29,14 @@ import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 import duckdb
 
-from fleuve.ingest.connectors.files import SOURCE_FILE, arrow_pool
+from fleuve.ingest.connectors.base import SOURCE_FILE, arrow_pool
+from fleuve.ingest.schema import Column
 from fleuve.ingest.state import EXTRACTED_AT, INGESTION_DATE, INGESTION_DATE_SQL, SYNC_ID
 from fleuve.lake import LAYERS, Lake, quote_ident, quote_literal
-
-if TYPE_CHECKING:
-    from fleuve.ingest.load import Column
 
 # Rolled over past this size, as the engine's own writes are (DuckLake's target file size).
 _TARGET_FILE_BYTES = 512 << 20
@@ -54,7 +52,7 @@ _DICTIONARY_SHARE = 16
 _FLUSH_GROUPS = 8
 # Types whose Parquet form `ducklake_add_data_files` cannot map back to the column (checked in
 # the bundled DuckLake); tables holding one insert. Fleuve stores no HUGEINT (see
-# `load.stored_type`), but tables created before may.
+# `schema.stored_type`), but tables created before may.
 _UNMAPPED_TYPES = re.compile(r"HUGEINT|TIME WITH TIME ZONE")
 
 

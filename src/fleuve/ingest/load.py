@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import logging
-import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import duckdb
@@ -14,10 +14,17 @@ from pyarrow import ArrowInvalid
 
 from fleuve.config import ConnectionSettings, StreamSettings
 from fleuve.ingest import direct
-from fleuve.ingest.connectors.base import Connector, Cursor, Extract, ExtractContext, stream_types
-from fleuve.ingest.connectors.files import SOURCE_FILE
-from fleuve.ingest.errors import RejectedThresholdError, SchemaDriftError
-from fleuve.ingest.names import normalize, normalize_all
+from fleuve.ingest.connectors.base import SOURCE_FILE, Connector, Cursor, Extract, ExtractContext
+from fleuve.ingest.errors import RejectedThresholdError
+from fleuve.ingest.names import normalize
+from fleuve.ingest.schema import (
+    Column,
+    bronze_name,
+    create_table,
+    plan_columns,
+    reconcile,
+    settle_types,
+)
 from fleuve.ingest.state import (
     EXTRACTED_AT,
     INGESTION_DATE,
@@ -32,27 +39,9 @@ from fleuve.lake import Lake, quote_ident, quote_literal
 
 log = logging.getLogger("fleuve.ingest")
 
-_INTS = ["TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT"]
-_UINTS = ["UTINYINT", "USMALLINT", "UINTEGER", "UBIGINT", "UHUGEINT"]
-_FLOATS = ["FLOAT", "DOUBLE"]
-_TEXT = ("VARCHAR", "JSON")
-_DECIMAL = re.compile(r"DECIMAL\((\d+),\s*(\d+)\)")
-_HUGE = re.compile(r"\bU?HUGEINT\b")
 REJECT_SAMPLE = 1000
 # Rows read again to measure the Arrow size of a database stream's rows (`bytesSynced`).
 MEASURED_ROWS = 2048
-
-
-@dataclass
-class Column:
-    """A bronze column: its name, its type and the expression that fills it from the source."""
-
-    name: str
-    type: str
-    expr: str
-    source: str
-    # `expr` converts the source's value: a non-NULL value it turns into NULL rejects the row.
-    checked: bool = False
 
 
 @dataclass
@@ -98,188 +87,357 @@ def load_stream(
 
     `bronze`: the names of bronze's tables when the sync started.
     """
-    name = destination(stream)
-    table = f"bronze.{quote_ident(name)}"
-    incremental = stream.sync_mode == "incremental" and not full_refresh
-    mode = f"{'incremental' if incremental else 'full_refresh'}+{stream.destination_sync_mode}"
+    load = _StreamLoad(lake, connector, conn, stream, sync_id, full_refresh, ctx, on_session)
     started = time.monotonic()
-    fallback: list[Callable[[], None]] = []
+    try:
+        # A stream creating its table loads alone in this process (`Lake.commit`'s `creates`).
+        # Only a table dropped by hand since the sync started would create without the lock.
+        result = _commit(load, creates=load.name not in bronze)
+    finally:
+        on_session(None)
+    result.seconds = time.monotonic() - started
+    return result
+
+
+@dataclass
+class _StreamLoad:
+    """One stream's load: what it reads, where it lands, and what its attempts leave."""
+
+    lake: Lake
+    connector: Connector
+    conn: ConnectionSettings
+    stream: StreamSettings
+    sync_id: str
+    full_refresh: bool
+    ctx: ExtractContext
+    on_session: Callable[[duckdb.DuckDBPyConnection | None], None]
+    # The last read's tolerant reader, set up to read the stream again if its load fails.
+    fallback: Callable[[], None] | None = None
     # Files written by each attempt; only the committed attempt's files stay.
-    attempts: list[list[str]] = []
+    attempts: list[list[str]] = field(default_factory=list)
 
-    def work(con: duckdb.DuckDBPyConnection) -> StreamOutcome:
-        on_session(con)
-        written: list[str] = []
-        attempts.append(written)
-        outcome = StreamOutcome(stream.name, f"bronze.{name}", sync_id, mode)
-        # A full read needs no state: the lake round trip is saved (tens of ms a sync).
-        state = read_state(con, conn.name, stream.name) if incremental else StreamState()
-        since, files = state.cursor, state.files
-        exists = _table_exists(con, name)
-        ctx.established = (
-            {r[0]: r[1] for r in con.execute(f"DESCRIBE {table}").fetchall()} if exists else {}
-        )
-        extract = connector.extract(con, stream, since, files, ctx)
-        fallback[:] = [extract.fallback] if extract.fallback else []
-        ctx.on_estimate(extract.estimated_rows, extract.row_bytes)
-        outcome.bytes_read = extract.bytes_read
-        outcome.files_read = (
-            len(extract.files or {}) - len(files or {}) + len(extract.replaced_files)
-        )
-        if not extract.relation:
-            write_state(con, conn.name, stream.name, since, extract.files, sync_id)
-            outcome.cursor = since.value if since else None
-            outcome.records_rejected = _reject(con, conn, stream, sync_id, [extract.rejected])
-            return outcome
-        columns = plan_columns(con, extract, stream)
-        if extract.inferred_types:
-            settle_types(con, extract, columns, ctx.established)
-        if exists:
-            outcome.schema_changes = reconcile(con, table, columns, extract.has_source_file)
-        else:
-            _create(con, table, columns, extract.has_source_file)
-        current = {r[0]: r[1] for r in con.execute(f"DESCRIBE {table}").fetchall()}
-        # Tables created before stream tables were partitioned by this column go without it.
-        dated = INGESTION_DATE in current
-        typed = [c for c in columns if c.checked]
-        bad = _bad_row_condition(typed) if typed else None
-        source = _source_select(columns, extract, sync_id, bad, dated)
-        target_cols = [c.name for c in columns]
-        cursor_col = _mapped(columns, stream.cursor_field)
-        keys = [_mapped(columns, k) or normalize(k) for k in stream.primary_key]
+    @property
+    def name(self) -> str:
+        """The bronze table's name."""
+        return destination(self.stream)
 
-        overwrite = stream.destination_sync_mode == "overwrite" or (
-            # A full re-read appended to what is there would double it.
-            full_refresh and stream.destination_sync_mode == "append"
-        )
-        whole = bad is None
-        if since is not None and cursor_col and exists:
-            source = _without_boundary_rows(con, table, source, since, cursor_col, target_cols)
-            whole = False
+    @property
+    def table(self) -> str:
+        """The bronze table, quoted for SQL."""
+        return f"bronze.{quote_ident(self.name)}"
 
-        def land(select: str) -> int:
-            """Add the rows of `select`: as files written here when possible, else an insert."""
-            if (
-                select == source
-                and whole
-                and direct.applies(
-                    lake, con, name, columns, current, extract.arrow, created=not exists
-                )
-            ):
-                return direct.write(
-                    lake, con, name, columns, extract.arrow or [], sync_id, ctx.cancelled, written
-                )
-            extract.scannable(con)
-            if direct.copies(lake, con, name, current, created=not exists):
-                produced = {*target_cols, EXTRACTED_AT, SYNC_ID, INGESTION_DATE}
-                produced |= {SOURCE_FILE} if extract.has_source_file else set()
-                return direct.copy(lake, con, name, select, produced, current, written)
-            return _count(con.execute(f"INSERT INTO {table} BY NAME {select}"))
+    @property
+    def incremental(self) -> bool:
+        """True when this sync reads on from the last one's cursor or files."""
+        return self.stream.sync_mode == "incremental" and not self.full_refresh
 
-        if overwrite:
-            con.execute(f"DELETE FROM {table}")
-            committed = land(source)
-        elif stream.destination_sync_mode == "append":
-            if extract.replaced_files:
-                con.execute(
-                    f"DELETE FROM {table} WHERE {quote_ident(SOURCE_FILE)} IN "
-                    f"({', '.join(quote_literal(f) for f in extract.replaced_files)})"
-                )
-            committed = land(source)
-        else:
-            # The source's primary key already makes each incoming key unique.
-            unique = bool(extract.unique_key) and set(extract.unique_key) == set(stream.primary_key)
-            latest = source if unique else _latest(source, keys, cursor_col)
-            if exists:
-                extract.scannable(con)
-                committed = _merge(
-                    con,
-                    table,
-                    latest,
-                    target_cols,
-                    keys,
-                    cursor_col,
-                    extract.has_source_file,
-                    dated=dated,
-                )
-            else:
-                # A table created by this sync has nothing to match: adding rows is much cheaper.
-                committed = land(latest)
-        outcome.records_committed = committed
-        rejected = _reject(
-            con,
-            conn,
-            stream,
-            sync_id,
-            [extract.rejected, _typed_rejects(columns, extract, bad, keys)],
-        )
-        outcome.records_rejected = rejected
-        outcome.records_read = committed + rejected
-        if rejected:
-            extract.scannable(con)
-            # to_json of the whole row makes every column parse, as the load did.
-            every = _source_select(columns, extract, sync_id, bad, dated)
-            read = _count(con.execute(f"SELECT count(to_json(r)) FROM ({every}) AS r"))
-            outcome.records_read = read + rejected
-            limit = (
-                stream.max_rejected_ratio
-                if stream.max_rejected_ratio is not None
-                else conn.max_rejected_ratio
-            )
-            ratio = rejected / max(1, read + rejected)
-            if ratio > limit:
-                sample = con.execute(
-                    f"SELECT location, reason, raw FROM {REJECTED_TABLE} WHERE {SYNC_ID} = ? LIMIT {REJECT_SAMPLE}",
-                    [sync_id],
-                ).fetchall()
-                first = sample[0] if sample else ("?", "?", "")
-                exc = RejectedThresholdError(
-                    f"stream '{stream.name}': {rejected:,} of {read + rejected:,} rows rejected "
-                    f"({ratio:.1%}, above the {limit:.1%} allowed); first at {first[0]}: {first[1]}",
-                    "fix the source rows (see bronze._rejected), or raise max_rejected_ratio",
-                )
-                exc.sample = sample  # type: ignore[attr-defined]
-                raise exc
-        cursor = (
-            _new_cursor(con, table, cursor_col, since, extract, sync_id)
-            if stream.cursor_field
-            else None
-        )
-        write_state(con, conn.name, stream.name, cursor, extract.files, sync_id)
-        outcome.cursor = cursor.value if cursor else None
-        if not outcome.bytes_read and outcome.records_read and extract.arrow is None:
-            outcome.bytes_read = _arrow_bytes(con, extract.relation, outcome.records_read)
-        return outcome
+    @property
+    def mode(self) -> str:
+        """The sync mode as reported: how it reads, then how it writes."""
+        read = "incremental" if self.incremental else "full_refresh"
+        return f"{read}+{self.stream.destination_sync_mode}"
 
-    # A stream creating its table loads alone in this process (`Lake.commit`'s `creates`).
-    # Only a table dropped by hand since the sync started would create without the lock.
-    creates = name not in bronze
+    @property
+    def written(self) -> list[str]:
+        """The files the current attempt wrote."""
+        return self.attempts[-1]
+
+
+@dataclass
+class _Rows:
+    """How the extract's rows land: the bronze columns and the SELECT that fills them."""
+
+    columns: list[Column]
+    # The table's columns and types once evolved for this read.
+    current: dict[str, str]
+    # Tables created before stream tables were partitioned by ingestion date lack its column.
+    dated: bool
+    # The condition of rows a declared type refuses, if a column is checked.
+    bad: str | None
+    source: str
+    cursor_col: str | None
+    keys: list[str]
+    # `source` is every row of the extract as read: no row set apart or already committed.
+    whole: bool
+    created: bool
+
+    @property
+    def names(self) -> list[str]:
+        """The bronze names of the stream's columns."""
+        return [c.name for c in self.columns]
+
+
+def _commit(load: _StreamLoad, *, creates: bool) -> StreamOutcome:
+    """Commit the stream's transaction, once more with the tolerant reader if the engine failed.
+
+    The files of attempts that did not commit are deleted.
+    """
+    what = f"sync {load.conn.name}.{load.stream.name}"
     try:
         try:
-            result = lake.commit(work, what=f"sync {conn.name}.{stream.name}", creates=creates)
+            result = load.lake.commit(partial(_attempt, load), what=what, creates=creates)
         except (duckdb.Error, ArrowInvalid) as exc:
-            if not fallback or isinstance(exc, duckdb.InterruptException):
+            if load.fallback is None or isinstance(exc, duckdb.InterruptException):
                 raise
             # Nothing of the failed load was committed: read again, setting bad rows apart.
             log.info(
                 "stream read again with the tolerant reader",
                 extra={
-                    "connection": conn.name,
-                    "stream": stream.name,
+                    "connection": load.conn.name,
+                    "stream": load.stream.name,
                     "reason": _reason(exc),
                 },
             )
-            fallback.pop()()
-            result = lake.commit(work, what=f"sync {conn.name}.{stream.name}", creates=creates)
+            fallback, load.fallback = load.fallback, None
+            fallback()
+            result = load.lake.commit(partial(_attempt, load), what=what, creates=creates)
     except BaseException:
-        direct.discard(lake, [f for files in attempts for f in files])
+        direct.discard(load.lake, [f for files in load.attempts for f in files])
         raise
     else:
-        direct.discard(lake, [f for files in attempts[:-1] for f in files])
-    finally:
-        on_session(None)
-    result.seconds = time.monotonic() - started
+        direct.discard(load.lake, [f for files in load.attempts[:-1] for f in files])
     return result
+
+
+def _attempt(load: _StreamLoad, con: duckdb.DuckDBPyConnection) -> StreamOutcome:
+    """One try at the stream's transaction: read, evolve the table, land, reject, move on."""
+    load.on_session(con)
+    load.attempts.append([])
+    outcome = StreamOutcome(load.stream.name, f"bronze.{load.name}", load.sync_id, load.mode)
+    since, files = _previous_read(con, load)
+    exists = _table_exists(con, load.name)
+    extract = _extract(con, load, since, files, exists, outcome)
+    if not extract.relation:
+        _record_empty_read(con, load, extract, since, outcome)
+        return outcome
+    columns, current = _evolve_table(con, load, extract, exists, outcome)
+    rows = _plan_rows(con, load, extract, columns, current, since, created=not exists)
+    outcome.records_committed = _write_rows(con, load, extract, rows)
+    _set_rejected_apart(con, load, extract, rows, outcome)
+    _move_cursor(con, load, extract, rows, since, outcome)
+    _measure_bytes(con, extract, outcome)
+    return outcome
+
+
+def _previous_read(
+    con: duckdb.DuckDBPyConnection, load: _StreamLoad
+) -> tuple[Cursor | None, dict[str, str] | None]:
+    """Where the last sync stopped: its cursor and the files it read (nothing for a full read)."""
+    # A full read needs no state: the lake round trip is saved (tens of ms a sync).
+    state = read_state(con, load.conn.name, load.stream.name) if load.incremental else StreamState()
+    return state.cursor, state.files
+
+
+def _extract(
+    con: duckdb.DuckDBPyConnection,
+    load: _StreamLoad,
+    since: Cursor | None,
+    files: dict[str, str] | None,
+    exists: bool,
+    outcome: StreamOutcome,
+) -> Extract:
+    """Ask the connector for the rows after `since`, telling it the bronze table's types."""
+    load.ctx.established = (
+        {r[0]: r[1] for r in con.execute(f"DESCRIBE {load.table}").fetchall()} if exists else {}
+    )
+    extract = load.connector.extract(con, load.stream, since, files, load.ctx)
+    load.fallback = extract.fallback
+    load.ctx.on_estimate(extract.estimated_rows, extract.row_bytes)
+    outcome.bytes_read = extract.bytes_read
+    outcome.files_read = len(extract.files or {}) - len(files or {}) + len(extract.replaced_files)
+    return extract
+
+
+def _record_empty_read(
+    con: duckdb.DuckDBPyConnection,
+    load: _StreamLoad,
+    extract: Extract,
+    since: Cursor | None,
+    outcome: StreamOutcome,
+) -> None:
+    """A read with no rows: keep the files seen and the rows the source refused."""
+    write_state(con, load.conn.name, load.stream.name, since, extract.files, load.sync_id)
+    outcome.cursor = since.value if since else None
+    outcome.records_rejected = _reject(
+        con, load.conn, load.stream, load.sync_id, [extract.rejected]
+    )
+
+
+def _evolve_table(
+    con: duckdb.DuckDBPyConnection,
+    load: _StreamLoad,
+    extract: Extract,
+    exists: bool,
+    outcome: StreamOutcome,
+) -> tuple[list[Column], dict[str, str]]:
+    """Plan the bronze columns, create or evolve the table to hold them; the table's columns."""
+    columns = plan_columns(con, extract, load.stream)
+    if extract.inferred_types:
+        settle_types(con, extract, columns, load.ctx.established)
+    if exists:
+        outcome.schema_changes = reconcile(con, load.table, columns, extract.has_source_file)
+    else:
+        create_table(con, load.table, columns, extract.has_source_file)
+    return columns, {r[0]: r[1] for r in con.execute(f"DESCRIBE {load.table}").fetchall()}
+
+
+def _plan_rows(
+    con: duckdb.DuckDBPyConnection,
+    load: _StreamLoad,
+    extract: Extract,
+    columns: list[Column],
+    current: dict[str, str],
+    since: Cursor | None,
+    *,
+    created: bool,
+) -> _Rows:
+    """The SELECT of the rows to land: no bad rows, none the last sync already committed."""
+    dated = INGESTION_DATE in current
+    typed = [c for c in columns if c.checked]
+    bad = _bad_row_condition(typed) if typed else None
+    source = _source_select(columns, extract, load.sync_id, bad, dated)
+    cursor_col = bronze_name(columns, load.stream.cursor_field)
+    keys = [bronze_name(columns, k) or normalize(k) for k in load.stream.primary_key]
+    whole = bad is None
+    if since is not None and cursor_col and not created:
+        names = [c.name for c in columns]
+        source = _without_boundary_rows(con, load.table, source, since, cursor_col, names)
+        whole = False
+    return _Rows(columns, current, dated, bad, source, cursor_col, keys, whole, created)
+
+
+def _write_rows(
+    con: duckdb.DuckDBPyConnection, load: _StreamLoad, extract: Extract, rows: _Rows
+) -> int:
+    """Write the rows as the destination sync mode says: replace, add, or merge by key."""
+    mode = load.stream.destination_sync_mode
+    # A full re-read appended to what is there would double it.
+    if mode == "overwrite" or (load.full_refresh and mode == "append"):
+        con.execute(f"DELETE FROM {load.table}")
+        return _land(con, load, extract, rows, rows.source)
+    if mode == "append":
+        if extract.replaced_files:
+            con.execute(
+                f"DELETE FROM {load.table} WHERE {quote_ident(SOURCE_FILE)} IN "
+                f"({', '.join(quote_literal(f) for f in extract.replaced_files)})"
+            )
+        return _land(con, load, extract, rows, rows.source)
+    # The source's primary key already makes each incoming key unique.
+    unique = bool(extract.unique_key) and set(extract.unique_key) == set(load.stream.primary_key)
+    latest = rows.source if unique else _latest(rows.source, rows.keys, rows.cursor_col)
+    if rows.created:
+        # A table created by this sync has nothing to match: adding rows is much cheaper.
+        return _land(con, load, extract, rows, latest)
+    extract.scannable(con)
+    return _merge(
+        con,
+        load.table,
+        latest,
+        rows.names,
+        rows.keys,
+        rows.cursor_col,
+        extract.has_source_file,
+        dated=rows.dated,
+    )
+
+
+def _land(
+    con: duckdb.DuckDBPyConnection, load: _StreamLoad, extract: Extract, rows: _Rows, select: str
+) -> int:
+    """Add the rows of `select`: as files written here when possible, else an insert."""
+    lake, name, current = load.lake, load.name, rows.current
+    if (
+        select == rows.source
+        and rows.whole
+        and direct.applies(
+            lake, con, name, rows.columns, current, extract.arrow, created=rows.created
+        )
+    ):
+        sources = extract.arrow or []
+        return direct.write(
+            lake, con, name, rows.columns, sources, load.sync_id, load.ctx.cancelled, load.written
+        )
+    extract.scannable(con)
+    if direct.copies(lake, con, name, current, created=rows.created):
+        produced = {*rows.names, EXTRACTED_AT, SYNC_ID, INGESTION_DATE}
+        produced |= {SOURCE_FILE} if extract.has_source_file else set()
+        return direct.copy(lake, con, name, select, produced, current, load.written)
+    return _count(con.execute(f"INSERT INTO {load.table} BY NAME {select}"))
+
+
+def _set_rejected_apart(
+    con: duckdb.DuckDBPyConnection,
+    load: _StreamLoad,
+    extract: Extract,
+    rows: _Rows,
+    outcome: StreamOutcome,
+) -> None:
+    """Keep the rows the source or the declared types refused, and count the rows read."""
+    typed_rejects = _typed_rejects(rows.columns, extract, rows.bad, rows.keys)
+    rejected = _reject(con, load.conn, load.stream, load.sync_id, [extract.rejected, typed_rejects])
+    outcome.records_rejected = rejected
+    outcome.records_read = outcome.records_committed + rejected
+    if not rejected:
+        return
+    extract.scannable(con)
+    # to_json of the whole row makes every column parse, as the load did.
+    every = _source_select(rows.columns, extract, load.sync_id, rows.bad, rows.dated)
+    read = _count(con.execute(f"SELECT count(to_json(r)) FROM ({every}) AS r"))
+    outcome.records_read = read + rejected
+    _check_rejected_share(con, load, read, rejected)
+
+
+def _check_rejected_share(
+    con: duckdb.DuckDBPyConnection, load: _StreamLoad, read: int, rejected: int
+) -> None:
+    """Fail the stream when more of its rows were rejected than its settings allow."""
+    stream = load.stream
+    limit = (
+        stream.max_rejected_ratio
+        if stream.max_rejected_ratio is not None
+        else load.conn.max_rejected_ratio
+    )
+    ratio = rejected / max(1, read + rejected)
+    if ratio <= limit:
+        return
+    sample = con.execute(
+        f"SELECT location, reason, raw FROM {REJECTED_TABLE} WHERE {SYNC_ID} = ? LIMIT {REJECT_SAMPLE}",
+        [load.sync_id],
+    ).fetchall()
+    first = sample[0] if sample else ("?", "?", "")
+    exc = RejectedThresholdError(
+        f"stream '{stream.name}': {rejected:,} of {read + rejected:,} rows rejected "
+        f"({ratio:.1%}, above the {limit:.1%} allowed); first at {first[0]}: {first[1]}",
+        "fix the source rows (see bronze._rejected), or raise max_rejected_ratio",
+    )
+    exc.sample = sample  # type: ignore[attr-defined]
+    raise exc
+
+
+def _move_cursor(
+    con: duckdb.DuckDBPyConnection,
+    load: _StreamLoad,
+    extract: Extract,
+    rows: _Rows,
+    since: Cursor | None,
+    outcome: StreamOutcome,
+) -> None:
+    """Write the stream's new cursor and the files it has seen, in its rows' transaction."""
+    cursor = (
+        _new_cursor(con, load.table, rows.cursor_col, since, extract, load.sync_id)
+        if load.stream.cursor_field
+        else None
+    )
+    write_state(con, load.conn.name, load.stream.name, cursor, extract.files, load.sync_id)
+    outcome.cursor = cursor.value if cursor else None
+
+
+def _measure_bytes(
+    con: duckdb.DuckDBPyConnection, extract: Extract, outcome: StreamOutcome
+) -> None:
+    """Report the rows' size for a source that gave no byte count: their size as Arrow data."""
+    if not outcome.bytes_read and outcome.records_read and extract.arrow is None:
+        outcome.bytes_read = _arrow_bytes(con, extract.relation, outcome.records_read)
 
 
 def _arrow_bytes(con: duckdb.DuckDBPyConnection, relation: str, rows: int) -> int:
@@ -313,133 +471,6 @@ def keep_rejected(
     lake.commit(work, what=f"keep rejected rows of {conn.name}.{stream.name}")
 
 
-# -- columns and drift ------------------------------------------------------------------
-
-
-def plan_columns(
-    con: duckdb.DuckDBPyConnection, extract: Extract, stream: StreamSettings
-) -> list[Column]:
-    """The bronze columns for this extract: normalized names, declared types, nested JSON."""
-    if extract.describe is None:
-        extract.scannable(con)
-    described = [
-        (r[0], r[1])
-        for r in con.execute(
-            f"DESCRIBE SELECT * FROM ({extract.describe or extract.relation}) AS src"
-        ).fetchall()
-        if r[0] != SOURCE_FILE
-    ]
-    declared = stream_types(stream)
-    typed_at_source = _typed_by_source(extract)
-    raw: list[tuple[str, str, str]] = []  # (source name, type, expression)
-    for src_name, kind in described:
-        expr = f"src.{quote_ident(src_name)}"
-        if stream.flatten and kind.startswith("STRUCT"):
-            raw.extend(_flatten(con, extract.relation, src_name, expr))
-            continue
-        nested = kind.startswith(("STRUCT", "MAP")) or kind.endswith("]")
-        if nested and (stream.flatten or extract.nested_as_json):
-            raw.append((src_name, "JSON", f"to_json({expr})"))
-            continue
-        if src_name in declared and not typed_at_source:
-            kind = stored_type(str(declared[src_name]).upper())
-            expr = f"TRY_CAST({expr} AS {kind})"
-        raw.append((src_name, kind, expr))
-    names = normalize_all([r[0] for r in raw])
-    return [
-        Column(n, stored_type(kind), expr, src, checked=expr.startswith("TRY_CAST("))
-        for n, (src, kind, expr) in zip(names, raw, strict=True)
-    ]
-
-
-# json_type() of a value → the kind of column it belongs in.
-_JSON_KINDS = {
-    "VARCHAR": "VARCHAR",
-    "BIGINT": "BIGINT",
-    "UBIGINT": "BIGINT",
-    "DOUBLE": "DOUBLE",
-    "BOOLEAN": "BOOLEAN",
-    "OBJECT": "JSON",
-    "ARRAY": "JSON",
-}
-
-
-def settle_types(
-    con: duckdb.DuckDBPyConnection,
-    extract: Extract,
-    columns: list[Column],
-    established: dict[str, str],
-) -> None:
-    """Give each column of a source whose types are inferred from values one type, keeping
-    every value's text: the bronze table's type when it has the column, else the type most of
-    this read's values have. Values that do not fit are checked, so that their rows are
-    rejected rather than stored changed (a string in JSON quotes, a NULL)."""
-    for col in columns:
-        old = established.get(col.name)
-        # The reader met values of several kinds (strings and numbers, say).
-        mixed = col.type == "JSON" and col.expr == f"src.{quote_ident(col.source)}"
-        if mixed and old is None:
-            counts = con.execute(
-                f"SELECT json_type({col.expr}) AS kind, count(*) FROM ({extract.relation}) AS src "
-                f"WHERE {col.expr} IS NOT NULL GROUP BY kind"
-            ).fetchall()
-            votes: dict[str, int] = {}
-            for kind, n in counts:
-                if kind in _JSON_KINDS:
-                    votes[_JSON_KINDS[kind]] = votes.get(_JSON_KINDS[kind], 0) + n
-            if "DOUBLE" in votes and "BIGINT" in votes:
-                votes["DOUBLE"] += votes.pop("BIGINT")
-            # Ties go to text, which holds any value as it was written.
-            order = ["VARCHAR", "JSON", "DOUBLE", "BIGINT", "BOOLEAN"]
-            winner = max(order, key=lambda k: (votes.get(k, 0), -order.index(k)))
-            if winner != "JSON":
-                _convert(col, winner)
-            continue
-        if old is not None and (
-            (mixed and old != "JSON") or (not mixed and absorb(old, col.type)[0] == "no")
-        ):
-            _convert(col, old)
-
-
-def _convert(col: Column, kind: str) -> None:
-    """Read `col` as `kind`: JSON values by their text (a string without its quotes)."""
-    value = f"json_extract_string({col.expr}, '$')" if col.type == "JSON" else col.expr
-    col.expr = value if kind == "VARCHAR" else f"TRY_CAST({value} AS {kind})"
-    col.type, col.checked = kind, kind != "VARCHAR"
-
-
-def stored_type(kind: str) -> str:
-    """The bronze type for values of type `kind`: 128-bit integers become DECIMAL(38,0).
-
-    DuckDB writes HUGEINT and UHUGEINT to Parquet as DOUBLE, so a lake column of those types
-    keeps 53 bits of each value (and cannot read back the largest UHUGEINT values).
-    """
-    return _HUGE.sub("DECIMAL(38,0)", kind)
-
-
-def _flatten(
-    con: duckdb.DuckDBPyConnection, relation: str, name: str, expr: str
-) -> list[tuple[str, str, str]]:
-    """A STRUCT column as one column per leaf: {'a': {'b': 1}} → a_b."""
-    fields = con.execute(f"DESCRIBE SELECT unnest({expr}) FROM ({relation}) AS src").fetchall()
-    out: list[tuple[str, str, str]] = []
-    for child, kind, *_ in fields:
-        child_expr = f"{expr}.{quote_ident(child)}"
-        child_name = f"{name}_{child}"
-        if kind.startswith("STRUCT"):
-            out.extend(_flatten(con, relation, child_name, child_expr))
-        elif kind.endswith("]") or kind.startswith("MAP"):
-            out.append((child_name, "JSON", f"to_json({child_expr})"))
-        else:
-            out.append((child_name, kind, child_expr))
-    return out
-
-
-def _typed_by_source(extract: Extract) -> bool:
-    # CSV readers apply declared types themselves and report the rows that fail.
-    return extract.rejected is not None and "read_csv(" in extract.relation
-
-
 def _table_exists(con: duckdb.DuckDBPyConnection, name: str) -> bool:
     return bool(
         con.execute(
@@ -448,122 +479,6 @@ def _table_exists(con: duckdb.DuckDBPyConnection, name: str) -> bool:
             [name],
         ).fetchone()[0]
     )
-
-
-def _create(
-    con: duckdb.DuckDBPyConnection, table: str, columns: list[Column], with_file: bool
-) -> None:
-    cols = [f"{quote_ident(c.name)} {c.type}" for c in columns]
-    cols += [f"{EXTRACTED_AT} TIMESTAMP WITH TIME ZONE", f"{SYNC_ID} VARCHAR"]
-    cols.append(f"{INGESTION_DATE} DATE")
-    if with_file:
-        cols.append(f"{SOURCE_FILE} VARCHAR")
-    con.execute(f"CREATE TABLE {table} ({', '.join(cols)})")
-    # One key, the date itself: every row of a sync lands in a single partition, which the
-    # engine writes without splitting rows and Fleuve can write itself (`direct`).
-    con.execute(f"ALTER TABLE {table} SET PARTITIONED BY ({INGESTION_DATE})")
-
-
-def reconcile(
-    con: duckdb.DuckDBPyConnection, table: str, columns: list[Column], with_file: bool
-) -> list[str]:
-    """Evolve `table` to take `columns`: add new ones, widen types; fail on incompatible ones."""
-    current = {r[0]: r[1] for r in con.execute(f"DESCRIBE {table}").fetchall()}
-    changes: list[str] = []
-    problems: list[str] = []
-    for col in columns:
-        ident = quote_ident(col.name)
-        old = current.get(col.name)
-        if old is None:
-            con.execute(f"ALTER TABLE {table} ADD COLUMN {ident} {col.type}")
-            changes.append(f"added column {col.name} {col.type}")
-            continue
-        verdict, target = absorb(old, col.type)
-        if verdict == "same":
-            continue
-        if stored_type(target) != target:  # a 128-bit integer ladder's top, stored as a decimal
-            verdict, target = "rewrite", stored_type(target)
-        if verdict == "promote":
-            con.execute(f"ALTER TABLE {table} ALTER COLUMN {ident} SET DATA TYPE {target}")
-            changes.append(f"widened {col.name} from {old} to {target}")
-        elif verdict == "rewrite":
-            tmp = quote_ident(f"{col.name}__fleuve_widened")
-            con.execute(f"ALTER TABLE {table} ADD COLUMN {tmp} {target}")
-            con.execute(f"UPDATE {table} SET {tmp} = CAST({ident} AS {target})")
-            con.execute(f"ALTER TABLE {table} DROP COLUMN {ident}")
-            con.execute(f"ALTER TABLE {table} RENAME COLUMN {tmp} TO {ident}")
-            changes.append(f"widened {col.name} from {old} to {target}")
-        else:
-            problems.append(f"column '{col.name}' changed from {old} to {col.type}")
-    if with_file and SOURCE_FILE not in current:
-        con.execute(f"ALTER TABLE {table} ADD COLUMN {SOURCE_FILE} VARCHAR")
-    if problems:
-        raise SchemaDriftError(
-            f"{table}: incompatible schema change, nothing committed for this stream: "
-            + "; ".join(problems),
-            "restore the source type, or declare the column's type in the stream's options.types, "
-            "or drop the bronze table to start it again",
-        )
-    return changes
-
-
-def absorb(old: str, new: str) -> tuple[str, str]:
-    """How a bronze column of type `old` takes values of type `new`: same, promote, rewrite or no."""
-    old, new = old.upper(), new.upper()
-    if old == new or (old in _TEXT and new in _TEXT) or old == "VARCHAR":
-        return "same", old
-    for ladder in (_INTS, _UINTS, _FLOATS):
-        if old in ladder and new in ladder:
-            return ("same", old) if ladder.index(new) <= ladder.index(old) else ("promote", new)
-    if old in _UINTS and new in _INTS and _INTS.index(new) > _UINTS.index(old):
-        return "rewrite", new
-    if old in _INTS and new in _UINTS:
-        return (
-            ("same", old)
-            if _UINTS.index(new) < _INTS.index(old)
-            else ("rewrite", _INTS[min(4, _UINTS.index(new) + 1)])
-        )
-    old_dec, new_dec = _DECIMAL.fullmatch(old), _DECIMAL.fullmatch(new)
-    if old_dec and new_dec:
-        (p1, s1), (p2, s2) = (map(int, old_dec.groups())), (map(int, new_dec.groups()))
-        whole, scale = max(p1 - s1, p2 - s2), max(s1, s2)
-        if (whole, scale) == (p1 - s1, s1):
-            return "same", old
-        return "rewrite", f"DECIMAL({min(38, whole + scale)},{scale})"
-    if old in _FLOATS and (new in _INTS or new in _UINTS or new_dec):
-        return "same", old
-    if (old in _INTS or old in _UINTS or old_dec) and new in _FLOATS:
-        return "rewrite", "DOUBLE"
-    if old in _INTS and new_dec:
-        digits = {"TINYINT": 3, "SMALLINT": 5, "INTEGER": 10, "BIGINT": 19, "HUGEINT": 38}[old]
-        p2, s2 = map(int, new_dec.groups())
-        return "rewrite", f"DECIMAL({min(38, max(digits, p2 - s2) + s2)},{s2})"
-    if old_dec and new in _INTS:
-        p1, s1 = map(int, old_dec.groups())
-        digits = {"TINYINT": 3, "SMALLINT": 5, "INTEGER": 10, "BIGINT": 19, "HUGEINT": 38}[new]
-        return (
-            ("same", old)
-            if digits <= p1 - s1
-            else ("rewrite", f"DECIMAL({min(38, digits + s1)},{s1})")
-        )
-    if old == "DATE" and new.startswith("TIMESTAMP"):
-        return "rewrite", new
-    if old.startswith("TIMESTAMP") and new == "DATE":
-        return "same", old
-    if old == "TIMESTAMP" and new == "TIMESTAMP WITH TIME ZONE":
-        return "rewrite", new
-    if old == "TIMESTAMP WITH TIME ZONE" and new == "TIMESTAMP":
-        return "same", old
-    return "no", old
-
-
-def _mapped(columns: list[Column], source_name: str | None) -> str | None:
-    if not source_name:
-        return None
-    for col in columns:
-        if col.source == source_name or col.name == source_name:
-            return col.name
-    return None
 
 
 # -- statements -------------------------------------------------------------------------

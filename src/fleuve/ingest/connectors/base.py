@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable
@@ -25,6 +26,9 @@ CURSOR_TYPES = (
     "VARCHAR",
 )
 CURSOR_NAMES = ("updated_at", "modified_at", "last_modified", "updated", "modified", "ts")
+# The column in which a files stream's relation names each row's file (`Extract.has_source_file`);
+# bronze keeps it, so that a file read again replaces its own rows.
+SOURCE_FILE = "_fleuve_source_file"
 
 
 @dataclass(frozen=True)
@@ -129,6 +133,23 @@ class ExtractContext:
 def stream_types(stream: StreamSettings) -> dict[str, str]:
     """The column types a stream's options declare (`options: {types: {col: TYPE}}`)."""
     return dict(stream.options.get("types") or {})
+
+
+@functools.cache
+def arrow_pool() -> Any:
+    """The allocator for files parsed and written through Arrow: jemalloc where Arrow has it.
+
+    Arrow's default, mimalloc, hands freed memory back to the system within milliseconds, so
+    every file's buffers were faulted in and zeroed by the kernel anew: a fifth of a CSV
+    sync's CPU (`docs/benchmarks.md`). jemalloc keeps freed pages for reuse a while longer.
+    Connectors parse with it and the loader writes `Extract.arrow`'s rows with it.
+    """
+    import pyarrow as pa
+
+    try:
+        return pa.jemalloc_memory_pool()
+    except NotImplementedError:  # an Arrow built without it
+        return pa.system_memory_pool()
 
 
 class Connector(ABC):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import codecs
-import functools
 import gzip
 import json
 import logging
@@ -21,23 +20,25 @@ import duckdb
 
 from fleuve.config import StreamSettings
 from fleuve.ingest.connectors.base import (
+    SOURCE_FILE,
     Capabilities,
     Connector,
     Cursor,
     Extract,
     ExtractContext,
     StreamInfo,
+    arrow_pool,
     cursor_candidates,
     stream_types,
 )
 from fleuve.ingest.errors import IngestError, SourceUnavailable
 from fleuve.ingest.names import normalize
+from fleuve.ingest.schema import absorb
 from fleuve.lake import quote_ident, quote_literal
 from fleuve.observe.logs import scrub
 
 log = logging.getLogger("fleuve.ingest")
 
-SOURCE_FILE = "_fleuve_source_file"
 FORMATS = ("csv", "tsv", "json", "jsonl", "parquet")
 _EXTENSIONS = {
     "csv": "csv",
@@ -475,8 +476,6 @@ class FilesConnector(Connector):
         """The types to read the files' columns with, so that they keep the bronze table's:
         a column the sniffer reads otherwise is parsed as the table has it, and a value that
         does not fit sends its row to `bronze._rejected`."""
-        from fleuve.ingest.load import absorb
-
         out: dict[str, str] = {}
         headers: list[set[str]] = []
         for encoding, group in groups:
@@ -844,22 +843,6 @@ class _ArrowCsv:
                     f"{self.origin}: a quoted value of the last row runs to the end of the file "
                     "(a quote left open)"
                 )
-
-
-@functools.cache
-def arrow_pool() -> Any:
-    """The allocator for files parsed and written through Arrow: jemalloc where Arrow has it.
-
-    Arrow's default, mimalloc, hands freed memory back to the system within milliseconds, so
-    every file's buffers were faulted in and zeroed by the kernel anew: a fifth of a CSV
-    sync's CPU (`docs/benchmarks.md`). jemalloc keeps freed pages for reuse a while longer.
-    """
-    import pyarrow as pa
-
-    try:
-        return pa.jemalloc_memory_pool()
-    except NotImplementedError:  # an Arrow built without it
-        return pa.system_memory_pool()
 
 
 def _char(sniffed: str | None) -> str:
