@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from fleuve.errors import FleuveError, PipelineError
 from fleuve.lake import CATALOG, quote_ident
@@ -230,7 +231,7 @@ def run_pipeline(
     report.seconds = time.monotonic() - started
     report.status = "failed" if report.error else "succeeded"
     with project.db.session() as s:
-        run = s.get(PipelineRun, run_id)
+        run = s.get_one(PipelineRun, run_id)
         run.status, run.ended_at = report.status, utcnow()
         if report.error:
             run.failed_step, run.error = report.error.step, str(report.error)
@@ -240,9 +241,11 @@ def run_pipeline(
     return report
 
 
-def _record_step(project: Project, run_id: int, position: int, outcome: StepOutcome, begun) -> None:  # type: ignore[no-untyped-def]
+def _record_step(
+    project: Project, run_id: int, position: int, outcome: StepOutcome, begun: datetime
+) -> None:
     with project.db.session() as s:
-        run = s.get(PipelineRun, run_id)
+        run = s.get_one(PipelineRun, run_id)
         row = run.steps[position]
         row.status, row.summary, row.seconds = outcome.status, outcome.summary, outcome.seconds
         row.started_at, row.ended_at = begun, utcnow()

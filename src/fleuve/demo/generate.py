@@ -14,6 +14,7 @@ import time
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
+from typing import Literal
 
 import duckdb
 
@@ -300,7 +301,7 @@ def _macros(con: duckdb.DuckDBPyConnection, today: date) -> None:
     con.execute(f"CREATE MACRO anchor() AS DATE {quote_literal(today.isoformat())}")
 
 
-def _locale_case(field: int) -> str:
+def _locale_case(field: Literal[1, 2, 3, 4]) -> str:
     """A CASE expression choosing the locale-specific list number `field` for a customer."""
     parts = []
     for loc, spec in LOCALES.items():

@@ -23,7 +23,8 @@ class ProductService:
     @property
     def url(self) -> str:
         """The base URL clients use."""
-        host, port = self._server.server_address[:2]
+        # The bound socket's address (the port chosen when 0 was asked for).
+        host, port = self._server.socket.getsockname()[:2]
         return f"http://{host}:{port}"
 
     def start(self) -> ProductService:

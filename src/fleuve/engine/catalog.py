@@ -235,7 +235,7 @@ class Catalog:
             for src in s.scalars(select(EngineSource)):
                 meta.sources[src.name.lower()] = Source(src.id, src.name, src.kind, src.config)
             for d in s.scalars(select(EngineDataset)):
-                meta.datasets[d.path_key] = self._dataset_from_row(d, meta)
+                meta.datasets[d.path_key] = self._dataset_from_row(d)
             for dep in s.scalars(select(EngineDependency)):
                 owner = next(
                     (k for k, ds in meta.datasets.items() if ds.id == dep.dataset_id), None
@@ -248,7 +248,7 @@ class Catalog:
             meta.grants = list(s.scalars(select(EngineGrant)))
         return meta
 
-    def _dataset_from_row(self, d: EngineDataset, meta: _Meta) -> Dataset:
+    def _dataset_from_row(self, d: EngineDataset) -> Dataset:
         fields = tuple(Field(f["name"], f["type"]) for f in d.fields)
         if d.kind == "VIRTUAL":
             origin = "home" if d.path[0].startswith("@") else "space"
@@ -393,7 +393,7 @@ class Catalog:
             src = meta.sources[path[0].lower()]
             schemas = {d.path[1].lower(): d.path[1] for d in self._source_tables_of(src).values()}
             if path[1].lower() in schemas:
-                real = (top.path[0], schemas[path[1].lower()])
+                real: tuple[str, ...] = (top.path[0], schemas[path[1].lower()])
                 return Container(paths.path_id("folder", real), real, "FOLDER", top.origin)
         if top.origin == "files":
             prefix = paths.key(path)[:-1]
@@ -656,14 +656,15 @@ class Catalog:
             self.bump(s)
         return True
 
-    def drop_container(self, path: Sequence[str]) -> list[Dataset]:
-        """Remove an empty space or folder; returns nothing, or raises naming what is inside."""
+    def drop_container(self, path: Sequence[str]) -> None:
+        """Remove an empty space or folder, or raise naming what is inside."""
         found = self.meta().containers.get(paths.key(path))
         if found is None:
             raise NotFound(f"no space or folder {paths.render(path)}", "check the name")
         folders, datasets = self.children(path)
         if folders or datasets:
-            inside = ", ".join(paths.render(x.path) for x in [*folders, *datasets][:5])
+            held: list[Container | Dataset] = [*folders, *datasets]
+            inside = ", ".join(paths.render(x.path) for x in held[:5])
             raise EngineError(
                 f"{paths.render(path)} is not empty: {inside}",
                 "drop what it holds first",
@@ -671,7 +672,6 @@ class Catalog:
         with self.db.session() as s:
             s.execute(delete(EngineContainer).where(EngineContainer.id == found.id))
             self.bump(s)
-        return []
 
     def save_dataset(
         self,
@@ -734,6 +734,8 @@ class Catalog:
         with self.db.session() as s:
             if dataset.type == "VIRTUAL_DATASET" or dataset.origin == "files":
                 row = s.get(EngineDataset, dataset.id)
+                if row is None:
+                    raise NotFound(f"no dataset {paths.render(dataset.path)}", "check the name")
                 row.staleness_seconds = seconds
             else:
                 setting = s.get(EngineDatasetSetting, dataset.key)

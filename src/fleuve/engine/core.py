@@ -20,15 +20,14 @@ from sqlglot import exp
 from fleuve.engine import ddl, paths
 from fleuve.engine.catalog import Catalog, Dataset
 from fleuve.engine.dialect import to_duckdb
-from fleuve.engine.entities import CatalogEntities
 from fleuve.engine.errors import AccessDenied, EngineError, QueryCanceled, QueryFailed, safe_error
 from fleuve.engine.freshness import LakeClock
 from fleuve.engine.grants import ENGINE, Grants, Principal, not_found
-from fleuve.engine.plan import Planner, Ref, parse_query
+from fleuve.engine.plan import QUERY_TYPES, Planner, Prepared, Ref, parse_query
 from fleuve.engine.query_jobs import FINAL_STATES, RESULT_RETENTION, JobStore, QueryJob
 from fleuve.engine.reflections.service import Reflections
 from fleuve.engine.scan import open_scan
-from fleuve.engine.statements import DML, QUERY_TYPES, Prepared, Statements
+from fleuve.engine.statements import DML, Statements
 from fleuve.engine.system import SystemTables
 from fleuve.errors import FleuveError
 from fleuve.lake import Lake, quote_ident
@@ -76,7 +75,7 @@ class QueryResult:
         return pa.Table.from_batches(list(self.batches), schema=self.schema)
 
 
-class Engine(Statements, CatalogEntities):
+class Engine(Statements):
     """Runs SQL for users over the lake, external sources and files.
 
     See the package docstring for the whole API.
@@ -175,7 +174,7 @@ class Engine(Statements, CatalogEntities):
                 prepared = self._replan(job, sql, who, ctx)
                 reader = _open(self.project.lake, cur, prepared, batch_rows)
         except duckdb.Error as exc:
-            error = self._failure(job, exc, who, prepared)
+            error = self._failure(job, exc, who)
             self._discard(job, cur)
             raise error from None
         return QueryResult(
@@ -226,7 +225,7 @@ class Engine(Statements, CatalogEntities):
             for batch in reader:
                 if job.state == "CANCELLATION_REQUESTED":
                     # An Arrow scan of the lake's files does not hear DuckDB's interrupt.
-                    raise self._failure(job, duckdb.InterruptException(), who, prepared)
+                    raise self._failure(job, duckdb.InterruptException(), who)
                 job.row_count += batch.num_rows
                 job.bytes += batch.nbytes
                 if kept is not None:
@@ -244,7 +243,7 @@ class Engine(Statements, CatalogEntities):
             raise
         except (duckdb.Error, pa.ArrowException, OSError) as exc:
             # DuckDB's errors reach an Arrow stream's reader as Arrow or OS errors.
-            raise self._failure(job, exc, who, prepared) from None
+            raise self._failure(job, exc, who) from None
         finally:
             if complete:
                 self._release(job, cur, prepared)
@@ -306,12 +305,12 @@ class Engine(Statements, CatalogEntities):
             started = time.perf_counter()
             try:
                 try:
-                    table = cur.execute(prepared.sql).to_arrow_table()
+                    table = cur.execute(prepared.sql_to_run).to_arrow_table()
                 except duckdb.CatalogException:
                     if not prepared.cached:
                         raise
                     prepared = self._replan(job, sql, who, tuple(job.context))
-                    table = cur.execute(prepared.sql).to_arrow_table()
+                    table = cur.execute(prepared.sql_to_run).to_arrow_table()
                 job.execution_ms = (time.perf_counter() - started) * 1000
                 self._release(job, cur, prepared)
             except duckdb.Error as exc:
@@ -319,7 +318,7 @@ class Engine(Statements, CatalogEntities):
                 if job.state == "CANCELLATION_REQUESTED":
                     self._finish(job, canceled=True)
                 else:
-                    self._failure(job, exc, who, prepared)
+                    self._failure(job, exc, who)
                 return
         job.row_count, job.bytes = table.num_rows, table.nbytes
         try:
@@ -475,9 +474,7 @@ class Engine(Statements, CatalogEntities):
             error=job.error,
         )
 
-    def _failure(
-        self, job: QueryJob, exc: Exception, who: Principal, prepared: Prepared
-    ) -> EngineError:
+    def _failure(self, job: QueryJob, exc: Exception, who: Principal) -> EngineError:
         if isinstance(exc, duckdb.InterruptException) or job.state == "CANCELLATION_REQUESTED":
             self._finish(job, canceled=True)
             return QueryCanceled(f"job {job.id} was cancelled", None)
@@ -490,8 +487,10 @@ class Engine(Statements, CatalogEntities):
             cur = self.project.lake.connect()
         else:
             with self._lock:
-                cur = self._pool.pop() if self._pool else None
-            if cur is None:
+                pooled = self._pool.pop() if self._pool else None
+            if pooled is not None:
+                cur = pooled
+            else:
                 cur = self.project.lake.connect()
                 cur.execute("SET TimeZone = 'UTC'")
                 # Names the binder did not qualify must find nothing: the default schema is empty.
@@ -719,13 +718,13 @@ def _open(
 ) -> pa.RecordBatchReader:
     """Start the prepared query; a write runs to its end, as it commits when its result closes."""
     if prepared.writes:
-        done = cur.execute(prepared.sql).to_arrow_table()
+        done = cur.execute(prepared.sql_to_run).to_arrow_table()
         return pa.RecordBatchReader.from_batches(done.schema, done.to_batches(batch_rows))
     if prepared.plan is not None and not prepared.system:
-        scan = open_scan(lake, cur, prepared.plan.ast, prepared.sql, batch_rows)
+        scan = open_scan(lake, cur, prepared.plan.ast, prepared.sql_to_run, batch_rows)
         if scan is not None:
             return scan
-    return cur.execute(prepared.sql).to_arrow_reader(batch_rows)
+    return cur.execute(prepared.sql_to_run).to_arrow_reader(batch_rows)
 
 
 def _context(default_schema: str | None, context: Sequence[str] | None) -> tuple[str, ...]:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Sequence
+from typing import cast
 
 from sqlglot import exp
 from sqlglot.dialects.dialect import Dialect
@@ -169,7 +170,8 @@ def parse(sql: str, dialect: str) -> list[exp.Expression | None]:
                 )
     if intervals:
         tokens = _interval_tokens(tokens)
-    return reader.parser().parse(tokens, sql)
+    # sqlglot types its trees by their base `Expr`; every node it builds is an `Expression`.
+    return cast("list[exp.Expression | None]", reader.parser().parse(tokens, sql))
 
 
 # == interval literals =====================================================================
@@ -909,8 +911,8 @@ def _dremio(node: exp.Expression) -> exp.Expression | None:
         )
     if isinstance(node, exp.ConvertTimezone):
         source = node.args.get("source_tz") or exp.Literal.string("UTC")
-        target = node.args.get("target_tz")
-        stamp = node.args.get("timestamp")
+        target = node.args["target_tz"]
+        stamp = node.args["timestamp"]
         # Read the wall time in the source zone, give it as wall time in the target zone.
         return _fn("timezone", target.copy(), _fn("timezone", source.copy(), stamp.copy()))
     if isinstance(node, exp.ToNumber):
@@ -978,7 +980,7 @@ def _date_plus_interval(node: exp.Expression) -> exp.Expression | None:
     return None
 
 
-def _date_arithmetic(node: exp.Expression, interval: str) -> exp.Expression:
+def _date_arithmetic(node: exp.Expr, interval: str) -> exp.Expression:
     if interval == "TIME":
         # Dremio keeps the DATE and drops the time DuckDB would add: refuse rather than differ.
         raise EngineError(
@@ -1103,7 +1105,8 @@ def _transform(
     ast: exp.Expression, rewrite: Callable[[exp.Expression], exp.Expression | None]
 ) -> exp.Expression:
     """`ast` with `rewrite` applied to each node, innermost first, each node once."""
-    for node in reversed(list(ast.walk(bfs=False))):
+    nodes = cast("list[exp.Expression]", list(ast.walk(bfs=False)))
+    for node in reversed(nodes):
         new = rewrite(node)
         if new is None or new is node:
             continue

@@ -7,33 +7,61 @@ grants; the REST shapes it returns are Dremio's (see `CONTRACTS.md`).
 
 from __future__ import annotations
 
+import contextlib
 import logging
+from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from typing import Any
 
 import duckdb
+from sqlglot import exp
 
 from fleuve.engine import paths
-from fleuve.engine.catalog import Container, Dataset, file_relation
+from fleuve.engine.catalog import Catalog, Container, Dataset, file_relation
 from fleuve.engine.errors import AccessDenied, EngineError, NotFound, QueryFailed
-from fleuve.engine.grants import ENGINE, Grant, Principal, not_found
-from fleuve.engine.plan import parse_query
+from fleuve.engine.grants import ENGINE, Grant, Grants, Principal, not_found
+from fleuve.engine.plan import QUERY_TYPES, Prepared, parse_query
 from fleuve.engine.reflections.model import Reflection, spec_from_rest
-from fleuve.engine.reflections.service import RefreshResult, validate
+from fleuve.engine.reflections.service import Reflections, RefreshResult, validate
 from fleuve.engine.reflections.spec import ReflectionSpec
-from fleuve.engine.statements import QUERY_TYPES, Prepared
 from fleuve.engine.system import sees_definition
 from fleuve.engine.types import Field
 from fleuve.errors import FleuveError
 from fleuve.lake import quote_literal
+from fleuve.project import Project
 from fleuve.security import audit
 from fleuve.security import privileges as system
 
 log = logging.getLogger("fleuve.engine")
 
 
-class CatalogEntities:
-    """The catalog, views, sources, reflections and grants, for the serving layer; mixed into `Engine`."""
+class CatalogEntities(ABC):
+    """The catalog, views, sources, reflections and grants, for the serving layer; a part of `Engine`."""
+
+    # Set by `Engine.__init__`.
+    project: Project
+    dialect: str
+    catalog: Catalog
+    grants: Grants
+    reflections: Reflections
+
+    @abstractmethod
+    def _plan_query(
+        self,
+        ast: exp.Expression,
+        who: Principal,
+        ctx: Sequence[str],
+        *,
+        accelerate: bool | None = None,
+        explain: bool = False,
+    ) -> Prepared:
+        """The plan of a query for `who` (the engine's planner, system tables filled)."""
+
+    @abstractmethod
+    def _borrowed(
+        self, prepared: Prepared | None = None
+    ) -> contextlib.AbstractContextManager[duckdb.DuckDBPyConnection]:
+        """A pooled cursor for the engine's own short queries."""
 
     def catalog_root(self, *, user: str) -> list[dict[str, Any]]:
         """Top-level containers `user` may see (REST `GET /api/v3/catalog` entries)."""
@@ -371,10 +399,10 @@ class CatalogEntities:
                 return fmt
         with self.project.lake.session() as con:
             for fmt in ("parquet", "csv", "json", "jsonl"):
-                n = con.execute(
+                found = con.execute(
                     f"SELECT count(*) FROM glob({quote_literal(location.rstrip('/') + f'/**/*.{fmt}')})"
-                ).fetchone()[0]
-                if n:
+                ).fetchone()
+                if found and found[0]:
                     return "json" if fmt == "jsonl" else fmt
         raise EngineError(f"no parquet, csv or json files under {location}", "check the path")
 
@@ -607,7 +635,7 @@ class CatalogEntities:
             p, rec = _grant_target(path, recursive or None)
             found = self.catalog.container(p) if rec else self.catalog.lookup(p)
             target = found.path if found is not None else p
-        out = self.grants.list(target, grantee)
+        out = self.grants.find(target, grantee)
         if not self.grants.holds(who, system.MANAGE_GRANTS):
             out = [
                 g

@@ -76,11 +76,11 @@ class LakeClock:
         self._local = threading.local()
         self._lock = threading.Lock()
         self._known: tuple[tuple[int, ...], LakeState] | None = None
+        # A SQLite catalog's files: their change times tell a new commit without a query.
+        self._files: tuple[str, ...] = ()
         if self._catalog.startswith("sqlite:"):
             path = self._catalog.removeprefix("sqlite:")
             self._files = (path, path + "-wal")
-        else:
-            self._files = ()
 
     # -- reading the catalog ------------------------------------------------------------
 
@@ -93,15 +93,15 @@ class LakeClock:
                 return con.execute(
                     sql.replace("ducklake_", prefix + "ducklake_"), list(params)
                 ).fetchall()
-        con = getattr(self._local, "con", None)
-        if con is None:
+        pg = getattr(self._local, "con", None)
+        if pg is None:
             import psycopg
 
-            con = self._local.con = psycopg.connect(
+            pg = self._local.con = psycopg.connect(
                 self._catalog.replace("postgres://", "postgresql://", 1), autocommit=True
             )
         prefix = f'"{self._schema}".' if self._schema else ""
-        with con.cursor() as cur:
+        with pg.cursor() as cur:
             cur.execute(
                 sql.replace("ducklake_", prefix + "ducklake_").replace("?", "%s"), list(params)
             )

@@ -18,6 +18,7 @@ from sqlalchemy import delete, select
 from fleuve.engine import paths
 from fleuve.engine.catalog import RECHECK_SECONDS, Catalog
 from fleuve.engine.errors import AccessDenied, EngineError, NotFound
+from fleuve.metadata.database import rows_changed
 from fleuve.metadata.engine import EngineGrant
 from fleuve.metadata.models import User
 from fleuve.security import auth
@@ -163,7 +164,7 @@ class Grants:
             "ask an administrator to GRANT it",
         )
 
-    def list(self, path: Sequence[str] | None = None, grantee: str | None = None) -> list[Grant]:
+    def find(self, path: Sequence[str] | None = None, grantee: str | None = None) -> list[Grant]:
         """Grants, optionally on one object or to one grantee."""
         out = []
         for g in self._grants():
@@ -244,18 +245,19 @@ class Grants:
         path = self._check_object(by, path, recursive)
         removed = ("SELECT", "ALL") if privilege == "ALL" else ("SELECT",)
         with self.db.session() as s:
-            result = s.execute(
+            count = rows_changed(
+                s,
                 delete(EngineGrant).where(
                     EngineGrant.grantee_kind == grantee_kind,
                     EngineGrant.grantee == grantee,
                     EngineGrant.privilege.in_(removed),
                     EngineGrant.object_key == paths.key(path),
                     EngineGrant.recursive == recursive,
-                )
+                ),
             )
-            if result.rowcount:
+            if count:
                 self.catalog.bump(s)
-        return result.rowcount or 0
+        return count
 
     def set_role(self, by: Principal, role: str, username: str, *, add: bool) -> None:
         """Give a user a role, or take it away (MANAGE USERS)."""
@@ -331,17 +333,18 @@ class Grants:
     def _revoke_system(self, by: Principal, privilege: str, kind: str, grantee: str) -> int:
         names = self._system_names(by, privilege)
         with self.db.session() as s:
-            result = s.execute(
+            count = rows_changed(
+                s,
                 delete(EngineGrant).where(
                     EngineGrant.grantee_kind == kind,
                     EngineGrant.grantee == grantee,
                     EngineGrant.privilege == system.STORED_PRIVILEGE,
                     EngineGrant.object_key.in_([system.object_key(n) for n in names]),
-                )
+                ),
             )
-            if result.rowcount:
+            if count:
                 self.catalog.bump(s)
-        return result.rowcount or 0
+        return count
 
     def _system_names(self, by: Principal, privilege: str) -> list[str]:
         """The system privileges `privilege` names (ALL: every one); only MANAGE GRANTS may."""

@@ -18,6 +18,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+import pyarrow as pa
 import sqlglot
 from sqlglot import exp
 from sqlglot.errors import OptimizeError, ParseError, TokenError
@@ -50,6 +51,8 @@ UNSAFE_FUNCTIONS = {
     "query_table",
 }
 MAX_DEPTH = 32
+# The statements that are queries: planned here, the rest answered by the engine's statements.
+QUERY_TYPES = (exp.Select, exp.Union, exp.Intersect, exp.Except, exp.Subquery, exp.Values)
 
 
 def parse_query(sql: str, dialect: str) -> exp.Expression:
@@ -278,6 +281,29 @@ class Plan:
         return self.reflections[r.id]
 
 
+@dataclass
+class Prepared:
+    """A statement ready to run: DuckDB SQL with its system tables, or an answer already."""
+
+    sql: str | None = None
+    table: pa.Table | None = None
+    plan: Plan | None = None
+    system: dict[str, pa.Table] = field(default_factory=dict)
+    lake_default: bool = False  # run with the lake as default catalog (admin statements)
+    writes: bool = False  # changes the lake: run to completion, never streamed
+    cached: bool = False  # planned earlier for the same query, catalog and lake snapshot
+    in_memory: bool = False  # reads in-memory tables only: its read transaction ends unaided
+    # Reads only reflection copies (immutable, named by reflection and snapshot) with
+    # deterministic functions: the same SQL always has the same answer, which can be kept.
+    keep_answer: bool = False
+
+    @property
+    def sql_to_run(self) -> str:
+        """The DuckDB SQL to run; only a statement answered already (`table`) has none."""
+        assert self.sql is not None, "a statement answered already has no SQL to run"
+        return self.sql
+
+
 class Accelerator(Protocol):
     """What the planner needs from the reflections."""
 
@@ -303,7 +329,6 @@ class Planner:
         allows: Callable[[Principal, str, Sequence[str]], bool],
         accelerator: Accelerator | None,
         describe: Callable[[exp.Select, Ref], list[tuple[str, str]]],
-        dialect_of: Callable[[Dataset], str] = lambda d: d.dialect,
     ) -> None:
         self.resolve = resolve
         self.allows = allows
@@ -354,11 +379,8 @@ class Planner:
                     this=self._expand_view(ds, plan, accelerate, stack),
                     alias=exp.TableAlias(this=exp.to_identifier(ref.alias, quoted=True)),
                 )
-                columns = (
-                    ref.node.args.get("alias").args.get("columns")
-                    if ref.node.args.get("alias")
-                    else None
-                )
+                alias = ref.node.args.get("alias")
+                columns = alias.args.get("columns") if alias else None
                 if columns:
                     node.args["alias"].set("columns", [c.copy() for c in columns])
             else:
@@ -433,6 +455,8 @@ class Planner:
             return
         r, new = chosen
         target = site.select if r.kind == "AGGREGATION" else ref.node
+        # An aggregation is only chosen over a SELECT (see `_attempt`).
+        assert target is not None
         if target is bound.ast:
             bound.ast = new
         else:

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.ipc as ipc
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -216,7 +216,9 @@ class JobStore:
                     removed += 1
                 row.result_path, row.result_expires_at = None, None
             s.execute(
-                EngineJob.__table__.delete().where(EngineJob.submitted_at < now - HISTORY_RETENTION)
+                delete(EngineJob)
+                .where(EngineJob.submitted_at < now - HISTORY_RETENTION)
+                .execution_options(synchronize_session=False)
             )
         with self._lock:
             for job in self._jobs.values():

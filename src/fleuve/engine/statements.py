@@ -7,8 +7,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import duckdb
 import pyarrow as pa
@@ -16,41 +15,25 @@ from sqlglot import exp
 
 from fleuve.engine import ddl, paths
 from fleuve.engine.dialect import to_duckdb
+from fleuve.engine.entities import CatalogEntities
 from fleuve.engine.errors import EngineError, NotFound, QueryFailed, safe_error
 from fleuve.engine.grants import Grant, Principal, not_found
-from fleuve.engine.plan import Plan, parse_query
+from fleuve.engine.plan import QUERY_TYPES, Planner, Prepared, parse_query
 from fleuve.engine.reflections.service import RefreshResult
-from fleuve.engine.system import describe_table
+from fleuve.engine.system import SystemTables, describe_table
 from fleuve.lake import CATALOG, quote_ident
 from fleuve.security import privileges as system
 
-if TYPE_CHECKING:
-    pass
-
-QUERY_TYPES = (exp.Select, exp.Union, exp.Intersect, exp.Except, exp.Subquery, exp.Values)
 DML = (exp.Insert, exp.Update, exp.Delete, exp.Merge)
 STATUS = pa.schema([("ok", pa.bool_()), ("summary", pa.string())])
 
 
-@dataclass
-class Prepared:
-    """A statement ready to run: DuckDB SQL with its system tables, or an answer already."""
+class Statements(CatalogEntities):
+    """Answers the engine's own statements; a part of `Engine`, over its catalog entities."""
 
-    sql: str | None = None
-    table: pa.Table | None = None
-    plan: Plan | None = None
-    system: dict[str, pa.Table] = field(default_factory=dict)
-    lake_default: bool = False  # run with the lake as default catalog (admin statements)
-    writes: bool = False  # changes the lake: run to completion, never streamed
-    cached: bool = False  # planned earlier for the same query, catalog and lake snapshot
-    in_memory: bool = False  # reads in-memory tables only: its read transaction ends unaided
-    # Reads only reflection copies (immutable, named by reflection and snapshot) with
-    # deterministic functions: the same SQL always has the same answer, which can be kept.
-    keep_answer: bool = False
-
-
-class Statements:
-    """Answers the engine's own statements; mixed into `Engine`."""
+    # Set by `Engine.__init__`.
+    planner: Planner
+    system: SystemTables
 
     def _statement(self, stmt: Any, who: Principal, ctx: tuple[str, ...], dialect: str) -> Prepared:
         handler = getattr(self, "_do_" + type(stmt).__name__)
@@ -219,19 +202,31 @@ class Statements:
         self, stmt: ddl.GrantStatement, who: Principal, ctx: tuple[str, ...], _: str
     ) -> pa.Table:
         lines = []
-        change = self.grants.revoke if stmt.revoke else self.grants.grant
         kind = stmt.grantee_kind.lower()
         for privilege in stmt.privileges:
-            done = change(
-                who, privilege, stmt.path, stmt.grantee_kind, stmt.grantee, recursive=stmt.recursive
-            )
             if stmt.revoke:
+                removed = self.grants.revoke(
+                    who,
+                    privilege,
+                    stmt.path,
+                    stmt.grantee_kind,
+                    stmt.grantee,
+                    recursive=stmt.recursive,
+                )
                 revoked = Grant(
                     stmt.grantee_kind, stmt.grantee, privilege, stmt.path, stmt.recursive
                 )
-                self._audit_grant(who, "revoke", revoked.as_json(), removed=done)
-                lines.append(f"revoked {privilege} from {kind} {stmt.grantee} ({done} grant(s))")
+                self._audit_grant(who, "revoke", revoked.as_json(), removed=removed)
+                lines.append(f"revoked {privilege} from {kind} {stmt.grantee} ({removed} grant(s))")
             else:
+                done = self.grants.grant(
+                    who,
+                    privilege,
+                    stmt.path,
+                    stmt.grantee_kind,
+                    stmt.grantee,
+                    recursive=stmt.recursive,
+                )
                 self._audit_grant(who, "grant", done.as_json())
                 lines.append(
                     f"granted {done.privilege} on {done.as_json()['object']} to {kind} {done.grantee}"

@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, cast
 
-from sqlalchemy import create_engine, event, text
+from sqlalchemy import CursorResult, Executable, create_engine, event, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
@@ -70,7 +70,6 @@ class Database:
 
         cfg = Config()
         cfg.set_main_option("script_location", str(MIGRATIONS))
-        cfg.set_main_option("sqlalchemy.url", self.url.replace("%", "%%"))
         return cfg
 
     def revisions(self) -> tuple[set[str], set[str]]:
@@ -124,7 +123,14 @@ class Database:
         self.engine.dispose()
 
 
-def _sqlite_pragmas(dbapi_conn, _record) -> None:  # type: ignore[no-untyped-def]
+def rows_changed(session: Session, statement: Executable) -> int:
+    """Run an UPDATE or DELETE in `session`; how many rows it changed."""
+    # Session.execute is typed for queries; a DML statement's result is a CursorResult.
+    result = cast("CursorResult[Any]", session.execute(statement))
+    return result.rowcount or 0
+
+
+def _sqlite_pragmas(dbapi_conn: Any, _record: object) -> None:
     """WAL lets readers proceed while a writer commits; the busy timeout waits out writers."""
     cur = dbapi_conn.cursor()
     cur.execute("PRAGMA journal_mode=WAL")

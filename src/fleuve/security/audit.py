@@ -22,6 +22,7 @@ from typing import Any
 from sqlalchemy import delete, func, insert, select
 
 from fleuve.metadata import AuditEvent, Database
+from fleuve.metadata.database import rows_changed
 from fleuve.metadata.models import utcnow
 from fleuve.security.masking import mask, mask_value
 
@@ -123,7 +124,7 @@ def record(db: Database, kind: str, action: str, **fields: Any) -> None:
 def recent_failures(db: Database, username: str, window: timedelta) -> int:
     """How many failed logins `username` had within `window`."""
     with db.session() as s:
-        return s.scalar(
+        failures = s.scalar(
             select(func.count(AuditEvent.id)).where(
                 AuditEvent.kind == "login",
                 AuditEvent.username == username,
@@ -131,6 +132,7 @@ def recent_failures(db: Database, username: str, window: timedelta) -> int:
                 AuditEvent.at >= utcnow() - window,
             )
         )
+    return failures or 0
 
 
 @dataclass
@@ -168,10 +170,9 @@ def events(db: Database, filters: Filters) -> list[AuditEvent]:
 def purge(db: Database, retention_days: int) -> int:
     """Delete events older than the retention period; returns how many went."""
     with db.session() as s:
-        result = s.execute(
-            delete(AuditEvent).where(AuditEvent.at < utcnow() - timedelta(days=retention_days))
+        return rows_changed(
+            s, delete(AuditEvent).where(AuditEvent.at < utcnow() - timedelta(days=retention_days))
         )
-        return result.rowcount or 0
 
 
 class AuditWriter:

@@ -17,6 +17,7 @@ from sqlalchemy import select, update
 
 from fleuve.errors import FleuveError, NotFound
 from fleuve.metadata import Database, Token, User
+from fleuve.metadata.database import rows_changed
 from fleuve.metadata.models import utcnow
 from fleuve.private import write_private
 from fleuve.security import audit
@@ -222,9 +223,11 @@ def list_tokens(db: Database, username: str) -> list[Token]:
 def revoke_token(db: Database, token: str) -> bool:
     """Revoke the token given in clear (a logout); False if it was unknown."""
     with db.session() as s:
-        result = s.execute(update(Token).where(Token.digest == digest(token)).values(revoked=True))
+        count = rows_changed(
+            s, update(Token).where(Token.digest == digest(token)).values(revoked=True)
+        )
     _changed(db)
-    return bool(result.rowcount)
+    return bool(count)
 
 
 def revoke_token_id(
@@ -233,11 +236,14 @@ def revoke_token_id(
     """Revoke one of the user's tokens by its id; a TokenNotFound if it is not theirs."""
     user = get_user(db, username)
     with db.session() as s:
-        result = s.execute(
-            update(Token).where(Token.id == token_id, Token.user_id == user.id).values(revoked=True)
+        count = rows_changed(
+            s,
+            update(Token)
+            .where(Token.id == token_id, Token.user_id == user.id)
+            .values(revoked=True),
         )
     _changed(db)
-    if not result.rowcount:
+    if not count:
         raise TokenNotFound(
             f"user '{username}' has no token {token_id}",
             f"list them with `fleuve users tokens {username}`",
@@ -253,9 +259,9 @@ def user_for_token(db: Database, token: str) -> User | None:
     with _cache_lock:
         hit = _cache.get(key)
     if hit is not None:
-        user, expires_at, checked, seen = hit
+        cached, expires_at, checked, seen = hit
         if now - checked < TOKEN_CACHE_SECONDS and seen == stamp:
-            return user if expires_at is None or expires_at > utcnow() else None
+            return cached if expires_at is None or expires_at > utcnow() else None
     with db.session() as s:
         row = s.scalar(select(Token).where(Token.digest == key[1]))
         if row is None or row.revoked or (row.expires_at and row.expires_at <= utcnow()):
