@@ -5,16 +5,19 @@ from __future__ import annotations
 import sqlite3
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 import yaml
 
 from fleuve.project import Project, init_project
 from fleuve.schedule.work import Outcome, Scheduled
+from tests.conftest import PG_ADMIN
 
 START = datetime(2026, 3, 2, 8, 0, 30, tzinfo=UTC)
 
@@ -56,6 +59,33 @@ def make_project(
     raw.update(more)
     config.write_text(yaml.safe_dump(raw, allow_unicode=True), encoding="utf-8")
     return Project.open(folder)
+
+
+@pytest.fixture
+def pg_database() -> Iterator[str]:
+    """A fresh PostgreSQL database for the metadata, dropped afterwards."""
+    name = f"fleuve_sched_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield name
+    finally:
+        with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def on_postgresql(pg_schema: str, pg_database: str) -> dict[str, Any]:
+    """`make_project` keywords for a lake catalog and a metadata database on PostgreSQL."""
+    url = f"postgresql+psycopg://postgres@127.0.0.1:5432/{pg_database}"
+    return {
+        "overrides": {
+            "lake.catalog": PG_ADMIN,
+            "lake.catalog_schema": pg_schema,
+            "metadata.url": url,
+        },
+        "lake": {"catalog": PG_ADMIN, "catalog_schema": pg_schema},
+        "metadata": {"url": url},
+    }
 
 
 @pytest.fixture
@@ -102,3 +132,17 @@ def wait_for(check: Callable[[], bool], seconds: float = 30, what: str = "condit
             return
         time.sleep(0.05)
     raise AssertionError(f"timed out waiting for {what}")
+
+
+def tick_until(
+    scheduler: Any, check: Callable[[], bool], seconds: float = 120, what: str = ""
+) -> None:
+    """Tick `scheduler` until `check` holds: a run on new data starts at the first tick after
+    the dbt project is parsed, which happens beside the loop."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        scheduler.tick()
+        if check():
+            return
+        time.sleep(0.25)
+    raise AssertionError(f"timed out waiting for {what or 'condition'}")

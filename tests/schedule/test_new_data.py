@@ -20,7 +20,14 @@ from fleuve.schedule.inputs import read_tables
 from fleuve.schedule.scheduler import Scheduler
 from fleuve.schedule.work import definitions
 from fleuve.transform.lineage import _load_manifest
-from tests.schedule.conftest import START, Recorder, make_project, sqlite_connection, wait_for
+from tests.schedule.conftest import (
+    START,
+    Recorder,
+    make_project,
+    sqlite_connection,
+    tick_until,
+    wait_for,
+)
 
 
 def shop(folder: Path) -> dict:
@@ -68,8 +75,8 @@ def test_a_sync_starts_only_the_schedules_reading_its_tables(project: Project) -
     result = sync_connection(project.settings, project.lake, project.db, "shop")
     assert result.status == "succeeded"
     clock.advance(minutes=5)
-    scheduler.tick()
-    wait_for(lambda: scheduler.running == 0 and recorder.names(), what="the run on new data")
+    tick_until(scheduler, recorder.names, what="the run on new data")
+    wait_for(lambda: scheduler.running == 0, what="the run on new data to end")
     assert runs(project) == [("customers", "new data in bronze.raw_customers")]
 
     # Nothing new since: nothing more runs, however often the scheduler looks.
@@ -88,6 +95,7 @@ def test_a_sync_starts_only_the_schedules_reading_its_tables(project: Project) -
 
 
 def test_a_snapshot_of_other_tables_and_a_paused_schedule_start_nothing(project: Project) -> None:
+    _load_manifest(project.settings)  # parsed first: every tick below reads the selections' tables
     clock = ManualClock(START)
     recorder = Recorder()
     scheduler = Scheduler(project, clock=clock, runner=recorder)
@@ -140,8 +148,7 @@ def test_the_look_is_due_again_after_a_run_started_by_new_data(project: Project)
     scheduler = Scheduler(project, clock=clock, runner=recorder)
     scheduler.tick()
     sync_connection(project.settings, project.lake, project.db, "shop")
-    scheduler.tick()
-    wait_for(lambda: recorder.names() == ["customers"], what="the first run")
+    tick_until(scheduler, lambda: recorder.names() == ["customers"], what="the first run")
     sync_connection(project.settings, project.lake, project.db, "shop")
     clock.advance(seconds=1)
     scheduler.tick()

@@ -8,13 +8,10 @@ import itertools
 import os
 import subprocess
 import sys
-import uuid
 from collections import Counter
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
-import psycopg
 import pytest
 from sqlalchemy import func, select
 
@@ -27,19 +24,6 @@ from tests.schedule.conftest import START, make_project, sqlite_connection, wait
 CONNECTIONS = int(os.environ.get("FLEUVE_TEST_CONNECTIONS", 50))
 MINUTES = int(os.environ.get("FLEUVE_TEST_MINUTES", 5))
 WORKERS = 3
-
-
-@pytest.fixture
-def pg_database() -> Iterator[str]:
-    """A fresh PostgreSQL database for the metadata, dropped afterwards."""
-    name = f"fleuve_sched_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield name
-    finally:
-        with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @pytest.mark.slow

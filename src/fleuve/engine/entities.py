@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import threading
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from typing import Any
@@ -491,10 +492,13 @@ class CatalogEntities(ABC):
             self._managed_reflection(reflection_id, who), who, mode=mode.upper()
         )
 
-    def refresh_due(self) -> list[RefreshResult]:
-        """Refresh every reflection whose policy says it is due (the pipeline and scheduler call this)."""
+    def refresh_due(self, stop: threading.Event | None = None) -> list[RefreshResult]:
+        """Refresh every reflection whose policy says it is due (the pipeline and scheduler call this);
+        once `stop` is set, the next ones are left for a later refresh."""
         out = []
         for r in self.reflections.due():
+            if stop is not None and stop.is_set():
+                break
             try:
                 out.append(self.reflections.refresh(r))
             except FleuveError as exc:

@@ -8,9 +8,13 @@ from __future__ import annotations
 
 import json
 import sys
+from typing import TYPE_CHECKING
 
 from fleuve.errors import FleuveError
 from fleuve.project import Project
+
+if TYPE_CHECKING:
+    from fleuve.transform.dbt import NodeEvent
 
 
 def run(project: Project, work: dict) -> str:
@@ -25,7 +29,11 @@ def run(project: Project, work: dict) -> str:
 
         args = [work["command"], "--select", *work["select"]]
         result = run_transform(
-            project.settings, args, db=project.db, metadata={"schedule": work["name"]}
+            project.settings,
+            args,
+            db=project.db,
+            on_event=_print_node,
+            metadata={"schedule": work["name"]},
         )
         if not result.success:
             raise FleuveError(f"dbt {' '.join(args)}: {result.summary()}", "see the dbt log")
@@ -45,6 +53,16 @@ def run(project: Project, work: dict) -> str:
             raise report.error
         return f"pipeline run {report.run_id} succeeded in {report.seconds:.1f}s"
     raise FleuveError(f"unknown kind of scheduled work {kind!r}")
+
+
+def _print_node(event: NodeEvent) -> None:
+    """One line of the run's log per dbt node that finished."""
+    if event.kind == "finish":
+        took = f" in {event.seconds:.1f}s" if event.seconds is not None else ""
+        print(
+            f"{event.index}/{event.total} {event.resource_type} {event.name}: {event.status}{took}",
+            flush=True,
+        )
 
 
 def main(argv: list[str]) -> int:

@@ -21,6 +21,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
+from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -29,7 +30,7 @@ from sqlalchemy import delete, literal, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
-from fleuve.config import CONFIG_FILE, load_settings
+from fleuve.config import CONFIG_FILE, Settings, load_settings
 from fleuve.errors import FleuveError, NotFound
 from fleuve.metadata.schedule import ScheduleLease, ScheduleRun, ScheduleState
 from fleuve.project import Project
@@ -53,6 +54,8 @@ MAX_ATTEMPTS = 3
 HEARTBEAT_SECONDS = 10.0
 # How often a process deletes the runs past schedule.run_retention_days.
 PURGE_EVERY = timedelta(hours=1)
+# Real seconds before a dbt project that failed to parse, unchanged since, is parsed again.
+PARSE_RETRY_SECONDS = 60.0
 
 Runner = Callable[[Scheduled, int, threading.Event], Outcome]
 
@@ -120,6 +123,8 @@ class Scheduler:
         self._purged = datetime.min.replace(tzinfo=UTC)
         self._inputs: dict[str, tuple[object, frozenset[tuple[str, str]]]] = {}
         self._input_errors: set[str] = set()
+        self._parse: Future[dict[str, Any]] | None = None
+        self._parse_failed: tuple[float, FleuveError | None] = (0.0, None)
         ensure_states(project, self.defs, self.clock.now())
 
     # -- the loop ------------------------------------------------------------------------
@@ -350,9 +355,9 @@ class Scheduler:
         if self._runner is not None:
             return self._runner(item, active.run_id, active.stop)
         if item.kind == "sync":
-            return run_sync(self.project, item)
+            return run_sync(self.project, item, active.stop)
         if item.kind == REFLECTIONS:
-            return run_reflections(self.project, self._reflection_engine())
+            return run_reflections(self.project, self._reflection_engine(), item, active.stop)
         return run_child(self.project, item, active.run_id, active.stop)
 
     def _reflection_engine(self) -> Any:
@@ -483,12 +488,14 @@ class Scheduler:
                 log.info("new data: run asked for", extra={"schedule": name, "tables": changed})
 
     def _read_tables(self, item: Scheduled) -> frozenset[tuple[str, str]] | None:
-        """The lake tables `item` reads (cached per manifest); None, logged once, when unknown."""
+        """The lake tables `item` reads (cached per manifest); None while the dbt project is
+        parsed again, and (logged once) when they cannot be known."""
         from fleuve.schedule.inputs import read_tables
-        from fleuve.transform.lineage import _load_manifest
 
         try:
-            manifest = _load_manifest(self.project.settings)
+            manifest = self._manifest()
+            if manifest is None:
+                return None
             cached = self._inputs.get(item.name)
             if cached is not None and cached[0] is manifest:
                 return cached[1]
@@ -506,6 +513,35 @@ class Scheduler:
         self._input_errors.discard(item.name)
         self._inputs[item.name] = (manifest, tables)
         return tables
+
+    def _manifest(self) -> dict[str, Any] | None:
+        """The dbt project's manifest; None while `dbt parse` runs after a change of the project,
+        in a thread of its own, so that the seconds it takes never hold a tick back."""
+        from fleuve.transform.lineage import _load_manifest, manifest_needs_parse
+
+        settings = self.project.settings
+        parse = self._parse
+        if parse is None:
+            if not manifest_needs_parse(settings):
+                return _load_manifest(settings)
+            failed_at, error = self._parse_failed
+            if error is not None and time.monotonic() - failed_at < PARSE_RETRY_SECONDS:
+                raise error
+            parse = self._parse = Future()
+            threading.Thread(
+                target=_parse_in_background,
+                args=(settings, parse),
+                name="fleuve-dbt-parse",
+                daemon=True,
+            ).start()
+        if not parse.done():
+            return None
+        self._parse = None
+        try:
+            return parse.result()
+        except FleuveError as exc:
+            self._parse_failed = (time.monotonic(), exc)
+            raise
 
     # -- leases of running runs, and runs whose process died -----------------------------
 
@@ -653,6 +689,16 @@ class Scheduler:
         self.project.settings, self.defs = settings, defs
         ensure_states(self.project, defs, self.clock.now())
         log.info("schedules reloaded from fleuve.yml", extra={"schedules": len(defs)})
+
+
+def _parse_in_background(settings: Settings, result: Future[dict[str, Any]]) -> None:
+    """Read the dbt manifest, parsing the project first when it changed, into `result`."""
+    from fleuve.transform.lineage import _load_manifest
+
+    try:
+        result.set_result(_load_manifest(settings))
+    except BaseException as exc:  # handed to the loop, which logs it
+        result.set_exception(exc)
 
 
 # -- state rows, listing and control (the CLI and REST use these) -------------------------

@@ -1,10 +1,12 @@
 """What can be scheduled: connection syncs, the pipeline, dbt selections, lake maintenance and
 reflection refreshes; their definitions from fleuve.yml and how one run of each is carried out.
 
-Syncs and reflection checks run in the scheduler's process (a sync stops itself at its
-connection's timeout_minutes). The pipeline, dbt and lake maintenance run as a child process
-(`python -m fleuve.schedule.child`), so that one past its timeout_minutes can be stopped, and so
-that it dies with the process that holds its lease.
+Syncs and reflection refreshes run in the scheduler's process: a sync stops itself at its
+connection's timeout_minutes, a refresh's statement is interrupted at the schedule's, and both
+stop when the scheduler asks (its lease was lost to another process, or it is stopping). The
+pipeline, dbt and lake maintenance run as a child process (`python -m fleuve.schedule.child`),
+killed past its timeout_minutes or when the scheduler asks, and dying with the process that
+holds its lease.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -155,36 +158,88 @@ def _pipeline_steps(work: ScheduledWork) -> tuple[str, ...]:
     return tuple(n for n in names if n in wanted)
 
 
-def run_sync(project: Project, item: Scheduled) -> Outcome:
-    """Sync the connection in this process; its job records the attempts and the log."""
+def run_sync(project: Project, item: Scheduled, stop: threading.Event) -> Outcome:
+    """Sync the connection in this process; its job records the attempts and the log. `stop`
+    (the lease was lost, or the scheduler stops) interrupts it."""
     from fleuve.ingest import sync_connection
     from fleuve.security.audit import Origin
 
     result = sync_connection(
-        project.settings, project.lake, project.db, item.name, origin=Origin("scheduler")
+        project.settings,
+        project.lake,
+        project.db,
+        item.name,
+        origin=Origin("scheduler"),
+        stop=stop,
     )
     timed_out = any("ran past its timeout" in e for e in result.errors.values())
     status = "timed_out" if timed_out else result.status
     return Outcome(status, result.error, result.job_id, details={"records": result.records})
 
 
-def run_reflections(project: Project, engine: Any) -> Outcome:
-    """Refresh the reflections that are due (each refresh takes its own lease)."""
+def run_reflections(
+    project: Project, engine: Any, item: Scheduled, stop: threading.Event
+) -> Outcome:
+    """Refresh the reflections that are due (each refresh takes its own lease); past the
+    schedule's timeout_minutes, or once `stop` is set, the running refresh is interrupted (it
+    rolls back) and the others wait for the next run."""
     due = engine.reflections.due()
     if not due:
         return Outcome("succeeded", details={"refreshed": 0})  # a look, no job to keep
     job_id = _start_job(project, REFLECTIONS, REFLECTIONS, {"due": [r.name for r in due]})
+    halted, done = threading.Event(), threading.Event()
+    watcher = threading.Thread(
+        target=_halt_refreshes,
+        args=(engine.project.lake, threading.get_ident(), item, stop, halted, done),
+        name=f"fleuve-{item.name}-watch",
+        daemon=True,
+    )
+    watcher.start()
     try:
-        results = engine.refresh_due()
+        results = engine.refresh_due(stop=halted)
     except Exception as exc:  # recorded on the run, the loop goes on
         _finish_job(project, job_id, "failed", {"error": str(exc)})
         return Outcome("failed", f"{type(exc).__name__}: {exc}", job_id)
+    finally:
+        done.set()
+        watcher.join()
     failed = [r for r in results if r.mode == "FAILED"]
-    done = [{"reflection": r.reflection, "mode": r.mode, "rows": r.rows} for r in results]
-    status = "failed" if failed else "succeeded"
-    _finish_job(project, job_id, status, {"refreshed": done})
-    error = "; ".join(f"{r.reflection}: {r.reason}" for r in failed) or None
+    refreshed = [{"reflection": r.reflection, "mode": r.mode, "rows": r.rows} for r in results]
+    left = len(due) - len(results)
+    error: str | None
+    if halted.is_set() and (failed or left):
+        status = "cancelled" if stop.is_set() else "timed_out"
+        error = (
+            "stopped by the scheduler (its lease was lost, or it is stopping)"
+            if stop.is_set()
+            else f"ran past its timeout of {item.timeout_minutes:g} minutes and was stopped"
+        )
+        if left:
+            error += f"; {left} due reflection(s) left for the next run"
+    else:
+        status = "failed" if failed else "succeeded"
+        error = "; ".join(f"{r.reflection}: {r.reason}" for r in failed) or None
+    detail = {"refreshed": refreshed, **({"error": error} if error else {})}
+    _finish_job(project, job_id, status, detail)
     return Outcome(status, error, job_id, details={"refreshed": len(results)})
+
+
+def _halt_refreshes(
+    lake: Any,
+    thread: int,
+    item: Scheduled,
+    stop: threading.Event,
+    halted: threading.Event,
+    done: threading.Event,
+) -> None:
+    """Until `done`: at the timeout or on `stop`, set `halted` and interrupt what `thread`
+    commits to the lake (again each time, as the refresh may be between two statements)."""
+    deadline = time.monotonic() + item.timeout_minutes * 60
+    while not done.wait(0.2):
+        if not halted.is_set() and (stop.is_set() or time.monotonic() >= deadline):
+            halted.set()
+        if halted.is_set():
+            lake.interrupt(thread)
 
 
 def run_child(project: Project, item: Scheduled, run_id: int, stop: threading.Event) -> Outcome:

@@ -329,12 +329,19 @@ register_lineage_provider(dbt_manifest)
 register_lineage_provider(dbt_columns)
 
 
+def manifest_needs_parse(settings: Settings) -> bool:
+    """True when the dbt project changed since Fleuve's last manifest.json, or there is none."""
+    path = target_dir(settings) / "manifest.json"
+    project_dir = settings.path(settings.transform.project_dir)
+    newest = max((p.stat().st_mtime_ns for p in project_files(project_dir)), default=0)
+    return not path.exists() or path.stat().st_mtime_ns < newest
+
+
 def _load_manifest(settings: Settings) -> dict[str, Any]:
     """Fleuve's last manifest.json, parsed again first when the dbt project changed since."""
     path = target_dir(settings) / "manifest.json"
     project_dir = settings.path(settings.transform.project_dir)
-    newest = max((p.stat().st_mtime_ns for p in project_files(project_dir)), default=0)
-    if not path.exists() or path.stat().st_mtime_ns < newest:
+    if manifest_needs_parse(settings):
         parsed = run_dbt(settings, ["parse"])
         if not parsed.success or not path.exists():
             raise FleuveError(
