@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy import select
+from sqlalchemy.exc import OperationalError
 
 from fleuve.engine import Engine
 from fleuve.ingest import sync_connection
@@ -20,6 +21,7 @@ from fleuve.metadata import Job
 from fleuve.metadata.engine import EngineReflection
 from fleuve.metadata.schedule import ScheduleRun
 from fleuve.project import Project
+from fleuve.schedule import leases
 from fleuve.schedule import scheduler as sched
 from fleuve.schedule.clock import ManualClock
 from fleuve.schedule.scheduler import Scheduler
@@ -201,3 +203,36 @@ def test_a_dbt_parse_never_holds_a_tick_back(
 
 def _triggers(project: Project) -> list[tuple[str, str]]:
     return [(r.schedule, r.trigger) for r in all_runs(project)]
+
+
+def test_a_run_stops_before_its_lease_runs_out_when_the_metadata_database_is_out_of_reach(
+    tmp_path: Path, projects: list, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    project = make_project(
+        tmp_path / "p",
+        schedules=[{"name": "tidy", "what": "lake_maintain"}],
+        schedule={"reflections": "manual", "lease_seconds": 60},
+    )
+    projects.append(project)
+    clock, recorder = ManualClock(START), Recorder(hold=True)
+    scheduler = Scheduler(project, clock=clock, runner=recorder)
+    sched.request_run(project, "tidy", "test", clock)
+    scheduler.tick()
+    wait_for(lambda: recorder.names() == ["tidy"], what="the run")
+
+    # Only the renewal fails, as it does when the database is out of reach (a real outage would
+    # stop this test's own bookkeeping too); the rest of each tick reads the database as usual.
+    def unreachable(*args: Any) -> bool:
+        raise OperationalError(
+            "UPDATE schedule_leases", {}, Exception("server closed the connection")
+        )
+
+    monkeypatch.setattr(leases, "renew", unreachable)
+    clock.advance(seconds=25)
+    scheduler.tick()  # 35 s of lease left, more than a heartbeat: the run goes on
+    assert scheduler.running == 1
+    clock.advance(seconds=20)
+    scheduler.tick()  # 15 s left: the next heartbeat would come too late
+    wait_for(lambda: scheduler.running == 0, what="the run to stop")
+    [run] = all_runs(project)
+    assert run.status == "cancelled" and clock.now() - run.started_at < timedelta(seconds=60)

@@ -76,6 +76,8 @@ class _Active:
     item: Scheduled
     keys: tuple[str, ...]
     stop: threading.Event
+    # When its leases were last renewed (scheduler clock).
+    renewed_at: datetime
     thread: threading.Thread | None = None
 
 
@@ -290,7 +292,7 @@ class Scheduler:
         s.flush()
         st.last_due_at, st.last_started_at = due_at, now
         st.last_status, st.last_run_id = "running", run.id
-        return _Active(run.id, item, keys, threading.Event())
+        return _Active(run.id, item, keys, threading.Event(), now)
 
     def _run_row(
         self,
@@ -557,11 +559,22 @@ class Scheduler:
         with self._lock:
             active = list(self._active.values())
         for run in active:
-            if not leases.renew(self.db, run.keys, self.owner, now, self.lease_seconds):
-                log.warning(
-                    "lease lost: another process took the run over",
-                    extra={"schedule": run.item.name, "run_id": run.run_id},
-                )
+            where = {"schedule": run.item.name, "run_id": run.run_id}
+            try:
+                kept = leases.renew(self.db, run.keys, self.owner, now, self.lease_seconds)
+            except DBAPIError as exc:
+                # The metadata database is out of reach. Another process that reaches it takes
+                # the run over once the lease runs out: stop the run before that can happen.
+                if (now - run.renewed_at).total_seconds() + third >= self.lease_seconds:
+                    log.warning("lease running out, run stopped: %s", _first_line(exc), extra=where)
+                    run.stop.set()
+                else:
+                    log.warning("lease not renewed: %s", _first_line(exc), extra=where)
+                continue
+            if kept:
+                run.renewed_at = now
+            else:
+                log.warning("lease lost: another process took the run over", extra=where)
                 run.stop.set()
 
     def _take_over_orphans(self, now: datetime) -> None:
@@ -618,7 +631,7 @@ class Scheduler:
             "run taken over after its process stopped",
             extra={"schedule": item.name, "abandoned_run": run_id, "run_id": new_id},
         )
-        self._launch(_Active(new_id, item, keys, threading.Event()))
+        self._launch(_Active(new_id, item, keys, threading.Event(), now))
 
     # -- run now, in the caller's process ------------------------------------------------
 
@@ -649,7 +662,7 @@ class Scheduler:
                 f"'{name}' was just run by {requested_by}", "look at `fleuve schedules list`"
             ) from None
         _audit(self.project, "run", name, requested_by)
-        active = _Active(run_id, item, keys, threading.Event())
+        active = _Active(run_id, item, keys, threading.Event(), now)
         with self._lock:
             self._active[run_id] = active
         beat = threading.Thread(target=self._beat_while, args=(active,), daemon=True)
@@ -689,6 +702,11 @@ class Scheduler:
         self.project.settings, self.defs = settings, defs
         ensure_states(self.project, defs, self.clock.now())
         log.info("schedules reloaded from fleuve.yml", extra={"schedules": len(defs)})
+
+
+def _first_line(exc: BaseException) -> str:
+    """An error's first line (a database error's statement and parameters follow it)."""
+    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
 
 
 def _parse_in_background(settings: Settings, result: Future[dict[str, Any]]) -> None:
