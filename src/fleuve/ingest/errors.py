@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from fleuve.errors import FleuveError
+from fleuve.lake import lost_race
 
 
 class IngestError(FleuveError):
@@ -39,6 +40,8 @@ def is_transient(exc: BaseException) -> bool:
         return True
     if isinstance(exc, FleuveError):
         return False
+    if lost_race(exc):
+        return True
     text = str(exc).lower()
     return any(
         marker in text
@@ -50,8 +53,6 @@ def is_transient(exc: BaseException) -> bool:
             "timed out",
             "timeout",
             "lost connection",
-            "database is locked",
-            "conflict",
             "temporarily unavailable",
             "broken pipe",
         )

@@ -12,20 +12,12 @@ from typing import Any
 import yaml
 
 from fleuve.config import Settings
+from fleuve.lake import lost_race
 from fleuve.metadata import Database
 from fleuve.transform.dbt import DbtRun, NodeEvent, run_dbt
 from fleuve.transform.history import record_end, record_plain_run, record_start
 
 log = logging.getLogger("fleuve.transform")
-
-# What the lake's catalogs say when another process committed or held the catalog first.
-_RACE_MARKERS = (
-    "database is locked",
-    "failed to commit ducklake transaction",
-    "write-write conflict",
-    "could not serialize access",
-    "deadlock detected",
-)
 
 
 def run_transform(
@@ -102,15 +94,8 @@ def dbt_project_name(settings: Settings) -> str | None:
 def _lost_races(run: DbtRun) -> bool:
     """True when every failure of the run is a commit conflict or a locked catalog."""
     if run.failed:
-        return all(n.status == "error" and _lost_race(n.message) for n in run.failed)
-    return _lost_race(run.error)
-
-
-def _lost_race(message: str | None) -> bool:
-    # Narrower than any error that mentions a "conflict": a real error resumed ten times
-    # would only make the user wait for the same failure.
-    text = (message or "").lower()
-    return any(marker in text for marker in _RACE_MARKERS)
+        return all(n.status == "error" and lost_race(n.message) for n in run.failed)
+    return lost_race(run.error)
 
 
 def _store_failures(settings: Settings, run: DbtRun) -> None:
