@@ -185,6 +185,8 @@ class Lake:
         # 1.5.5) fails such commits ("Table entry ... does not have any columns"), loses a
         # table or crashes when two transactions of one database instance create tables at once.
         self._creating = threading.Lock()
+        # The session of the transaction each thread is committing, for `interrupt`.
+        self._committing: dict[int, duckdb.DuckDBPyConnection] = {}
 
     def __repr__(self) -> str:
         return f"Lake(catalog={redact_dsn(self.settings.lake_catalog)!r}, data={self.settings.lake_data_path!r})"
@@ -426,7 +428,28 @@ class Lake:
                     raise
                 return result
 
-            return _retry_conflicts(attempt, what=what, retries=self.settings.lake.commit_retries)
+            thread = threading.get_ident()
+            outer = self._committing.get(thread)
+            self._committing[thread] = con
+            try:
+                return _retry_conflicts(
+                    attempt, what=what, retries=self.settings.lake.commit_retries
+                )
+            finally:
+                if outer is None:
+                    self._committing.pop(thread, None)
+                else:
+                    self._committing[thread] = outer
+
+    def interrupt(self, thread: int) -> bool:
+        """Stop the statement of the transaction thread `thread` is committing: its `commit`
+        fails and rolls back. False when that thread commits nothing now."""
+        con = self._committing.get(thread)
+        if con is None:
+            return False
+        with contextlib.suppress(duckdb.Error):  # the transaction ended meanwhile
+            con.interrupt()
+        return True
 
     def maintain(self, *, keep_from: int | None = None) -> Maintenance:
         """Compact small files, expire snapshots past retention, delete files nobody references.
