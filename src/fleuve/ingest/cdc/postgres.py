@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import itertools
 import logging
 import select
 import time
@@ -130,10 +131,12 @@ class PostgresCapture:
         flush_rows: int = 50_000,
         flush_seconds: float = 1.0,
         idle_confirm_seconds: float = 10.0,
+        slot_wait_seconds: float = 10.0,
     ) -> None:
         self.lake, self.conn = lake, conn
         self.flush_rows, self.flush_seconds = flush_rows, flush_seconds
         self.idle_confirm_seconds = idle_confirm_seconds
+        self.slot_wait_seconds = slot_wait_seconds
         source = conn.source
         fields = _dsn_fields(source, "postgresql")
         self.params: dict[str, Any] = {
@@ -361,7 +364,11 @@ class PostgresCapture:
         return (parse_lsn(row[0]) if row[0] else None), row[1], row[2]
 
     def _drop_slot(self, pg: psycopg.Connection[Any]) -> None:
+        deadline = time.monotonic() + self.slot_wait_seconds
         _, _, pid = self._slot(pg)
+        while pid is not None and time.monotonic() < deadline:
+            time.sleep(0.2)  # a capture that just died keeps it until the server notices
+            _, _, pid = self._slot(pg)
         if pid is not None:
             raise CaptureError(
                 f"connection '{self.conn.name}': slot '{self.slot}' is in use by process {pid}",
@@ -538,8 +545,14 @@ class PostgresCapture:
         names = shape.names
         text = {n: pa.string() for n in names}
         with reader.cursor() as cur, cur.copy(source) as copy:
+            chunks = iter(copy)
+            first = next(chunks, None)
+            if first is None:
+                return 0  # an empty table: pyarrow reads no CSV without a line
             csv = pacsv.open_csv(
-                io.BufferedReader(_CopyReader(iter(copy)), buffer_size=1 << 20),
+                io.BufferedReader(
+                    _CopyReader(itertools.chain([first], chunks)), buffer_size=1 << 20
+                ),
                 read_options=pacsv.ReadOptions(column_names=names, block_size=8 << 20),
                 parse_options=pacsv.ParseOptions(newlines_in_values=True),
                 convert_options=pacsv.ConvertOptions(
@@ -593,34 +606,41 @@ class PostgresCapture:
     ) -> None:
         """Read the slot from `pos`, landing micro-batches, until caught up with `target`
         (or, without a target, until `stop()`)."""
-        repl = self._replication()
-        try:
-            cur = repl.cursor()
+        deadline = time.monotonic() + self.slot_wait_seconds
+        while True:
+            repl = self._replication()
             try:
-                cur.start_replication(
-                    slot_name=self.slot,
-                    decode=False,
-                    start_lsn=pos.lsn,
-                    options={"proto_version": "1", "publication_names": self.publication},
-                )
-            except psycopg2.Error as exc:
-                text = str(exc).strip().splitlines()[0]
-                if "has already been removed" in text or "does not exist" in text:
-                    raise PositionLost(
-                        f"connection '{self.conn.name}': the source cannot stream from "
-                        f"{lsn_text(pos.lsn)}: {text}",
-                        f"take a new snapshot: `fleuve sync {self.conn.name} --full-refresh`",
-                    ) from None
-                if "is active for PID" in text:
-                    raise CaptureError(
-                        f"connection '{self.conn.name}': {text}",
-                        "another process captures this connection; stop it first",
-                    ) from None
-                raise
-            _Streamer(self, cur, pos, stats, stop, target).run()
-        finally:
-            with contextlib.suppress(Exception):
-                repl.close()
+                cur = repl.cursor()
+                try:
+                    cur.start_replication(
+                        slot_name=self.slot,
+                        decode=False,
+                        start_lsn=pos.lsn,
+                        options={"proto_version": "1", "publication_names": self.publication},
+                    )
+                except psycopg2.Error as exc:
+                    text = str(exc).strip().splitlines()[0]
+                    if "has already been removed" in text or "does not exist" in text:
+                        raise PositionLost(
+                            f"connection '{self.conn.name}': the source cannot stream from "
+                            f"{lsn_text(pos.lsn)}: {text}",
+                            f"take a new snapshot: `fleuve sync {self.conn.name} --full-refresh`",
+                        ) from None
+                    if "is active for PID" not in text:
+                        raise
+                    # A capture that just died leaves the slot busy until the server notices.
+                    if time.monotonic() > deadline:
+                        raise SourceUnavailable(
+                            f"connection '{self.conn.name}': {text}",
+                            "another process captures this connection; stop it first",
+                        ) from None
+                    time.sleep(0.2)
+                    continue
+                _Streamer(self, cur, pos, stats, stop, target).run()
+                return
+            finally:
+                with contextlib.suppress(Exception):
+                    repl.close()
 
     def land(self, batch: Batch, pos: Position) -> None:
         """Commit a micro-batch and the position after it in one lake transaction."""
