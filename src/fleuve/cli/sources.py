@@ -14,6 +14,7 @@ from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeEl
 from rich.table import Table
 
 from fleuve.cli.context import Context, FleuveGroup, as_user_option, check_user, console, pass_ctx
+from fleuve.config import ConnectionSettings
 from fleuve.errors import FleuveError
 from fleuve.plugins import source_services
 
@@ -46,7 +47,13 @@ def sync(
 
     project = ctx.project()
     check_user(project, as_user, "SYNC", "starting a sync")
-    project.settings.connection(connection)
+    conn = project.settings.connection(connection)
+    if _capture_changes(project, conn, streams, full_refresh):
+        streams = tuple(
+            s.name for s in conn.streams if s.sync_mode != "cdc" and s.name in (streams or [s.name])
+        )
+        if not streams:
+            return
     with (
         source_services(project.settings),
         # Sized to fit an 80-column terminal with stream names up to 16 characters.
@@ -127,6 +134,25 @@ def sync(
         + (f", {result.rejected:,} rejected (see bronze._rejected)" if result.rejected else "")
         + f" in {result.seconds:.1f}s."
     )
+
+
+def _capture_changes(
+    project: Any, conn: ConnectionSettings, streams: tuple[str, ...], full_refresh: bool
+) -> bool:
+    """Land the connection's `sync_mode: cdc` streams up to the log's end; True if it has any."""
+    from fleuve.ingest.cdc import cdc_streams, sync_cdc
+
+    logged = {s.name for s in cdc_streams(conn)}
+    if not logged or (streams and not logged & set(streams)):
+        return bool(logged)
+    job_id, stats = sync_cdc(
+        project.settings, project.lake, project.db, conn.name, full_refresh=full_refresh
+    )
+    console.print(
+        f"Job {job_id} succeeded: change capture landed {stats.snapshot_rows:,} snapshot rows "
+        f"and {stats.changes:,} changes; source position {stats.position or 'unchanged'}."
+    )
+    return True
 
 
 def _rate(per_second: float) -> str:

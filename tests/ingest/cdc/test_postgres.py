@@ -154,3 +154,32 @@ def test_a_lost_slot_is_an_error_naming_the_new_snapshot(pg: Source, workspace: 
     assert "is gone" in err.value.message and "--full-refresh" in (err.value.fix or "")
     _sync(workspace, full_refresh=True)
     _same(pg, workspace, "items", "id, v")
+
+
+def test_fleuve_sync_captures_cdc_streams_and_syncs_the_others(
+    pg: Source, workspace: Workspace
+) -> None:
+    from click.testing import CliRunner
+
+    from fleuve.cli import cli
+
+    pg("CREATE TABLE items (id int PRIMARY KEY, v int)")
+    pg("CREATE TABLE prices (id int PRIMARY KEY, p int)")
+    pg("INSERT INTO items VALUES (1, 1), (2, 2)")
+    pg("INSERT INTO prices VALUES (1, 10)")
+    workspace.configure(
+        [connection(pg.config(), [_stream(), {"name": "prices", "table": "prices"}])]
+    )
+
+    def sync(*args: str) -> str:
+        result = CliRunner().invoke(
+            cli, ["-p", str(workspace.folder), "sync", "src", *args], catch_exceptions=False
+        )
+        assert result.exit_code == 0, result.output
+        return result.output
+
+    assert "2 snapshot rows" in sync()
+    pg("UPDATE items SET v = 20 WHERE id = 2")
+    assert "1 changes" in sync("--stream", "items")
+    _same(pg, workspace, "items", "id, v")
+    assert workspace.rows("SELECT id, p FROM bronze.prices") == [(1, 10)]
