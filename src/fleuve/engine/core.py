@@ -611,7 +611,7 @@ class Engine(Statements):
 
     def _plan_query(
         self,
-        ast: exp.Expression,
+        ast: exp.Expr,
         who: Principal,
         ctx: Sequence[str],
         *,
@@ -652,7 +652,7 @@ class Engine(Statements):
 
     # == internals used by the planner and reflections ===================================
 
-    def _expand_dataset(self, dataset: Dataset) -> exp.Expression:
+    def _expand_dataset(self, dataset: Dataset) -> exp.Expr:
         """SELECT * over `dataset` with every name resolved to DuckDB relations."""
         ast = exp.select("*").from_(exp.to_table(paths.render(dataset.path), dialect="duckdb"))
         return self.planner.plan(ast, ENGINE, accelerate=False).ast

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Sequence
-from typing import cast
 
 from sqlglot import exp
 from sqlglot.dialects.dialect import Dialect
@@ -141,7 +140,7 @@ def _check_typed_literal(kind: str, text: str) -> None:
         )
 
 
-def parse(sql: str, dialect: str) -> list[exp.Expression | None]:
+def parse(sql: str, dialect: str) -> list[exp.Expr | None]:
     """The statements of `sql` read as `dialect` (duckdb or dremio); sqlglot's ParseError."""
     reader = Dialect.get_or_raise(dialect)
     tokens = reader.tokenize(sql)
@@ -170,8 +169,7 @@ def parse(sql: str, dialect: str) -> list[exp.Expression | None]:
                 )
     if intervals:
         tokens = _interval_tokens(tokens)
-    # sqlglot types its trees by their base `Expr`; every node it builds is an `Expression`.
-    return cast("list[exp.Expression | None]", reader.parser().parse(tokens, sql))
+    return reader.parser().parse(tokens, sql)
 
 
 # == interval literals =====================================================================
@@ -378,7 +376,7 @@ def _token_like(where: Token, kind: TokenType, text: str) -> Token:
     return Token(kind, text, where.line, where.col, where.start, where.end)
 
 
-def _interval(node: exp.Anonymous) -> exp.Expression:
+def _interval(node: exp.Anonymous) -> exp.Expr:
     """The call `_interval_tokens` made, as the interval DuckDB reads."""
     arg = node.expressions[0]
     if isinstance(arg, exp.Neg):
@@ -386,7 +384,7 @@ def _interval(node: exp.Anonymous) -> exp.Expression:
     return exp.Interval(this=arg)
 
 
-def _restore(node: exp.Expression) -> exp.Expression | None:
+def _restore(node: exp.Expr) -> exp.Expr | None:
     """A function renamed by `parse`, back under its own name."""
     if not isinstance(node, exp.Anonymous) or not node.name.upper().startswith(_RENAMED):
         return None
@@ -399,12 +397,12 @@ def _restore(node: exp.Expression) -> exp.Expression | None:
     return exp.Anonymous(this=name, expressions=args)
 
 
-def _fn(name: str, *args: exp.Expression) -> exp.Anonymous:
+def _fn(name: str, *args: exp.Expr) -> exp.Anonymous:
     """A call of DuckDB function `name`."""
     return exp.Anonymous(this=name, expressions=list(args))
 
 
-def _format_text(fmt: exp.Expression | None, function: str) -> str:
+def _format_text(fmt: exp.Expr | None, function: str) -> str:
     """The text of a format argument, which must be a string literal."""
     if not isinstance(fmt, exp.Literal) or not fmt.is_string:
         raise EngineError(
@@ -414,7 +412,7 @@ def _format_text(fmt: exp.Expression | None, function: str) -> str:
     return fmt.this
 
 
-def _to_char(node: exp.Expression, fmt: str) -> exp.Expression:
+def _to_char(node: exp.Expr, fmt: str) -> exp.Expr:
     if _NUMERIC_FORMAT.match(fmt):
         raise EngineError(
             f"TO_CHAR with the number format {fmt!r} is not supported",
@@ -429,12 +427,12 @@ def _to_char(node: exp.Expression, fmt: str) -> exp.Expression:
     return out
 
 
-def _on_epoch_day(time_of_day: exp.Expression) -> exp.Expression:
+def _on_epoch_day(time_of_day: exp.Expr) -> exp.Expr:
     """A time of day as a timestamp, since DuckDB's strftime formats timestamps only."""
     return exp.Add(this=exp.cast(exp.Literal.string("1970-01-01"), "DATE"), expression=time_of_day)
 
 
-def _parse_time(value: exp.Expression, fmt: str, function: str, to: str | None) -> exp.Expression:
+def _parse_time(value: exp.Expr, fmt: str, function: str, to: str | None) -> exp.Expr:
     parsed = _fn("strptime", value, exp.Literal.string(strftime_format(fmt, function)))
     return exp.cast(parsed, to) if to else parsed
 
@@ -442,7 +440,7 @@ def _parse_time(value: exp.Expression, fmt: str, function: str, to: str | None) 
 # == rewrites shared by both dialects: functions DuckDB lacks or reads differently ==========
 
 
-def _shared(node: exp.Expression) -> exp.Expression | None:
+def _shared(node: exp.Expr) -> exp.Expr | None:
     """TO_CHAR / TO_DATE / TO_TIMESTAMP with Dremio (PostgreSQL-style) formats, in any dialect."""
     if isinstance(node, exp.ToChar) and node.args.get("format") is not None:
         return _to_char(node, _format_text(node.args.get("format"), "TO_CHAR"))
@@ -660,7 +658,7 @@ REFUSED = {
 
 # The parsed node types that carry Dremio's meaning to DuckDB unchanged (each is behind a
 # function of DREMIO_FUNCTIONS, or is syntax: CASE, CAST, IF of CASE, ...).
-CARRIED: tuple[type[exp.Expression], ...] = (
+CARRIED: tuple[type[exp.Expr], ...] = (
     exp.Abs,
     exp.Acos,
     exp.ApproxDistinct,
@@ -842,7 +840,7 @@ def _refuse(name: str, reason: str | None = None) -> EngineError:
     )
 
 
-def _check_dremio(ast: exp.Expression) -> None:
+def _check_dremio(ast: exp.Expr) -> None:
     """Refuse, by name, every function outside the Dremio functions Fleuve carries."""
     for node in ast.find_all(exp.Func):
         if isinstance(node, exp.Connector):
@@ -865,7 +863,7 @@ def _check_dremio(ast: exp.Expression) -> None:
                 )
 
 
-def _unit(node: exp.Expression | None, function: str, allowed: set[str]) -> str:
+def _unit(node: exp.Expr | None, function: str, allowed: set[str]) -> str:
     name = (node.name if node is not None else "").upper().removeprefix("SQL_TSI_")
     if name not in allowed:
         raise EngineError(
@@ -875,7 +873,7 @@ def _unit(node: exp.Expression | None, function: str, allowed: set[str]) -> str:
     return name
 
 
-def _dremio(node: exp.Expression) -> exp.Expression | None:
+def _dremio(node: exp.Expr) -> exp.Expr | None:
     """Dremio functions whose DuckDB spelling differs, or that sqlglot misreads."""
     if isinstance(node, exp.DayOfWeek):
         return exp.Paren(this=exp.Add(this=node.copy(), expression=exp.Literal.number(1)))
@@ -948,7 +946,7 @@ _DATE_ONLY = re.compile(
 )
 
 
-def _interval_kind(node: exp.Expression) -> str | None:
+def _interval_kind(node: exp.Expr) -> str | None:
     """DATE for an interval of whole days or months, TIME for one with a time, else None."""
     while isinstance(node, exp.Neg | exp.Paren):
         node = node.this
@@ -961,7 +959,7 @@ def _interval_kind(node: exp.Expression) -> str | None:
     return "DATE" if _DATE_ONLY.match(node.this.name if node.this else "") else "TIME"
 
 
-def _date_plus_interval(node: exp.Expression) -> exp.Expression | None:
+def _date_plus_interval(node: exp.Expr) -> exp.Expr | None:
     """Dremio's DATE ± INTERVAL stays a DATE (DuckDB's becomes a TIMESTAMP)."""
     interval = _interval_kind(node.expression)
     if interval is None and isinstance(node, exp.Add):
@@ -980,7 +978,7 @@ def _date_plus_interval(node: exp.Expression) -> exp.Expression | None:
     return None
 
 
-def _date_arithmetic(node: exp.Expr, interval: str) -> exp.Expression:
+def _date_arithmetic(node: exp.Expr, interval: str) -> exp.Expr:
     if interval == "TIME":
         # Dremio keeps the DATE and drops the time DuckDB would add: refuse rather than differ.
         raise EngineError(
@@ -993,7 +991,7 @@ def _date_arithmetic(node: exp.Expr, interval: str) -> exp.Expression:
     return exp.Cast(this=moved, to=exp.DataType(this=exp.DataType.Type.DATE))
 
 
-def _dremio_anonymous(node: exp.Anonymous) -> exp.Expression | None:
+def _dremio_anonymous(node: exp.Anonymous) -> exp.Expr | None:
     name, args = node.name.upper(), [a.copy() for a in node.expressions]
     if name == "ISNULL" and len(args) == 1:
         return exp.Paren(this=exp.Is(this=args[0], expression=exp.Null()))
@@ -1062,7 +1060,7 @@ _KIND_OF_CALL = {
 }
 
 
-def _temporal_kind(node: exp.Expression) -> str | None:
+def _temporal_kind(node: exp.Expr) -> str | None:
     """DATE, TIMESTAMP, or None when only the column's type can tell."""
     if isinstance(node, exp.Cast | exp.TryCast):
         if node.to.is_type(exp.DataType.Type.DATE):
@@ -1080,7 +1078,7 @@ def _temporal_kind(node: exp.Expression) -> str | None:
     return None
 
 
-def _keep_date(node: exp.Expression, function: str) -> exp.Expression | None:
+def _keep_date(node: exp.Expr, function: str) -> exp.Expr | None:
     unit = (node.text("unit") or "DAY").upper()
     if isinstance(node, exp.DateTrunc):
         unit = node.args["unit"].name.upper() if node.args.get("unit") is not None else unit
@@ -1101,12 +1099,9 @@ def _keep_date(node: exp.Expression, function: str) -> exp.Expression | None:
     return None
 
 
-def _transform(
-    ast: exp.Expression, rewrite: Callable[[exp.Expression], exp.Expression | None]
-) -> exp.Expression:
+def _transform(ast: exp.Expr, rewrite: Callable[[exp.Expr], exp.Expr | None]) -> exp.Expr:
     """`ast` with `rewrite` applied to each node, innermost first, each node once."""
-    nodes = cast("list[exp.Expression]", list(ast.walk(bfs=False)))
-    for node in reversed(nodes):
+    for node in reversed(list(ast.walk(bfs=False))):
         new = rewrite(node)
         if new is None or new is node:
             continue
@@ -1117,7 +1112,7 @@ def _transform(
     return ast
 
 
-def translate(ast: exp.Expression, dialect: str) -> exp.Expression:
+def translate(ast: exp.Expr, dialect: str) -> exp.Expr:
     """The parsed query with each function given its dialect's meaning in DuckDB."""
     ast = _transform(ast, _restore)
     if dialect == "dremio":
@@ -1126,7 +1121,7 @@ def translate(ast: exp.Expression, dialect: str) -> exp.Expression:
     return _transform(ast, _shared)
 
 
-def settle(ast: exp.Expression, columns: Sequence[tuple[str, str, str]]) -> None:
+def settle(ast: exp.Expr, columns: Sequence[tuple[str, str, str]]) -> None:
     """Give the rewrites that depend on a column's type the column's type.
 
     Dremio's date arithmetic keeps a DATE column a DATE; TO_CHAR formats a TIME column on the
@@ -1159,7 +1154,7 @@ def settle(ast: exp.Expression, columns: Sequence[tuple[str, str, str]]) -> None
             node.replace(exp.cast(node.copy(), "DATE"))
 
 
-def to_duckdb(ast: exp.Expression) -> str:
+def to_duckdb(ast: exp.Expr) -> str:
     """The DuckDB SQL of `ast`; an EngineError naming any construct DuckDB would not receive."""
     try:
         return ast.sql(dialect="duckdb", unsupported_level=ErrorLevel.IMMEDIATE)
@@ -1173,7 +1168,7 @@ def to_duckdb(ast: exp.Expression) -> str:
         ) from None
 
 
-def _unsupported_function(ast: exp.Expression) -> str | None:
+def _unsupported_function(ast: exp.Expr) -> str | None:
     """The name of the innermost function sqlglot cannot write for DuckDB."""
     for node in reversed(list(ast.walk(bfs=False))):
         if isinstance(node, exp.Func) and not isinstance(node, exp.Connector):

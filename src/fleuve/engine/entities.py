@@ -49,7 +49,7 @@ class CatalogEntities(ABC):
     @abstractmethod
     def _plan_query(
         self,
-        ast: exp.Expression,
+        ast: exp.Expr,
         who: Principal,
         ctx: Sequence[str],
         *,

@@ -55,7 +55,7 @@ MAX_DEPTH = 32
 QUERY_TYPES = (exp.Select, exp.Union, exp.Intersect, exp.Except, exp.Subquery, exp.Values)
 
 
-def parse_query(sql: str, dialect: str) -> exp.Expression:
+def parse_query(sql: str, dialect: str) -> exp.Expr:
     """Parse one statement in `dialect` (duckdb or dremio), its functions given DuckDB meaning."""
     try:
         statements = [s for s in parse(sql, dialect) if s is not None]
@@ -102,12 +102,12 @@ class SystemRef:
 class Bound:
     """A query with every table it names looked up."""
 
-    ast: exp.Expression
+    ast: exp.Expr
     refs: list[Ref] = field(default_factory=list)
     system: list[SystemRef] = field(default_factory=list)
 
 
-def cte_references(ast: exp.Expression) -> set[int]:
+def cte_references(ast: exp.Expr) -> set[int]:
     """ids of the Table nodes that name a CTE rather than a dataset."""
     out: set[int] = set()
     try:
@@ -129,7 +129,7 @@ def cte_references(ast: exp.Expression) -> set[int]:
 
 
 def bind(
-    ast: exp.Expression,
+    ast: exp.Expr,
     resolve: Callable[[Sequence[str], Sequence[str]], Dataset | None],
     context: Sequence[str] = (),
     *,
@@ -187,7 +187,7 @@ def _check_table_function(table: exp.Table, trusted: bool) -> None:
     )
 
 
-def _unqualify_columns(ast: exp.Expression, refs: list[Ref]) -> None:
+def _unqualify_columns(ast: exp.Expr, refs: list[Ref]) -> None:
     """`gold.orders.amount` becomes `orders.amount`, the alias the expansion gives the table."""
     by_tail: dict[tuple[str, ...], str] = {}
     for ref in refs:
@@ -256,7 +256,7 @@ class Outcome:
 class Plan:
     """The DuckDB query that answers a user's query, and how it was found."""
 
-    ast: exp.Expression
+    ast: exp.Expr
     datasets: list[Dataset] = field(default_factory=list)  # named directly by the query
     read: list[Dataset] = field(default_factory=list)  # every dataset read, through views too
     reflections: dict[str, Outcome] = field(default_factory=dict)
@@ -316,7 +316,7 @@ class Accelerator(Protocol):
     def usable(self, reflection: Any, dataset: Dataset, state: Any) -> str | None:
         """None when the reflection may answer now, else why not."""
 
-    def relation(self, reflection: Any) -> exp.Expression:
+    def relation(self, reflection: Any) -> exp.Expr:
         """The table to read for the reflection."""
 
 
@@ -334,12 +334,12 @@ class Planner:
         self.allows = allows
         self.accelerator = accelerator
         self.describe = describe
-        self._views: dict[tuple[str, int], exp.Expression] = {}
-        self._relations: dict[str, exp.Expression] = {}
+        self._views: dict[tuple[str, int], exp.Expr] = {}
+        self._relations: dict[str, exp.Expr] = {}
 
     def plan(
         self,
-        ast: exp.Expression,
+        ast: exp.Expr,
         who: Principal,
         context: Sequence[str] = (),
         *,
@@ -362,7 +362,7 @@ class Planner:
 
     def _process(
         self, bound: Bound, plan: Plan, accelerate: bool, stack: tuple[str, ...]
-    ) -> exp.Expression:
+    ) -> exp.Expr:
         for ref in bound.refs:
             if ref.dataset not in plan.read:
                 plan.read.append(ref.dataset)
@@ -375,7 +375,7 @@ class Planner:
                 continue
             ds = ref.dataset
             if ds.virtual:
-                node: exp.Expression = exp.Subquery(
+                node: exp.Expr = exp.Subquery(
                     this=self._expand_view(ds, plan, accelerate, stack),
                     alias=exp.TableAlias(this=exp.to_identifier(ref.alias, quoted=True)),
                 )
@@ -396,7 +396,7 @@ class Planner:
 
     def _expand_view(
         self, ds: Dataset, plan: Plan, accelerate: bool, stack: tuple[str, ...]
-    ) -> exp.Expression:
+    ) -> exp.Expr:
         if ds.key in stack or len(stack) >= MAX_DEPTH:
             raise EngineError(
                 f"virtual dataset {paths.render(ds.path)} refers to itself",
@@ -414,7 +414,7 @@ class Planner:
             ) from None
         return self._process(inner, plan, accelerate, (*stack, ds.key))
 
-    def _relation(self, ds: Dataset) -> exp.Expression:
+    def _relation(self, ds: Dataset) -> exp.Expr:
         rel = self._relations.get(ds.relation or "")
         if rel is None:
             rel = (
@@ -433,7 +433,7 @@ class Planner:
             plan.lake_state = acc.lake_state()
         select = ref.node.parent.parent if ref.node.parent is not None else None
         site = _Site(ref, select if isinstance(select, exp.Select) else None)
-        chosen: tuple[Any, exp.Expression] | None = None
+        chosen: tuple[Any, exp.Expr] | None = None
         # Cheapest first: the first reflection that answers is the one to read. EXPLAIN
         # goes on to say which costlier ones would also answer.
         for r in candidates:
@@ -463,7 +463,7 @@ class Planner:
             target.replace(new)
         ref.replaced = True
 
-    def _attempt(self, r: Any, site: _Site, plan: Plan) -> exp.Expression:
+    def _attempt(self, r: Any, site: _Site, plan: Plan) -> exp.Expr:
         """What replaces the site when reflection `r` answers; Miss when it cannot."""
         acc = self.accelerator
         assert acc is not None

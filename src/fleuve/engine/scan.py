@@ -28,7 +28,7 @@ _SELECT_ARGS = {"expressions", "from_"}
 _TABLE_ARGS = {"this", "db", "catalog", "alias"}
 
 
-def plain_scan(ast: exp.Expression) -> tuple[str, str, list[str] | None] | None:
+def plain_scan(ast: exp.Expr) -> tuple[str, str, list[str] | None] | None:
     """(schema, table, columns read or None for all) of a plain scan of one lake table."""
     if not isinstance(ast, exp.Select) or {k for k, v in ast.args.items() if v} - _SELECT_ARGS:
         return None
@@ -55,7 +55,7 @@ def plain_scan(ast: exp.Expression) -> tuple[str, str, list[str] | None] | None:
 
 
 def open_scan(
-    lake: Lake, cur: duckdb.DuckDBPyConnection, ast: exp.Expression, sql: str, batch_rows: int
+    lake: Lake, cur: duckdb.DuckDBPyConnection, ast: exp.Expr, sql: str, batch_rows: int
 ) -> pa.RecordBatchReader | None:
     """Arrow's reader over the table's files, when `ast` is a plain scan they answer exactly."""
     scan = plain_scan(ast)

@@ -275,7 +275,7 @@ class Statements(CatalogEntities):
         self.forget(stmt.path, user=who.name)
         return _status(f"{paths.render(stmt.path)} is no longer a dataset")
 
-    def _dml(self, ast: exp.Expression, who: Principal, ctx: Sequence[str]) -> Prepared:
+    def _dml(self, ast: exp.Expr, who: Principal, ctx: Sequence[str]) -> Prepared:
         """INSERT/UPDATE/DELETE/MERGE, CREATE TABLE and DROP TABLE on lake tables, with ALL."""
         target = ast.this
         if isinstance(ast, exp.Drop):

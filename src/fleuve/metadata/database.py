@@ -124,8 +124,8 @@ class Database:
 
 
 def rows_changed(session: Session, statement: Executable) -> int:
-    """Run an UPDATE or DELETE in `session`; how many rows it changed."""
-    # Session.execute is typed for queries; a DML statement's result is a CursorResult.
+    """Run an INSERT, UPDATE or DELETE in `session`; how many rows it changed."""
+    # Session.execute is typed for queries; a statement that writes gets a CursorResult.
     result = cast("CursorResult[Any]", session.execute(statement))
     return result.rowcount or 0
 
