@@ -15,9 +15,10 @@ from typing import TYPE_CHECKING
 
 from fleuve.config import ConnectionSettings, StreamSettings
 from fleuve.ingest import sync_jobs
-from fleuve.ingest.cdc.changes import changes_table, current_view
+from fleuve.ingest.cdc.changes import CaptureStats, changes_table, current_view
 from fleuve.ingest.cdc.errors import CaptureError, PositionLost
-from fleuve.ingest.cdc.postgres import CaptureStats, PostgresCapture
+from fleuve.ingest.cdc.mysql import MySQLCapture
+from fleuve.ingest.cdc.postgres import PostgresCapture
 from fleuve.ingest.errors import is_transient
 from fleuve.lake import Lake
 
@@ -46,7 +47,9 @@ def cdc_streams(conn: ConnectionSettings) -> list[StreamSettings]:
     return [s for s in conn.streams if s.sync_mode == "cdc"]
 
 
-def capture_for(lake: Lake, conn: ConnectionSettings, **tuning: float) -> PostgresCapture:
+def capture_for(
+    lake: Lake, conn: ConnectionSettings, **tuning: float
+) -> PostgresCapture | MySQLCapture:
     """The capture of `conn`'s cdc streams, for its kind of source."""
     kind = str(conn.source.get("type"))
     streams = cdc_streams(conn)
@@ -57,6 +60,8 @@ def capture_for(lake: Lake, conn: ConnectionSettings, **tuning: float) -> Postgr
         )
     if kind in ("postgres", "postgresql"):
         return PostgresCapture(lake, conn, streams, **tuning)  # type: ignore[arg-type]
+    if kind in ("mysql", "mariadb"):
+        return MySQLCapture(lake, conn, streams, **tuning)  # type: ignore[arg-type]
     raise CaptureError(
         f"connection '{conn.name}': change data capture reads PostgreSQL and MySQL/MariaDB "
         f"sources, not '{kind}'",

@@ -69,20 +69,30 @@ class Position:
         return lsn == self.partial_lsn and seq <= self.partial_seq
 
 
+@dataclass
+class CaptureStats:
+    """What one run of a capture landed."""
+
+    changes: int = 0
+    snapshot_rows: int = 0
+    transactions: int = 0
+    commits: int = 0
+    position: str = ""
+
+
 class Segment:
     """Buffered changes of one stream sharing one column layout, kept column by column."""
 
     def __init__(self, shape: Shape) -> None:
         self.shape = shape
-        self.ops: list[str] = []
-        self.lsns: list[int] = []
-        self.seqs: list[int] = []
-        self.times: list[datetime] = []
-        self.values: list[list[Any]] = [[] for _ in shape.columns]
+        # One tuple per change, turned into columns once per batch (zip is faster than
+        # appending each value to its column as it comes).
+        self.changes: list[tuple[str, int, int, datetime]] = []
+        self.rows: list[list[Any] | None] = []
         self.unchanged: list[list[str] | None] | None = None
 
     def __len__(self) -> int:
-        return len(self.ops)
+        return len(self.changes)
 
     def add(
         self,
@@ -94,32 +104,28 @@ class Segment:
         unchanged: list[str] | None = None,
     ) -> None:
         """Append one change; `row` None (a truncate) leaves every column null."""
-        self.ops.append(op)
-        self.lsns.append(lsn)
-        self.seqs.append(seq)
-        self.times.append(at)
-        if row is None:
-            for column in self.values:
-                column.append(None)
-        else:
-            for column, value in zip(self.values, row, strict=True):
-                column.append(value)
+        self.changes.append((op, lsn, seq, at))
+        self.rows.append(row)
         if unchanged or self.unchanged is not None:
             if self.unchanged is None:
-                self.unchanged = [None] * (len(self.ops) - 1)
+                self.unchanged = [None] * (len(self.changes) - 1)
             self.unchanged.append(unchanged)
 
     def arrow(self, encode_array: Any = None) -> pa.Table:
         """The segment as text columns plus the change's metadata, ready to cast."""
+        ops, lsns, seqs, times = zip(*self.changes, strict=True)
         data: dict[str, pa.Array] = {
-            OP: pa.array(self.ops, pa.string()),
-            LSN: pa.array(self.lsns, pa.int64()),
-            SEQ: pa.array(self.seqs, pa.int64()),
-            COMMITTED_AT: pa.array(self.times, pa.timestamp("us", tz="UTC")),
+            OP: pa.array(ops, pa.string()),
+            LSN: pa.array(lsns, pa.int64()),
+            SEQ: pa.array(seqs, pa.int64()),
+            COMMITTED_AT: pa.array(times, pa.timestamp("us", tz="UTC")),
         }
-        for (name, _, array), values in zip(self.shape.columns, self.values, strict=True):
+        width = len(self.shape.columns)
+        empty = [None] * width
+        columns = zip(*(empty if r is None else r for r in self.rows), strict=True)
+        for (name, _, array), values in zip(self.shape.columns, columns, strict=True):
             if array and encode_array is not None:
-                values = [encode_array(v) for v in values]
+                values = tuple(encode_array(v) for v in values)
             data[name] = pa.array(values, pa.string())
         if self.unchanged is not None:
             data[UNCHANGED_COL] = pa.array(self.unchanged, pa.list_(pa.string()))

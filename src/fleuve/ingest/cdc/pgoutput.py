@@ -149,15 +149,14 @@ def decode(buf: bytes) -> Message:
             new, _ = _tuple(buf, 6)
             return Change("insert", oid, new)
         if tag == 68:
-            old, _ = _tuple(buf, 6)
-            return Change("delete", oid, None, old)
-        old = None
-        pos = 6
+            gone, _ = _tuple(buf, 6)
+            return Change("delete", oid, None, gone)
         if kind in (75, 79):  # 'K' key or 'O' whole old row, then 'N'
-            old, pos = _tuple(buf, pos)
-            pos += 1
-        new, _ = _tuple(buf, pos)
-        return Change("update", oid, new, old)
+            old, pos = _tuple(buf, 6)
+            new, _ = _tuple(buf, pos + 1)
+            return Change("update", oid, new, old)
+        new, _ = _tuple(buf, 6)
+        return Change("update", oid, new)
     if tag == 66:  # 'B'
         lsn, ts, xid = _BEGIN.unpack_from(buf, 1)
         return Begin(lsn, _time(ts), xid)

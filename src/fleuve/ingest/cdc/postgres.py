@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 import psycopg
 import psycopg2
@@ -28,7 +28,7 @@ from psycopg import sql
 
 from fleuve.config import ConnectionSettings, StreamSettings
 from fleuve.ingest.cdc import changes
-from fleuve.ingest.cdc.changes import Batch, Position, Shape
+from fleuve.ingest.cdc.changes import Batch, CaptureStats, Position, Shape
 from fleuve.ingest.cdc.errors import CaptureError, PositionLost
 from fleuve.ingest.cdc.pgoutput import (
     UNCHANGED,
@@ -75,18 +75,6 @@ class Captured:
     shape: Shape | None = None
     arrays: list[bool] = field(default_factory=list)
     key_positions: list[int] = field(default_factory=list)
-
-
-@dataclass
-class CaptureStats:
-    """What one run of the capture landed."""
-
-    changes: int = 0
-    snapshot_rows: int = 0
-    transactions: int = 0
-    commits: int = 0
-    position: str = ""
-    lag_bytes: int | None = None
 
 
 @dataclass
@@ -479,7 +467,9 @@ class PostgresCapture:
                     f"'{self.slot}': {str(exc).strip().splitlines()[0]}",
                     "check max_replication_slots and the user's REPLICATION privilege",
                 ) from None
-            _, consistent, exported, _ = cur.fetchone()
+            created = cur.fetchone()
+            assert created is not None
+            _, consistent, exported, _ = created
             reader = self._connect()
             reader.autocommit = False
             reader.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
@@ -610,7 +600,7 @@ class PostgresCapture:
         while True:
             repl = self._replication()
             try:
-                cur = repl.cursor()
+                cur = cast(psycopg2.extras.ReplicationCursor, repl.cursor())
                 try:
                     cur.start_replication(
                         slot_name=self.slot,
