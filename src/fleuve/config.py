@@ -235,7 +235,8 @@ class ServerSettings(_Section):
     flight_port: int = Field(32010, ge=1, le=65535, description="a TCP port number, e.g. 32010")
     compat_ports: bool = Field(
         False,
-        description="true to also serve the HTTP API on port 8001, where Airbyte's API listens",
+        description="true to also serve the HTTP API on port 8001, where Airbyte's API listens, "
+        "and the log search API on port 9200, where Elasticsearch's listens",
     )
     tls_cert: str | None = Field(None, description="path to a PEM certificate to serve TLS")
     tls_key: str | None = Field(None, description="path to the PEM private key of tls_cert")
@@ -585,6 +586,31 @@ class ScheduledWork(_Section):
         return self
 
 
+class LakeLogSettings(_Section):
+    """Log records written into the lake's `logs` layer, where the search API reads them."""
+
+    lake: bool = Field(
+        True,
+        description="write every served or scheduled process's log records into logs.records "
+        "(the local log file is kept either way)",
+    )
+    retention_days: int = Field(
+        30, ge=1, description="days of log records kept in the lake; older days are deleted daily"
+    )
+    flush_seconds: float = Field(
+        5.0, gt=0, le=300, description="longest wait before buffered log records are written"
+    )
+    flush_records: int = Field(
+        1000, ge=1, le=1_000_000, description="buffered log records that trigger a write at once"
+    )
+
+
+class ObserveSettings(_Section):
+    """Watching the platform: metrics and logs."""
+
+    logs: LakeLogSettings = Field(default_factory=LakeLogSettings)
+
+
 class DemoSettings(_Section):
     """The demo's stand-in for an external catalog service, started with the project."""
 
@@ -611,6 +637,7 @@ class Settings(_Section):
     _source: str = PrivateAttr(CONFIG_FILE)
     schedule: ScheduleSettings = Field(default_factory=ScheduleSettings)
     schedules: list[ScheduledWork] = Field(default_factory=list)
+    observe: ObserveSettings = Field(default_factory=ObserveSettings)
 
     @model_validator(mode="after")
     def _schedules_fit(self) -> Settings:

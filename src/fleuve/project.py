@@ -11,7 +11,7 @@ from typing import Any
 from fleuve.config import CONFIG_FILE, STATE_DIR, Settings, load_settings
 from fleuve.lake import Lake
 from fleuve.metadata import Database
-from fleuve.observe import logs
+from fleuve.observe import lakelog, logs
 from fleuve.private import private_dir, tighten_tree, write_private
 
 TEMPLATE = Path(__file__).parent / "templates" / CONFIG_FILE
@@ -38,6 +38,7 @@ class Project:
         # The --set overrides it was opened with, handed on to the processes it starts.
         self.overrides = dict(overrides or {})
         logs.setup(settings.state_dir / "logs")
+        self._lake_log: lakelog.LakeLogHandler | None = None
 
     @classmethod
     def open(
@@ -60,8 +61,21 @@ class Project:
         """Fail with a clear message unless the metadata database is current."""
         self.db.check()
 
+    def log_to_lake(self) -> None:
+        """Also write this process's log records into the lake's `logs` layer (served and
+        scheduled processes call it; `observe.logs.lake: false` turns it off)."""
+        if self._lake_log is None:
+            self._lake_log = lakelog.attach(lambda: self.lake, self.settings.observe.logs)
+
+    def stop_logging_to_lake(self) -> None:
+        """Write the log records still buffered for the lake, and send no more there."""
+        lakelog.detach(self._lake_log)
+        self._lake_log = None
+
     def close(self) -> None:
         """Release the lake and database connections."""
+        # Buffered log records are written while the lake is still open.
+        self.stop_logging_to_lake()
         if "lake" in self.__dict__:
             self.lake.close()
         if "db" in self.__dict__:

@@ -14,6 +14,7 @@ import httpx
 import pyarrow.flight as flight
 import pytest
 
+from fleuve.project import Project
 from tests.conftest import free_port
 from tests.serve.conftest import ADMIN_PASSWORD, make_project
 
@@ -28,7 +29,7 @@ def _port_free(port: int) -> bool:
 def test_serve_stops_cleanly_on_sigterm(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     make_project(tmp_path / "proj", monkeypatch).close()
     http, grpc = free_port(), free_port()
-    compat = ["--compat-ports"] if _port_free(8001) else []
+    compat = ["--compat-ports"] if _port_free(8001) and _port_free(9200) else []
     proc = subprocess.Popen(
         [
             sys.executable,
@@ -64,6 +65,15 @@ def test_serve_stops_cleanly_on_sigterm(tmp_path: Path, monkeypatch: pytest.Monk
                 httpx.post("http://127.0.0.1:8001/api/v1/jobs/get", json={"id": 1}).status_code
                 == 401
             )
+            # The log search API at the root of Elasticsearch's port, behind the same login.
+            assert httpx.get("http://127.0.0.1:9200/").status_code == 401
+            token = httpx.post(
+                f"http://127.0.0.1:{http}/apiv2/login",
+                json={"userName": "admin", "password": ADMIN_PASSWORD},
+            ).json()["token"]
+            root = httpx.get("http://127.0.0.1:9200/", headers={"Authorization": f"Bearer {token}"})
+            assert root.headers["X-Elastic-Product"] == "Elasticsearch"
+            assert root.json()["version"]["number"].startswith("8.")
 
         client = flight.FlightClient(f"grpc://127.0.0.1:{grpc}")
         options = flight.FlightCallOptions(
@@ -107,3 +117,13 @@ def test_serve_stops_cleanly_on_sigterm(tmp_path: Path, monkeypatch: pytest.Monk
         check=True,
     )
     assert '"outcome": "cancelled"' in result.stdout and "in flight at shutdown" in result.stdout
+
+    # The server's log records were written into the lake before it exited.
+    project = Project.open(tmp_path / "proj")
+    try:
+        rows = project.lake.query(
+            "SELECT count(*) AS n FROM logs.records WHERE pid = ?", [proc.pid]
+        ).to_pylist()
+    finally:
+        project.close()
+    assert rows[0]["n"] > 0

@@ -38,6 +38,7 @@ def worker(ctx: Context, max_parallel: int | None) -> None:
     from fleuve.schedule.worker import run_worker
 
     project = ctx.project()
+    project.log_to_lake()
 
     def ready(scheduler: Any) -> None:
         console.print(

@@ -406,12 +406,15 @@ def _finish(sync: _Sync, result: SyncResult, started: float) -> None:
         result.status = "cancelled"
     result.seconds = time.monotonic() - started
     sync_jobs.finish_job(sync.db, sync.job_id, result.status)
-    log.info(
+    # A failed sync is an ERROR record: what log searches and alerts on failures look for.
+    log.log(
+        logging.ERROR if result.status == "failed" else logging.INFO,
         "sync finished",
         extra={
             **sync.log_context,
             "status": result.status,
             "records_synced": result.records,
+            "bytes_synced": result.bytes,
             "seconds": round(result.seconds, 3),
         },
     )

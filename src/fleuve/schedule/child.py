@@ -69,6 +69,7 @@ def main(argv: list[str]) -> int:
     """Run the work named on the command line; 0 on success."""
     folder, work, overrides = argv[0], json.loads(argv[1]), json.loads(argv[2])
     project = Project.open(folder, overrides)
+    project.log_to_lake()
     try:
         project.check()
         print(run(project, work), flush=True)

@@ -23,6 +23,7 @@ from fleuve.serve import ui
 from fleuve.serve.queries import Queries
 from fleuve.serve.rest import dremio, ingestion, platform, schedules
 from fleuve.serve.rest.errors import document_errors, error_response, handle_errors
+from fleuve.serve.rest.search import router as search_router
 
 PUBLIC = {("GET", "/health"), ("POST", "/apiv2/login")}
 UI_PREFIX = "/api/fleuve/v1/ui"
@@ -86,6 +87,7 @@ def create_app(project: Project, queries: Queries) -> FastAPI:
     app.include_router(ingestion.router)
     app.include_router(platform.router)
     app.include_router(schedules.router)
+    app.include_router(search_router)
     ui.install(app)
     _describe_errors(app)
     return app

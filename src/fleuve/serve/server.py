@@ -21,10 +21,12 @@ from fleuve.security import audit
 from fleuve.serve.app import create_app
 from fleuve.serve.flight import FlightService
 from fleuve.serve.queries import Queries
+from fleuve.serve.rest import search
 
 log = logging.getLogger("fleuve.serve")
 
 COMPAT_INGESTION_PORT = 8001  # the seed's ingestion API
+COMPAT_SEARCH_PORT = 9200  # the seed's Elasticsearch: the search API at its root
 PURGE_EVERY = timedelta(hours=24)
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
@@ -88,6 +90,7 @@ class FleuveServer:
             compat = settings.compat_ports if compat_ports is None else compat_ports
             if compat:
                 self._sockets.append(_bind(self.host, COMPAT_INGESTION_PORT, "server.compat_ports"))
+                self._sockets.append(_bind(self.host, COMPAT_SEARCH_PORT, "server.compat_ports"))
             self.flight = self._flight(settings.flight_port if flight_port is None else flight_port)
         except BaseException:
             for sock in getattr(self, "_sockets", []):
@@ -102,6 +105,8 @@ class FleuveServer:
             ssl_certfile=str(self.tls[0]) if self.tls else None,
             ssl_keyfile=str(self.tls[1]) if self.tls else None,
         )
+        if compat:
+            config.app = SearchAtRoot(config.app, COMPAT_SEARCH_PORT)
         self._http = _Uvicorn(config, self._stop)
         self._threads: list[threading.Thread] = []
         self.scheduler: Any = None  # started with the other background work
@@ -139,6 +144,7 @@ class FleuveServer:
     def _background(self) -> None:
         """Serve Flight, run the schedules (due reflections among them), purge the audit trail
         daily, and cancel queries once a stop is asked."""
+        self.project.log_to_lake()
         if self.project.settings.schedule.in_server:
             from fleuve.schedule.clock import clock_from_env
             from fleuve.schedule.scheduler import Scheduler
@@ -218,6 +224,21 @@ class FleuveServer:
                 thread.join(timeout=10)
         for sock in self._sockets:
             sock.close()
+        self.project.stop_logging_to_lake()
+
+
+class SearchAtRoot:
+    """Serves the search API at the root of one port, where Elasticsearch clients expect it."""
+
+    def __init__(self, app: Any, port: int) -> None:
+        self.app, self.port = app, port
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        server = scope.get("server") or (None, None)
+        if scope["type"] == "http" and server[1] == self.port:
+            path = search.PREFIX + scope["path"]
+            scope = {**scope, "path": path, "raw_path": path.encode()}
+        await self.app(scope, receive, send)
 
 
 def _tls_files(project: Project) -> tuple | None:
