@@ -7,7 +7,7 @@ from typing import Any
 
 import duckdb
 
-from fleuve.config import Settings
+from fleuve.config import ConnectionSettings, Settings
 from fleuve.ingest.connectors import connector_for
 from fleuve.ingest.errors import IngestError, SourceUnavailable
 from fleuve.lake import Lake
@@ -16,12 +16,13 @@ from fleuve.observe.logs import scrub
 
 def check_connection(settings: Settings, lake: Lake, name: str) -> str:
     """Reach connection `name`'s source; a one-line report, or an IngestError naming the fix."""
-    connector = connector_for(settings.connection(name), settings)
+    conn = settings.connection(name)
+    connector = connector_for(conn, settings)
     con = lake.connect()
     try:
         connector.open(con)
         try:
-            return connector.check(con)
+            report = connector.check(con)
         finally:
             connector.close(con)
     except duckdb.Error as exc:
@@ -31,6 +32,24 @@ def check_connection(settings: Settings, lake: Lake, name: str) -> str:
         ) from None
     finally:
         con.close()
+    return report + _capture_report(lake, conn)
+
+
+def _capture_report(lake: Lake, conn: ConnectionSettings) -> str:
+    """'' without cdc streams; otherwise that the source is ready for them, or an IngestError
+    listing what it lacks and the fixes."""
+    from fleuve.ingest.cdc import cdc_streams, check_capture
+
+    if not cdc_streams(conn):
+        return ""
+    problems = check_capture(lake, conn)
+    if problems:
+        raise IngestError(
+            f"connection '{conn.name}': the source is not ready for change data capture: "
+            + "; ".join(problem for problem, _ in problems),
+            "; ".join(fix for _, fix in problems),
+        )
+    return "; ready for change data capture"
 
 
 def discover_connection(settings: Settings, lake: Lake, name: str) -> dict[str, Any]:

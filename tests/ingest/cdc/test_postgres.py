@@ -183,3 +183,18 @@ def test_fleuve_sync_captures_cdc_streams_and_syncs_the_others(
     assert "1 changes" in sync("--stream", "items")
     _same(pg, workspace, "items", "id, v")
     assert workspace.rows("SELECT id, p FROM bronze.prices") == [(1, 10)]
+
+
+def test_source_check_tells_what_change_capture_lacks(pg: Source, workspace: Workspace) -> None:
+    from fleuve.ingest.discover import check_connection
+    from fleuve.ingest.errors import IngestError
+
+    pg("CREATE TABLE items (id int PRIMARY KEY, v int)")
+    pg("CREATE TABLE notes (body text)")
+    p = workspace.configure([connection(pg.config(), [_stream()])])
+    assert check_connection(p.settings, p.lake, "src").endswith("ready for change data capture")
+    p = workspace.configure([connection(pg.config(), [_stream(), _stream("notes")])])
+    with pytest.raises(IngestError) as err:
+        check_connection(p.settings, p.lake, "src")
+    assert "notes has no primary key" in err.value.message
+    assert "REPLICA IDENTITY FULL" in (err.value.fix or "")

@@ -34,6 +34,7 @@ __all__ = [
     "capture_for",
     "cdc_streams",
     "changes_table",
+    "check_capture",
     "current_view",
     "run_continuous",
     "sync_cdc",
@@ -67,6 +68,11 @@ def capture_for(
         f"sources, not '{kind}'",
         "use sync_mode: incremental with a cursor_field for this source",
     )
+
+
+def check_capture(lake: Lake, conn: ConnectionSettings) -> list[tuple[str, str]]:
+    """What `conn`'s source lacks for its cdc streams: (problem, fix) pairs, empty when ready."""
+    return capture_for(lake, conn).check()
 
 
 def sync_cdc(

@@ -222,6 +222,14 @@ class MySQLCapture:
             cur.execute(sql, params)
             return list(cur.fetchall())
 
+    def check(self) -> list[tuple[str, str]]:
+        """What the server lacks for change capture, asked on a connection of its own."""
+        db = self._connect()
+        try:
+            return self.problems(db)
+        finally:
+            db.close()
+
     def problems(self, db: pymysql.Connection) -> list[tuple[str, str]]:
         """What the server lacks for change capture: (problem, fix) pairs, empty when ready."""
         out = []

@@ -183,6 +183,11 @@ class PostgresCapture:
 
     # -- checks -----------------------------------------------------------------------
 
+    def check(self) -> list[tuple[str, str]]:
+        """What the server lacks for change capture, asked on a connection of its own."""
+        with self._connect() as pg:
+            return self.problems(pg)
+
     def problems(self, pg: psycopg.Connection[Any]) -> list[tuple[str, str]]:
         """What the server lacks for change capture: (problem, fix) pairs, empty when ready."""
         out = []
