@@ -425,3 +425,40 @@ def test_retention(tmp_path: Any) -> None:
         assert left == [{"id": "new"}]
     finally:
         project.close()
+
+
+def test_logging_never_waits_for_the_lake(tmp_path: Any) -> None:
+    """While the lake cannot be written, records wait in the buffer and the caller goes on;
+    they are written once it can."""
+    import time
+
+    from fleuve.config import LakeLogSettings
+    from fleuve.project import init_project
+
+    init_project(tmp_path / "proj", "unavailable-test")
+    project = Project.open(tmp_path / "proj")
+    reachable = False
+
+    def lake() -> Any:
+        if not reachable:
+            raise OSError("the lake's bucket is unreachable")
+        return project.lake
+
+    handler = lakelog.LakeLogHandler(lake, LakeLogSettings(flush_seconds=0.1))
+    logger = logging.getLogger("fleuve.transform.run")
+    logger.addHandler(handler)
+    try:
+        started = time.perf_counter()
+        for i in range(2000):
+            logger.info("model built", extra={"job_id": i})
+        assert time.perf_counter() - started < 2.0
+        time.sleep(0.5)  # a few failed writes: nothing is lost
+        reachable = True
+    finally:
+        logger.removeHandler(handler)
+        handler.close()
+    try:
+        count = project.lake.query("SELECT count(*) AS n FROM logs.records").to_pylist()
+        assert count == [{"n": 2000}]
+    finally:
+        project.close()
