@@ -32,8 +32,9 @@ def test_committed_reference_is_current(name: str, generate) -> None:
 def test_every_setting_is_in_the_settings_reference() -> None:
     text = reference.settings_markdown()
     for title, model, _prefix in reference._sections(config.Settings, ""):
-        for name, _field in reference._fields(model):
-            assert f"| `{name}` |" in text, f"{title}.{name} is not in the settings reference"
+        for name, field in reference._fields(model):
+            key = field.alias or name  # as written in fleuve.yml: `for`, `from`
+            assert f"| `{key}` |" in text, f"{title}.{key} is not in the settings reference"
     assert "project_dir" not in text.split("## `transform`")[0]  # set by Fleuve, not written
     for kind in config._SOURCE_KEYS:
         assert f"| `{kind}` |" in text

@@ -611,6 +611,246 @@ class ObserveSettings(_Section):
     logs: LakeLogSettings = Field(default_factory=LakeLogSettings)
 
 
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w)")
+_DURATION_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def duration_seconds(value: str | float) -> float:
+    """Seconds of a duration written as Prometheus does ('30s', '5m', '1h30m', '7d') or as a
+    number of seconds; ValueError otherwise."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        if value < 0:
+            raise ValueError("a duration cannot be negative")
+        return float(value)
+    text = str(value).strip()
+    parts = _DURATION.findall(text)
+    if not text or "".join(n + u for n, u in parts) != text:
+        raise ValueError(f"{value!r} is not a duration; write e.g. '30s', '5m', '1h' or '7d'")
+    return sum(float(n) * _DURATION_UNITS[u] for n, u in parts)
+
+
+Duration = str | float
+
+
+class AlertChannel(_Section):
+    """Where alert notifications go: a webhook (generic JSON, Slack or Teams) or email by SMTP."""
+
+    name: str = Field(..., description="a short identifier rules name in 'notify', e.g. 'ops'")
+    type: Literal["webhook", "email"] = Field(..., description="'webhook' or 'email'")
+    url: SecretStr | None = Field(
+        None,
+        description="webhook: the URL posted to; write '${SLACK_WEBHOOK_URL}', as such URLs "
+        "are secrets",
+    )
+    format: Literal["json", "slack", "teams"] = Field(
+        "json",
+        description="webhook: 'json' (Fleuve's alert document), 'slack' ({\"text\": ...}) or "
+        "'teams' (a MessageCard)",
+    )
+    headers: dict[str, str] = Field(
+        default_factory=dict,
+        description="webhook: extra request headers, e.g. {Authorization: 'Bearer ${TOKEN}'}",
+    )
+    host: str | None = Field(None, description="email: the SMTP server, e.g. 'smtp.example.com'")
+    port: int = Field(25, ge=1, le=65535, description="email: the SMTP port, e.g. 25 or 587")
+    starttls: bool = Field(False, description="email: true to switch to TLS with STARTTLS")
+    user: str | None = Field(None, description="email: the SMTP login, if the server wants one")
+    password: SecretStr | None = Field(
+        None, description="email: the SMTP password; write '${SMTP_PASSWORD}'"
+    )
+    from_: str | None = Field(
+        None, alias="from", description="email: the sender, e.g. 'fleuve@example.com'"
+    )
+    to: list[str] = Field(default_factory=list, description="email: the recipients")
+    timeout_seconds: float = Field(
+        10, gt=0, le=120, description="seconds to wait for the webhook or SMTP server (0-120)"
+    )
+    retries: int = Field(
+        3, ge=0, le=10, description="retries of a failed delivery, 1 s apart and doubling (0-10)"
+    )
+
+    @field_serializer("headers")
+    def _masked_headers(self, value: dict[str, str]) -> dict[str, str]:
+        return dict.fromkeys(value, "***")
+
+    @model_validator(mode="after")
+    def _complete(self) -> AlertChannel:
+        # ConfigError, not ValueError: the message names the channel, never its secrets.
+        if self.type == "webhook" and self.url is None:
+            raise ConfigError(
+                f"alerts: channel '{self.name}' is a webhook without a 'url'",
+                "add url: '${WEBHOOK_URL}' (or the URL itself)",
+            )
+        if self.type == "email" and not (self.host and self.from_ and self.to):
+            raise ConfigError(
+                f"alerts: channel '{self.name}' sends email without 'host', 'from' or 'to'",
+                "add e.g. host: smtp.example.com, from: fleuve@example.com, to: [ops@example.com]",
+            )
+        return self
+
+
+# The keys each kind of alert rule reads, beside those every rule has.
+_RULE_KEYS: dict[str, tuple[str, ...]] = {
+    "sync_failures": ("failures", "window", "connections"),
+    "disk_usage": ("max_bytes", "max_percent"),
+    "slow_queries": ("p95_seconds", "window", "min_queries"),
+    "api_errors": ("max_error_ratio", "window", "min_requests"),
+    "dbt_test_failures": (),
+    "stale": ("max_age", "what", "connections"),
+}
+_RULE_COMMON = ("name", "kind", "for", "severity", "notify", "description")
+
+
+class AlertRule(_Section):
+    """A condition watched on the platform, with how long it must hold and whom to tell."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, populate_by_name=True)
+
+    name: str = Field(..., description="a short identifier, e.g. 'sync_failures'")
+    kind: Literal[
+        "sync_failures", "disk_usage", "slow_queries", "api_errors", "dbt_test_failures", "stale"
+    ] = Field(
+        ...,
+        description="'sync_failures', 'disk_usage', 'slow_queries', 'api_errors', "
+        "'dbt_test_failures' or 'stale'",
+    )
+    for_: Duration = Field(
+        0,
+        alias="for",
+        description="how long the condition must hold before the alert fires, e.g. '5m' "
+        "(default: at once)",
+    )
+    severity: Literal["critical", "warning", "info"] = Field(
+        "warning", description="'critical', 'warning' or 'info', passed on in notifications"
+    )
+    notify: list[str] | None = Field(
+        None, description="the channels told, e.g. [ops, oncall] (default: every channel)"
+    )
+    description: str | None = Field(None, description="a sentence added to notifications")
+    window: Duration = Field(
+        "1h",
+        description="sync_failures, slow_queries, api_errors: how far back to look, e.g. '15m'",
+    )
+    failures: int = Field(
+        3, ge=1, description="sync_failures: failed sync jobs of one connection in the window"
+    )
+    connections: list[str] = Field(
+        default_factory=list,
+        description="sync_failures, stale: the connections watched (default: all)",
+    )
+    max_bytes: int | None = Field(
+        None, ge=0, description="disk_usage: bytes of lake data above which it fires"
+    )
+    max_percent: float | None = Field(
+        None,
+        gt=0,
+        le=100,
+        description="disk_usage: percent of the lake folder's file system in use above which "
+        "it fires (a local data path only)",
+    )
+    p95_seconds: float = Field(
+        5, gt=0, description="slow_queries: the 95th percentile of query time above which it fires"
+    )
+    min_queries: int = Field(
+        5, ge=1, description="slow_queries: fewer queries in the window never fire"
+    )
+    max_error_ratio: float = Field(
+        0.05, ge=0, le=1, description="api_errors: share of HTTP answers that are 5xx (0-1)"
+    )
+    min_requests: int = Field(
+        20, ge=1, description="api_errors: fewer requests in the window never fire"
+    )
+    max_age: Duration = Field(
+        "24h",
+        description="stale: age of the last successful sync or reflection refresh above which "
+        "it fires, e.g. '6h'",
+    )
+    what: list[Literal["sources", "reflections"]] = Field(
+        default_factory=lambda: ["sources", "reflections"],  # type: ignore[arg-type]
+        description="stale: 'sources' (connections' syncs) and/or 'reflections'",
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _keys_of_kind(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("kind") in _RULE_KEYS:
+            known = (*_RULE_COMMON, *_RULE_KEYS[data["kind"]])
+            for key in data:
+                if key not in known:
+                    raise _unknown(str(key), known)
+        return data
+
+    @field_validator("for_", "window", "max_age")
+    @classmethod
+    def _duration(cls, value: str | float) -> str | float:
+        duration_seconds(value)
+        return value
+
+    @model_validator(mode="after")
+    def _threshold(self) -> AlertRule:
+        if self.kind == "disk_usage" and self.max_bytes is None and self.max_percent is None:
+            raise ConfigError(
+                f"alerts: rule '{self.name}' (disk_usage) needs max_bytes or max_percent",
+                "add e.g. max_percent: 90",
+            )
+        return self
+
+    @property
+    def for_seconds(self) -> float:
+        """Seconds the condition must hold before the alert fires."""
+        return duration_seconds(self.for_)
+
+    @property
+    def window_seconds(self) -> float:
+        """Seconds looked back."""
+        return duration_seconds(self.window)
+
+    @property
+    def max_age_seconds(self) -> float:
+        """Seconds after which a source or reflection is stale."""
+        return duration_seconds(self.max_age)
+
+
+class AlertSettings(_Section):
+    """Alert rules on the platform and the channels they notify (`fleuve alerts`)."""
+
+    evaluate_every: Duration = Field(
+        "30s", description="how often the scheduler evaluates the rules, e.g. '30s'"
+    )
+    channels: list[AlertChannel] = Field(default_factory=list)
+    rules: list[AlertRule] = Field(default_factory=list)
+
+    @field_validator("evaluate_every")
+    @classmethod
+    def _duration(cls, value: str | float) -> str | float:
+        if duration_seconds(value) <= 0:
+            raise ValueError("evaluate_every must be longer than 0 seconds")
+        return value
+
+    @model_validator(mode="after")
+    def _names_fit(self) -> AlertSettings:
+        channels = [c.name for c in self.channels]
+        for what, names in (("channels", channels), ("rules", [r.name for r in self.rules])):
+            twice = {n for n in names if names.count(n) > 1}
+            if twice:
+                raise ConfigError(
+                    f"alerts: two {what} are named '{sorted(twice)[0]}'", "give each its own name"
+                )
+        for rule in self.rules:
+            unknown = [n for n in rule.notify or [] if n not in channels]
+            if unknown:
+                raise ConfigError(
+                    f"alerts: rule '{rule.name}' notifies '{unknown[0]}', which is no channel",
+                    f"name one of: {', '.join(channels) or 'none (add one under alerts.channels)'}",
+                )
+        return self
+
+    @property
+    def evaluate_seconds(self) -> float:
+        """Seconds between evaluations."""
+        return duration_seconds(self.evaluate_every)
+
+
 class DemoSettings(_Section):
     """The demo's stand-in for an external catalog service, started with the project."""
 
@@ -637,6 +877,7 @@ class Settings(_Section):
     _source: str = PrivateAttr(CONFIG_FILE)
     schedule: ScheduleSettings = Field(default_factory=ScheduleSettings)
     schedules: list[ScheduledWork] = Field(default_factory=list)
+    alerts: AlertSettings = Field(default_factory=AlertSettings)
     observe: ObserveSettings = Field(default_factory=ObserveSettings)
 
     @model_validator(mode="after")

@@ -181,7 +181,7 @@ def _section_markdown(title: str, model: type[BaseModel], prefix: str) -> list[s
     out += ["| key | type | default | meaning |", "|---|---|---|---|"]
     for name, field in _fields(model):
         out.append(
-            f"| `{name}` | {_type(field)} | {_default(field, prefix + name)} | "
+            f"| `{field.alias or name}` | {_type(field)} | {_default(field, prefix + name)} | "
             f"{_cell(_description(model, name, field, prefix + name))} |"
         )
     out.append("")
@@ -232,6 +232,8 @@ def _type_words(annotation: Any) -> str:
         (inner,) = get_args(annotation)
         if config._inner_model(inner):
             return "list of sections"
+        if get_origin(inner) is Literal:
+            return "list of " + ", ".join(f"`{v}`" for v in get_args(inner))
         return f"list of {_type_words(inner)}s"
     if origin is dict:
         return "mapping"

@@ -3,8 +3,8 @@
 In the order data flows: `project_setup` (init, db, config), `sources` (ingest), `storage`
 (lake), `transformations` (transform), `sql` (sql, queries, reflections, catalog), `serving`
 (serve), `dashboards`, `batch` (run), `scheduling` (worker, schedules), `access` (users,
-grants, audit). Features outside the core, such as the demo, add theirs through
-`fleuve.plugins`; `context` holds what every command shares.
+grants, audit), `observing` (alerts, observe). Features outside the core, such as the demo, add
+theirs through `fleuve.plugins`; `context` holds what every command shares.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from fleuve.cli import (
     access,
     batch,
     dashboards,
+    observing,
     project_setup,
     scheduling,
     serving,
@@ -109,6 +110,8 @@ for command in (
     access.users,
     access.grants,
     access.audit,
+    observing.alerts,
+    observing.observe,
 ):
     cli.add_command(command)
 

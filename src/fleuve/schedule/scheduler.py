@@ -33,6 +33,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 from fleuve.config import CONFIG_FILE, Settings, load_settings
 from fleuve.errors import FleuveError, NotFound
 from fleuve.metadata.schedule import ScheduleLease, ScheduleRun, ScheduleState
+from fleuve.observe.alerts import AlertLoop
 from fleuve.project import Project
 from fleuve.schedule import leases
 from fleuve.schedule.clock import Clock, clock_from_env
@@ -127,6 +128,7 @@ class Scheduler:
         self._input_errors: set[str] = set()
         self._parse: Future[dict[str, Any]] | None = None
         self._parse_failed: tuple[float, FleuveError | None] = (0.0, None)
+        self._alerts = AlertLoop(project)
         ensure_states(project, self.defs, self.clock.now())
 
     # -- the loop ------------------------------------------------------------------------
@@ -175,6 +177,7 @@ class Scheduler:
             # Past the wait: children are stopped; the run's lease expires and another
             # process tries it again.
             active.stop.set()
+        self._alerts.stop()
         if self._own_engine and self._engine is not None:
             self._engine.close()
 
@@ -224,6 +227,7 @@ class Scheduler:
         if wanted:
             self._start_many(wanted)
         self._purge_runs(now)  # after the starts, which must not wait on it
+        self._alerts.tick(now)
         return max(0.0, (wake_at - self.clock.now()).total_seconds())
 
     # -- starting runs -------------------------------------------------------------------

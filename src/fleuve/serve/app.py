@@ -17,6 +17,7 @@ from starlette.concurrency import run_in_threadpool
 
 from fleuve import __version__
 from fleuve.metadata import User
+from fleuve.observe.requests import CountRequests, RequestCounter
 from fleuve.project import Project
 from fleuve.security import audit, auth
 from fleuve.serve import ui
@@ -45,6 +46,9 @@ def create_app(project: Project, queries: Queries) -> FastAPI:
     )
     app.state.project = project
     app.state.queries = queries
+    # Every answer is counted, a refused login's too, for the API error rate alert.
+    app.state.request_counter = RequestCounter(project.db)
+    app.state.request_counter.start()
 
     @app.middleware("http")
     async def authenticate(request: Request, call_next):  # type: ignore[no-untyped-def]
@@ -90,6 +94,7 @@ def create_app(project: Project, queries: Queries) -> FastAPI:
     app.include_router(search_router)
     ui.install(app)
     _describe_errors(app)
+    app.add_middleware(CountRequests, counter=app.state.request_counter)
     return app
 
 

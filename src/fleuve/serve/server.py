@@ -97,8 +97,9 @@ class FleuveServer:
                 sock.close()
             self.queries.close()
             raise
+        self._app = create_app(project, self.queries)
         config = uvicorn.Config(
-            create_app(project, self.queries),
+            self._app,
             log_level="warning",
             lifespan="off",
             timeout_graceful_shutdown=5,
@@ -218,6 +219,7 @@ class FleuveServer:
             # Runs still going after the wait are taken over by a worker once their lease ends.
             self.scheduler.stop(wait=10)
         self.queries.close()
+        self._app.state.request_counter.stop()
         self.flight.stop()
         for thread in self._threads:
             if thread is not threading.current_thread():
