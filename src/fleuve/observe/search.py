@@ -48,6 +48,8 @@ FAMILIES: dict[str, tuple[str, ...] | None] = {
 }
 _DAY = re.compile(r"^(?P<family>.+)-(?P<day>\d{4}\.\d{2}\.\d{2})$")
 MAX_WINDOW = 10_000  # from + size, as index.max_result_window
+# Matches up to this many are searched in memory (hits, total and aggregations).
+NARROW_LIMIT = 100_000
 # Where the audit trail is read from: the metadata database, attached read-only to the lake.
 META = "fleuve_meta"
 
@@ -691,7 +693,8 @@ class Searcher:
 
     def _days(self, target: Target) -> tuple[str, list[Any]]:
         """The condition selecting the target's services and days."""
-        ors, params = [], []
+        ors: list[str] = []
+        params: list[Any] = []
         day = "strftime(\"timestamp\", '%Y.%m.%d')"
         for _family, services, day_cond, day_params in target.parts:
             conds = []
@@ -732,6 +735,24 @@ class Searcher:
             with self.project.lake.session() as con:
                 con.execute(f"ATTACH IF NOT EXISTS {quoted} AS {META} (TYPE {kind}, READ_ONLY)")
             self._meta_ready = True
+
+    def _narrowed(
+        self, source: Source, where: str, params: list[Any]
+    ) -> tuple[Source, str, list[Any]]:
+        """The matching records copied into a temporary table, when there are few of them: the
+        total, the hits and each aggregation then read memory, where each statement on the lake
+        would read its catalog again. Many matches are read from the lake by each statement."""
+        con = self._local.con
+        name = f"fleuve_matches_{threading.get_ident()}"
+        con.execute(
+            f"CREATE OR REPLACE TEMP TABLE {name} AS SELECT * FROM {source.sql} WHERE {where} "
+            f"LIMIT {NARROW_LIMIT + 1}",
+            params,
+        )
+        if con.execute(f"SELECT count(*) FROM {name}").fetchone()[0] > NARROW_LIMIT:
+            con.execute(f"DROP TABLE {name}")
+            return source, where, params
+        return Source(name, [], source.fields, source.extra, source.index), "TRUE", []
 
     def _has_logs(self) -> bool:
         """True once logs.records exists (remembered: it is never dropped)."""
@@ -807,6 +828,9 @@ class Searcher:
                 f"[{MAX_WINDOW}] but was [{start + size}]",
                 "illegal_argument_exception",
             )
+        aggs = body.get("aggs", body.get("aggregations"))
+        if source.fields and (aggs or size):
+            source, where, base_params = self._narrowed(source, where, base_params)
         total = self._fetch(f"SELECT count(*) FROM {source.sql} WHERE {where}", base_params)[0][0]
         hits: list[dict[str, Any]] = []
         if size and total and source.fields:
@@ -832,7 +856,6 @@ class Searcher:
             answer["hits"]["total"] = total
         if body.get("track_total_hits") is False:
             del answer["hits"]["total"]
-        aggs = body.get("aggs", body.get("aggregations"))
         if aggs is not None:
             answer["aggregations"] = Aggregator(self, source, where, base_params, compiler).run(
                 aggs
@@ -1088,8 +1111,8 @@ def _filter_source(doc: dict[str, Any], wanted: Any) -> dict[str, Any] | None:
         unknown = set(wanted) - {"includes", "excludes", "include", "exclude"}
         if unknown:
             raise SearchError(f"[_source] does not support [{sorted(unknown)[0]}]")
-        inc = wanted.get("includes", wanted.get("include", []))
-        exc = wanted.get("excludes", wanted.get("exclude", []))
+        inc: Any = wanted.get("includes", wanted.get("include", []))
+        exc: Any = wanted.get("excludes", wanted.get("exclude", []))
         includes = [inc] if isinstance(inc, str) else list(inc)
         excludes = [exc] if isinstance(exc, str) else list(exc)
     else:
