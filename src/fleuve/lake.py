@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
+from operator import methodcaller
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -122,7 +123,7 @@ def extension_dir() -> Path:
     """
     target = Path(sys.prefix) / "var" / "fleuve" / "duckdb_extensions"
     with duckdb.connect() as con:
-        platform = con.execute("PRAGMA platform").fetchone()[0]
+        platform = con.execute("PRAGMA platform").fetchall()[0][0]
     folder = target / DUCKDB_VERSION / platform
     folder.mkdir(parents=True, exist_ok=True)
     site = Path(duckdb.__file__).resolve().parent.parent
@@ -354,7 +355,7 @@ class Lake:
         for layer in LAYERS.values():
             if layer.schema not in existing:
                 self.commit(
-                    lambda c, s=layer.schema: c.execute(f"CREATE SCHEMA IF NOT EXISTS {s}"),
+                    methodcaller("execute", f"CREATE SCHEMA IF NOT EXISTS {layer.schema}"),
                     what=f"create schema {layer.schema}",
                 )
         current = {

@@ -70,7 +70,7 @@ def _col(name: str) -> exp.Column:
     return exp.Column(this=_ident(name))
 
 
-def _literal(value: Any) -> exp.Expression:
+def _literal(value: Any) -> exp.Expr:
     if value is None:
         return exp.Null()
     if isinstance(value, bool):
@@ -85,8 +85,9 @@ def dataset_table(path: str) -> exp.Table:
     parts = [p.strip('"') for p in path.split(".")]
     if not 1 <= len(parts) <= 3 or not all(parts):
         raise ChartError(f"invalid dataset path '{path}'", "write it as schema.table")
-    parts = [None] * (3 - len(parts)) + parts
-    catalog, db, table = parts
+    *schema, table = parts
+    db = schema[-1] if schema else None
+    catalog = schema[0] if len(schema) == 2 else None
     return exp.Table(
         this=_ident(table),
         db=_ident(db) if db else None,
@@ -94,7 +95,7 @@ def dataset_table(path: str) -> exp.Table:
     )
 
 
-def _source(chart: ChartSpec) -> exp.Expression:
+def _source(chart: ChartSpec) -> exp.Expr:
     if chart.dataset:
         return dataset_table(chart.dataset)
     # Read as the engine reads queries: sqlglot's own reading would change some of them
@@ -108,9 +109,9 @@ def _source(chart: ChartSpec) -> exp.Expression:
     return parsed.subquery("q")
 
 
-def _measure(measure: Measure) -> exp.Expression:
+def _measure(measure: Measure) -> exp.Expr:
     if measure.agg == "count":
-        agg: exp.Expression = exp.Count(this=_col(measure.column) if measure.column else exp.Star())
+        agg: exp.Expr = exp.Count(this=_col(measure.column) if measure.column else exp.Star())
     elif measure.agg == "count_distinct":
         agg = exp.Count(this=exp.Distinct(expressions=[_col(measure.column or "")]))
     else:
@@ -118,7 +119,7 @@ def _measure(measure: Measure) -> exp.Expression:
     return exp.alias_(agg, measure.name, quoted=True)
 
 
-def _dimension(chart: ChartSpec) -> exp.Expression:
+def _dimension(chart: ChartSpec) -> exp.Expr:
     column = _col(chart.x or "")
     if chart.time_grain is None:
         return exp.alias_(column, chart.x or "", quoted=True)
@@ -126,7 +127,7 @@ def _dimension(chart: ChartSpec) -> exp.Expression:
     return exp.alias_(exp.cast(truncated, "DATE"), chart.x or "", quoted=True)
 
 
-def _condition(cond: Condition) -> exp.Expression:
+def _condition(cond: Condition) -> exp.Expr:
     column = _col(cond.column)
     if cond.op == "is null":
         return exp.Is(this=column, expression=exp.Null())
@@ -141,8 +142,8 @@ def _condition(cond: Condition) -> exp.Expression:
     return _COMPARISONS[cond.op](this=column, expression=_literal(cond.value))
 
 
-def _date_conditions(column: str, chosen: DateRange) -> list[exp.Expression]:
-    out: list[exp.Expression] = []
+def _date_conditions(column: str, chosen: DateRange) -> list[exp.Expr]:
+    out: list[exp.Expr] = []
     if chosen.start:
         out.append(
             exp.GTE(
@@ -161,9 +162,9 @@ def filter_conditions(
     chart: ChartSpec,
     values: dict[str, Any],
     today: date | None = None,
-) -> list[exp.Expression]:
+) -> list[exp.Expr]:
     """The WHERE terms the dashboard's shared filters add to `chart`, given the chosen values."""
-    out: list[exp.Expression] = []
+    out: list[exp.Expr] = []
     for flt in dashboard.filters:
         if flt.name in chart.ignore_filters:
             continue
@@ -177,9 +178,9 @@ def filter_conditions(
     return out
 
 
-def chart_query(chart: ChartSpec, extra: list[exp.Expression] | None = None) -> str:
+def chart_query(chart: ChartSpec, extra: list[exp.Expr] | None = None) -> str:
     """The SQL that reads `chart`'s rows, with `extra` WHERE terms from shared filters."""
-    dims: list[exp.Expression] = []
+    dims: list[exp.Expr] = []
     if chart.x:
         dims.append(_dimension(chart))
     if chart.series:

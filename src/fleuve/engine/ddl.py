@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from typing import NoReturn
 
 import sqlglot
 from sqlglot import exp
@@ -250,6 +251,10 @@ class _Parser:
         j = self.i + n
         return self.tokens[j] if j < len(self.tokens) else None
 
+    def next_is(self, kind: TokenType) -> bool:
+        t = self.peek()
+        return t is not None and t.token_type == kind
+
     def word(self, n: int = 0) -> str:
         t = self.peek(n)
         if t is None or t.token_type in (TokenType.IDENTIFIER, TokenType.STRING):
@@ -278,7 +283,7 @@ class _Parser:
         if not self.take(*words):
             self.fail(f"expected {' '.join(words)}")
 
-    def fail(self, problem: str) -> None:
+    def fail(self, problem: str) -> NoReturn:
         t = self.peek()
         where = f" near '{t.text}'" if t else " at the end"
         raise EngineError(
@@ -317,7 +322,7 @@ class _Parser:
 
     def path(self, *, star: bool = False) -> tuple[Path, bool]:
         parts = [self.ident()]
-        while self.peek() is not None and self.peek().token_type == TokenType.DOT:
+        while self.next_is(TokenType.DOT):
             self.i += 1
             nxt = self.peek()
             if star and nxt is not None and nxt.token_type == TokenType.STAR:
@@ -331,7 +336,8 @@ class _Parser:
         t = self.peek()
         if t is None or t.token_type != TokenType.L_PAREN:
             self.fail("expected '('")
-        depth, start, last, items = 0, None, 0, []
+        depth, start, last = 0, None, 0
+        items: list[str] = []
         while not self.done():
             t = self.tokens[self.i]
             self.i += 1
@@ -521,7 +527,7 @@ class _Parser:
             self.expect("SET")
             if self.take("ENABLED"):
                 self.take("=")
-                if self.peek() is not None and self.peek().token_type == TokenType.EQ:
+                if self.next_is(TokenType.EQ):
                     self.i += 1
                 value = self.word()
                 if value not in ("TRUE", "FALSE"):
@@ -612,7 +618,7 @@ class _Parser:
             words = []
             while (
                 self.word()
-                and self.peek().token_type != TokenType.COMMA
+                and not self.next_is(TokenType.COMMA)
                 and not self.at("ON")
                 and not self.at("PRIVILEGES")
             ):
@@ -622,11 +628,12 @@ class _Parser:
                 self.fail("expected a privilege (SELECT, ALL, or a system privilege)")
             self.take("PRIVILEGES")
             privileges.append(" ".join(words))
-            if not (self.peek() is not None and self.peek().token_type == TokenType.COMMA):
+            if not self.next_is(TokenType.COMMA):
                 break
             self.i += 1
         self.expect("ON")
         recursive = False
+        path: Path
         if self.at("SYSTEM", "FROM" if revoke else "TO"):
             # Privileges to operate the platform: the object is the system itself (no path).
             self.i += 1

@@ -60,6 +60,7 @@ class ArrowSource(Protocol):
     """One source file read as Arrow record batches."""
 
     file: str
+    origin: str  # the name its rows keep (a bucket file's s3:// name)
     schema: Any
 
     def batches(self) -> Iterator[Any]:
@@ -160,7 +161,7 @@ def write(
     """
     import pyarrow as pa
 
-    extracted_at, day = con.execute(f"SELECT now(), {INGESTION_DATE_SQL}").fetchone()
+    extracted_at, day = con.execute(f"SELECT now(), {INGESTION_DATE_SQL}").fetchall()[0]
     folder = Path(_date_folder(lake, name, day))
     renamed = {c.source: c.name for c in columns}
     fields = [pa.field(renamed[f.name], f.type) for f in sources[0].schema]
@@ -214,7 +215,7 @@ def copy(
     column: DuckLake would count a missing one as values. Returns the rows added; the files'
     paths go to `written` as in `write`.
     """
-    (day,) = con.execute(f"SELECT {INGESTION_DATE_SQL}").fetchone()
+    (day,) = con.execute(f"SELECT {INGESTION_DATE_SQL}").fetchall()[0]
     folder = _date_folder(lake, name, day)
     exprs = ", ".join(
         f"CAST({'s.' + quote_ident(col) if col in produced else 'NULL'} AS {kind}) AS {quote_ident(col)}"
@@ -232,7 +233,7 @@ def copy(
             f"COMPRESSION {layer.compression}, ROW_GROUP_SIZE {group}, "
             f"DICTIONARY_SIZE_LIMIT {group // _DICTIONARY_SHARE}, "
             f"PARQUET_VERSION V{layer.parquet_version}, RETURN_FILES true)"
-        ).fetchone()
+        ).fetchall()[0]
     except BaseException:
         if not lake.settings.lake.on_s3:  # objects in a bucket exist only once complete
             discard(lake, [str(f) for f in Path(folder).glob(f"{prefix}_*")])

@@ -477,7 +477,7 @@ def _table_exists(con: duckdb.DuckDBPyConnection, name: str) -> bool:
             "SELECT count(*) FROM duckdb_tables() WHERE database_name = 'lake' "
             "AND schema_name = 'bronze' AND table_name = ?",
             [name],
-        ).fetchone()[0]
+        ).fetchall()[0][0]
     )
 
 
@@ -569,7 +569,7 @@ def _without_boundary_rows(
         "SELECT data_type FROM duckdb_columns() WHERE database_name = 'lake' AND schema_name = 'bronze' "
         "AND table_name = ? AND column_name = ?",
         [table.split(".", 1)[1].strip('"').replace('""', '"'), cursor_col],
-    ).fetchone()[0]
+    ).fetchall()[0][0]
     boundary = f"TRY_CAST({quote_literal(since.value)} AS {kind})"
     cur = quote_ident(cursor_col)
     cond = " AND ".join(
@@ -647,7 +647,7 @@ def _new_cursor(
         return candidate
     newer = con.execute(
         f"SELECT {candidate.literal()} > TRY_CAST({quote_literal(since.value)} AS {row[1]})"
-    ).fetchone()[0]
+    ).fetchall()[0][0]
     return candidate if newer else since
 
 

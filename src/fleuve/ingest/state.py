@@ -56,7 +56,7 @@ def ensure_tables(lake: Lake) -> set[str]:
         exists = con.execute(
             "SELECT count(*) FROM duckdb_tables() WHERE database_name = 'lake' "
             "AND schema_name = 'bronze' AND table_name = '_rejected'"
-        ).fetchone()[0]
+        ).fetchall()[0][0]
         if not exists:
             con.execute(
                 f"CREATE TABLE {REJECTED_TABLE} (connection VARCHAR, stream VARCHAR, "
@@ -127,12 +127,3 @@ def write_state(
             sync_id,
         ],
     )
-
-
-def reset_state(lake: Lake, connection: str, stream: str | None = None) -> None:
-    """Forget a connection's (or one stream's) cursor: the next sync reads everything."""
-    if not lake.table_exists(STATE_TABLE):
-        return
-    sql = f"DELETE FROM {STATE_TABLE} WHERE connection = ?" + (" AND stream = ?" if stream else "")
-    params = [connection, *([stream] if stream else [])]
-    lake.commit(lambda con: con.execute(sql, params), what=f"reset state of {connection}")

@@ -33,7 +33,7 @@ def start_job(db: Database, connection: str, detail: dict[str, Any] | None = Non
 def start_attempt(db: Database, job_id: int, number: int) -> None:
     """Record attempt `number` of a job as running."""
     with db.session() as s:
-        job = s.get(Job, job_id)
+        job = s.get_one(Job, job_id)
         job.status = "running"
         job.attempts.append(Attempt(number=number, status="running"))
 
@@ -67,7 +67,7 @@ def finish_attempt(
 def finish_job(db: Database, job_id: int, status: str) -> None:
     """Set a job's final status: succeeded, failed, incomplete or cancelled."""
     with db.session() as s:
-        s.get(Job, job_id).status = status
+        s.get_one(Job, job_id).status = status
 
 
 def reap_dead_jobs(db: Database, connection: str | None = None) -> int:

@@ -153,7 +153,7 @@ def purge(lake: Lake, retention_days: int) -> int:
     # Whole days go, so that a day's partition files are dropped rather than rewritten.
     day = cutoff.replace(hour=0, minute=0, second=0, microsecond=0)
     return lake.commit(
-        lambda c: c.execute(f"DELETE FROM {TABLE} WHERE timestamp < ?", [day]).fetchone()[0],
+        lambda c: c.execute(f"DELETE FROM {TABLE} WHERE timestamp < ?", [day]).fetchall()[0][0],
         what="purge log records",
     )
 
@@ -239,7 +239,7 @@ class LakeLogHandler(logging.Handler):
 
     def _write_buffer(self) -> None:
         while self._buffer:
-            rows = []
+            rows: list[dict[str, Any]] = []
             while self._buffer and len(rows) < 50_000:
                 rows.append(self._buffer.popleft())
             try:

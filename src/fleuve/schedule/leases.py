@@ -17,6 +17,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from fleuve.metadata import Database
+from fleuve.metadata.database import rows_changed
 from fleuve.metadata.schedule import ScheduleLease
 
 
@@ -28,25 +29,27 @@ def claim_in(
     dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
     taken_here: list[str] = []
     for key in sorted(set(keys)):  # one order for all processes: no two wait on each other
-        taken = session.execute(
+        taken = rows_changed(
+            session,
             update(ScheduleLease)
             # Not re-entrant: a holder asking again (another run of its own) is refused.
             .where(
                 ScheduleLease.key == key,
                 or_(ScheduleLease.owner.is_(None), ScheduleLease.expires_at < now),
             )
-            .values(owner=owner, acquired_at=now, expires_at=expires)
-        ).rowcount
+            .values(owner=owner, acquired_at=now, expires_at=expires),
+        )
         if taken:
             taken_here.append(key)
             continue
         # A key never seen: the primary key lets one process insert it; the others insert
         # nothing (and wait for that transaction on PostgreSQL).
-        inserted = session.execute(
+        inserted = rows_changed(
+            session,
             dialect.insert(ScheduleLease)
             .values(key=key, owner=owner, acquired_at=now, expires_at=expires)
-            .on_conflict_do_nothing()
-        ).rowcount
+            .on_conflict_do_nothing(),
+        )
         if not inserted:
             # The keys taken above were free or expired: free is what they go back to.
             release_in(session, taken_here, owner)
@@ -65,11 +68,12 @@ def renew(db: Database, keys: Iterable[str], owner: str, now: datetime, seconds:
     """Extend the leases `owner` holds on `keys`; False when one was lost to another process."""
     keys = list(set(keys))
     with db.session() as s:
-        kept = s.execute(
+        kept = rows_changed(
+            s,
             update(ScheduleLease)
             .where(ScheduleLease.key.in_(keys), ScheduleLease.owner == owner)
-            .values(expires_at=now + timedelta(seconds=seconds))
-        ).rowcount
+            .values(expires_at=now + timedelta(seconds=seconds)),
+        )
     return kept == len(keys)
 
 

@@ -32,6 +32,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from fleuve.config import CONFIG_FILE, Settings, load_settings
 from fleuve.errors import FleuveError, NotFound
+from fleuve.metadata.database import rows_changed
 from fleuve.metadata.schedule import ScheduleLease, ScheduleRun, ScheduleState
 from fleuve.observe.alerts import AlertLoop
 from fleuve.project import Project
@@ -213,7 +214,8 @@ class Scheduler:
                 .order_by(ScheduleState.requested_at.is_(None), ScheduleState.next_due_at)
                 .limit(self.max_parallel * 2 + 32)
             ).all()
-        wake_at, wanted = horizon, []
+        wake_at = horizon
+        wanted: list[tuple[str, datetime | None, datetime | None]] = []
         for name, due, requested, paused in rows:
             if name not in self.defs:
                 continue
@@ -274,7 +276,7 @@ class Scheduler:
         now = self.clock.now()  # when this run starts, not when the tick began
         if not leases.claim_in(s, keys, self.owner, now, self.lease_seconds):
             return None
-        st = s.get(ScheduleState, name)
+        st = s.get_one(ScheduleState, name)
         if requested is not None and st.requested_at == requested:
             trigger, due_at = (st.requested_by or "run_now")[:64], requested
             st.requested_at, st.requested_by = None, None
@@ -378,14 +380,14 @@ class Scheduler:
         now = self.clock.now()
         item = active.item
         with self.db.session() as s:
-            run = s.get(ScheduleRun, active.run_id)
+            run = s.get_one(ScheduleRun, active.run_id)
             if run.status != "running" or run.owner != self.owner:
                 # Another process declared it abandoned (this one stalled past its lease).
                 log.warning("run finished after its lease was lost", extra={"run_id": run.id})
                 return
             run.status, run.ended_at = outcome.status, now
             run.error, run.job_id, run.log_path = outcome.error, outcome.job_id, outcome.log_path
-            st = s.get(ScheduleState, item.name)
+            st = s.get_one(ScheduleState, item.name)
             st.last_status, st.last_finished_at = outcome.status, now
             if outcome.status == "succeeded":
                 st.last_success_at = now
@@ -611,7 +613,7 @@ class Scheduler:
         if not leases.claim_all(self.db, keys, self.owner, now, self.lease_seconds):
             return
         with self.db.session() as s:
-            old = s.get(ScheduleRun, run_id)
+            old = s.get_one(ScheduleRun, run_id)
             if old.status != "running":
                 leases.release_in(s, keys, self.owner)
                 return
@@ -620,7 +622,7 @@ class Scheduler:
                 f"the process {old.owner} stopped before the run finished (its lease expired); "
                 f"taken over by {self.owner}"
             )
-            st = s.get(ScheduleState, item.name)
+            st = s.get_one(ScheduleState, item.name)
             if old.attempt >= MAX_ATTEMPTS:
                 st.last_status, st.last_finished_at = "failed", now
                 leases.release_in(s, keys, self.owner)
@@ -656,7 +658,7 @@ class Scheduler:
                 run = self._run_row(item, now, 1, f"run_now by {requested_by}"[:64], now)
                 s.add(run)
                 s.flush()
-                st = s.get(ScheduleState, name)
+                st = s.get_one(ScheduleState, name)
                 st.last_due_at, st.last_started_at = now, now
                 st.last_status, st.last_run_id = "running", run.id
                 run_id = run.id
@@ -877,14 +879,14 @@ def purge_runs(project: Project, now: datetime) -> int:
     cutoff = now - timedelta(days=project.settings.schedule.run_retention_days)
     with project.db.session() as s:
         last = select(ScheduleState.last_run_id).where(ScheduleState.last_run_id.is_not(None))
-        result = s.execute(
+        return rows_changed(
+            s,
             delete(ScheduleRun).where(
                 ScheduleRun.status != "running",
                 ScheduleRun.ended_at < cutoff,
                 ScheduleRun.id.not_in(last),
-            )
+            ),
         )
-        return result.rowcount or 0
 
 
 def _state(project: Project, name: str, clock: Clock) -> tuple[dict[str, Scheduled], Scheduled]:
@@ -900,7 +902,7 @@ def pause(project: Project, name: str, by: str, clock: Clock | None = None) -> d
     clock = clock or clock_from_env()
     _state(project, name, clock)
     with project.db.session() as s:
-        st = s.get(ScheduleState, name)
+        st = s.get_one(ScheduleState, name)
         if not st.paused:
             st.paused, st.paused_by, st.paused_at = True, by, clock.now()
     _audit(project, "pause", name, by)
@@ -912,7 +914,7 @@ def resume(project: Project, name: str, by: str, clock: Clock | None = None) -> 
     clock = clock or clock_from_env()
     _, item = _state(project, name, clock)
     with project.db.session() as s:
-        st = s.get(ScheduleState, name)
+        st = s.get_one(ScheduleState, name)
         if st.paused:
             st.paused, st.paused_by, st.paused_at = False, None, None
             st.next_due_at = item.trigger.next_after(clock.now())
@@ -925,7 +927,7 @@ def request_run(project: Project, name: str, by: str, clock: Clock | None = None
     clock = clock or clock_from_env()
     _state(project, name, clock)
     with project.db.session() as s:
-        st = s.get(ScheduleState, name)
+        st = s.get_one(ScheduleState, name)
         if st.requested_at is None:
             st.requested_at, st.requested_by = clock.now(), f"run_now by {by}"[:128]
     _audit(project, "run", name, by)

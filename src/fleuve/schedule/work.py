@@ -356,7 +356,7 @@ def _update_job(project: Project, job_id: int, detail: dict[str, Any]) -> None:
     from fleuve.metadata import Job
 
     with project.db.session() as s:
-        job = s.get(Job, job_id)
+        job = s.get_one(Job, job_id)
         job.detail = {**job.detail, **detail}
 
 
@@ -364,6 +364,6 @@ def _finish_job(project: Project, job_id: int, status: str, detail: dict[str, An
     from fleuve.metadata import Job
 
     with project.db.session() as s:
-        job = s.get(Job, job_id)
+        job = s.get_one(Job, job_id)
         job.status = status
         job.detail = {**job.detail, **detail}

@@ -12,8 +12,9 @@ import binascii
 import time
 from urllib.parse import urlsplit
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Request, Response
 from starlette.concurrency import run_in_threadpool
+from starlette.middleware.base import RequestResponseEndpoint
 
 from fleuve import __version__
 from fleuve.metadata import User
@@ -51,7 +52,7 @@ def create_app(project: Project, queries: Queries) -> FastAPI:
     app.state.request_counter.start()
 
     @app.middleware("http")
-    async def authenticate(request: Request, call_next):  # type: ignore[no-untyped-def]
+    async def authenticate(request: Request, call_next: RequestResponseEndpoint) -> Response:
         """Identify the caller from its token before any route runs."""
         path = request.url.path
         if (request.method, path) in PUBLIC:

@@ -47,7 +47,7 @@ _EXTRACT_PARTS = {
     "minute": "minute",
     "second": "second",
 }
-_PART_NODES = {
+_PART_NODES: dict[type[exp.Expr], str] = {
     exp.Year: "year",
     exp.Quarter: "quarter",
     exp.Month: "month",
@@ -77,6 +77,11 @@ class AggregateLayout:
     def dim_column(self, d: Dimension) -> str:
         """The physical column of a dimension."""
         return self.columns[dim_key(d)]
+
+    @property
+    def rows_column(self) -> str:
+        """The physical column counting each group's rows (every layout keeps it)."""
+        return self.columns[measure_key("COUNT", "*")]
 
     def measure_column(self, kind: str, column: str) -> str | None:
         """The physical column of a measure, if kept."""
@@ -146,10 +151,10 @@ def _col(name: str) -> exp.Column:
 # -- helpers over a SELECT ------------------------------------------------------------
 
 
-def _scope_nodes(select: exp.Select) -> list[exp.Expression]:
+def _scope_nodes(select: exp.Select) -> list[exp.Expr]:
     """Every node of `select` that is not inside a nested query."""
-    out = []
-    stack = [select]
+    out: list[exp.Expr] = []
+    stack: list[exp.Expr] = [select]
     while stack:
         node = stack.pop()
         out.append(node)
@@ -162,11 +167,11 @@ def _scope_nodes(select: exp.Select) -> list[exp.Expression]:
     return out
 
 
-def _is_aggregate(node: exp.Expression) -> bool:
+def _is_aggregate(node: exp.Expr) -> bool:
     return isinstance(node, exp.AggFunc) and not isinstance(node.parent, exp.Window)
 
 
-def _volatile(node: exp.Expression) -> bool:
+def _volatile(node: exp.Expr) -> bool:
     if isinstance(node, exp.Rand):
         return True
     if isinstance(node, exp.Anonymous | exp.Func):
@@ -175,10 +180,15 @@ def _volatile(node: exp.Expression) -> bool:
     return False
 
 
-_FLIPPED = {exp.GTE: exp.LTE, exp.LTE: exp.GTE, exp.GT: exp.LT, exp.LT: exp.GT}
+_FLIPPED: dict[type[exp.Expr], type[exp.Expr]] = {
+    exp.GTE: exp.LTE,
+    exp.LTE: exp.GTE,
+    exp.GT: exp.LT,
+    exp.LT: exp.GT,
+}
 
 
-def _time_constant(node: exp.Expression) -> datetime | None:
+def _time_constant(node: exp.Expr) -> datetime | None:
     """The value of a typed date or timestamp literal (`DATE '2024-03-01'`, a CAST of a string)."""
     if not (
         isinstance(node, exp.Cast) and isinstance(node.this, exp.Literal) and node.this.is_string
@@ -266,10 +276,10 @@ class _Translator:
             raise Miss(f"{col.sql('duckdb')} is not a column of the dataset")
         return name
 
-    def dimension(self, node: exp.Expression, *, allow_alias: bool = False) -> exp.Expression:
+    def dimension(self, node: exp.Expr, *, allow_alias: bool = False) -> exp.Expr:
         """`node` (no aggregates) rewritten over dimension columns."""
 
-        def visit(n: exp.Expression) -> exp.Expression:
+        def visit(n: exp.Expr) -> exp.Expr:
             if isinstance(n, exp.Window):
                 raise Miss("window functions are not answered from reflections")
             if _is_aggregate(n):
@@ -305,7 +315,7 @@ class _Translator:
 
         return node.copy().transform(visit, copy=False)
 
-    def _aligned_range(self, n: exp.Expression) -> exp.Expression | None:
+    def _aligned_range(self, n: exp.Expr) -> exp.Expr | None:
         """`col >= b` or `col < b` over a grain dimension, when `b` starts a period of that grain.
 
         For such a bound, truncating `col` changes no answer: `col >= 2024-03-01` holds exactly
@@ -314,7 +324,8 @@ class _Translator:
         """
         if not isinstance(n, exp.GTE | exp.LT | exp.GT | exp.LTE):
             return None
-        column, bound, kind = n.this, n.expression, type(n)
+        column, bound = n.this, n.expression
+        kind: type[exp.Expr] = type(n)
         if isinstance(bound, exp.Column) and not isinstance(column, exp.Column):
             column, bound, kind = bound, column, _FLIPPED[kind]
         if kind not in (exp.GTE, exp.LT) or not isinstance(column, exp.Column):
@@ -330,7 +341,7 @@ class _Translator:
                 return kind(this=_col(phys), expression=bound.copy())
         return None
 
-    def _null_proxy(self, col: exp.Expression) -> exp.Column | None:
+    def _null_proxy(self, col: exp.Expr) -> exp.Column | None:
         """A dimension column that is NULL exactly when `col` is (truncation keeps NULLs)."""
         if isinstance(col, exp.Column) and not isinstance(col.this, exp.Star):
             name = self.column_name(col)
@@ -340,7 +351,7 @@ class _Translator:
                 return _col(self.grains[name][0][1])
         return None
 
-    def _time_dimension(self, n: exp.Expression) -> exp.Expression | None:
+    def _time_dimension(self, n: exp.Expr) -> exp.Expr | None:
         """A time expression over a grain dimension, rewritten; None when `n` is not one."""
         if isinstance(n, exp.Is) and isinstance(n.expression, exp.Null):
             proxy = self._null_proxy(n.this)
@@ -386,13 +397,13 @@ class _Translator:
                 return out
         return None
 
-    def _own(self, col: exp.Expression) -> None:
+    def _own(self, col: exp.Expr) -> None:
         if isinstance(col, exp.Column):
             self.column_name(col)
 
     # -- aggregates ---------------------------------------------------------------------
 
-    def aggregate(self, node: exp.Expression) -> exp.Expression:
+    def aggregate(self, node: exp.Expr) -> exp.Expr:
         """An aggregate (possibly with FILTER) rewritten over the reflection's measures."""
         condition = None
         if isinstance(node, exp.Filter):
@@ -405,9 +416,9 @@ class _Translator:
             return out
 
         # The FILTER goes on every aggregate of the rollup, on top of any FILTER it has.
-        applied = []
+        applied: list[exp.Expr] = []
 
-        def add_filter(n: exp.Expression) -> exp.Expression:
+        def add_filter(n: exp.Expr) -> exp.Expr:
             if isinstance(n, exp.Filter):
                 applied.append(n)
                 both = exp.and_(n.expression.this.copy(), condition.copy())
@@ -422,7 +433,7 @@ class _Translator:
             raise Miss(f"cannot apply the FILTER of {node.sql('duckdb')} to the reflection")
         return out
 
-    def _arg(self, node: exp.Expression) -> tuple[exp.Expression | None, bool]:
+    def _arg(self, node: exp.Expr) -> tuple[exp.Expr | None, bool]:
         arg = node.this
         if isinstance(arg, exp.Distinct):
             if len(arg.expressions) != 1:
@@ -430,14 +441,14 @@ class _Translator:
             return arg.expressions[0], True
         return arg, False
 
-    def _measured(self, arg: exp.Expression | None, kind: str) -> str | None:
+    def _measured(self, arg: exp.Expr | None, kind: str) -> str | None:
         if isinstance(arg, exp.Column) and not isinstance(arg.this, exp.Star):
             name = self.column_name(arg)
             if kind in self.lay.measures.get(name, ()):
                 return self.lay.measure_column(kind, name)
         return None
 
-    def _rollup(self, node: exp.Expression) -> exp.Expression:
+    def _rollup(self, node: exp.Expr) -> exp.Expr:
         arg, distinct = self._arg(node)
         if isinstance(node, exp.Count):
             if distinct:
@@ -449,6 +460,7 @@ class _Translator:
                     return exp.Coalesce(
                         this=exp.func("len", values), expressions=[exp.Literal.number(0)]
                     )
+                assert arg is not None  # a DISTINCT always has its argument (see `_arg`)
                 try:
                     dim = self.dimension(arg)
                 except Miss:
@@ -458,12 +470,12 @@ class _Translator:
                     ) from None
                 return exp.Count(this=exp.Distinct(expressions=[dim]))
             if arg is None or isinstance(arg, exp.Star):
-                return _zero(exp.Sum(this=_col(self.lay.measure_column("COUNT", "*"))))
+                return _zero(exp.Sum(this=_col(self.lay.rows_column)))
             phys = self._measured(arg, "COUNT")
             if phys:
                 return _zero(exp.Sum(this=_col(phys)))
             dim = self._null_proxy(arg) or self._dim_arg(arg, "COUNT")
-            star = exp.Sum(this=_col(self.lay.measure_column("COUNT", "*")))
+            star = exp.Sum(this=_col(self.lay.rows_column))
             return _zero(
                 exp.Filter(
                     this=star,
@@ -506,14 +518,14 @@ class _Translator:
             raise Miss(f"{node.sql('duckdb')} needs SUM and COUNT measures on its column")
         raise Miss(f"{node.sql('duckdb')} is not answered from reflections")
 
-    def _read(self, node: exp.Expression) -> exp.Expression:
+    def _read(self, node: exp.Expr) -> exp.Expr:
         """The aggregate read off one reflection row (the row is exactly one group)."""
         arg, distinct = self._arg(node)
         if distinct:
             raise _NoExact
         if isinstance(node, exp.Count):
             if arg is None or isinstance(arg, exp.Star):
-                return _col(self.lay.measure_column("COUNT", "*"))
+                return _col(self.lay.rows_column)
             phys = self._measured(arg, "COUNT")
             if phys:
                 return _col(phys)
@@ -521,7 +533,7 @@ class _Translator:
             return exp.If(
                 this=exp.Is(this=dim, expression=exp.Null()),
                 true=exp.Literal.number(0),
-                false=_col(self.lay.measure_column("COUNT", "*")),
+                false=_col(self.lay.rows_column),
             )
         if isinstance(node, exp.ApproxDistinct):
             phys = self._measured(arg, "APPROX_COUNT_DISTINCT")
@@ -550,19 +562,17 @@ class _Translator:
             raise Miss(f"{node.sql('duckdb')} needs SUM and COUNT measures on its column")
         raise Miss(f"{node.sql('duckdb')} is not answered from reflections")
 
-    def _window(self, w: exp.Window) -> exp.Expression:
+    def _window(self, w: exp.Window) -> exp.Expr:
         """A window over the query's groups: its arguments, partitions and order rewritten."""
         if not self.aggregating:
             raise Miss("window functions over rows are not answered from reflections")
         out = w.copy()
         fn = out.this
         for key, value in list(fn.args.items()):
-            if isinstance(value, exp.Expression):
+            if isinstance(value, exp.Expr):
                 fn.set(key, self.expression(value))
             elif isinstance(value, list):
-                fn.set(
-                    key, [self.expression(v) if isinstance(v, exp.Expression) else v for v in value]
-                )
+                fn.set(key, [self.expression(v) if isinstance(v, exp.Expr) else v for v in value])
         if out.args.get("partition_by"):
             out.set("partition_by", [self.expression(p) for p in out.args["partition_by"]])
         if out.args.get("order"):
@@ -572,7 +582,7 @@ class _Translator:
             )
         return out
 
-    def _dim_arg(self, arg: exp.Expression | None, what: str) -> exp.Expression:
+    def _dim_arg(self, arg: exp.Expr | None, what: str) -> exp.Expr:
         if arg is None or isinstance(arg, exp.Star):
             raise Miss(f"{what} needs a column")
         try:
@@ -580,10 +590,10 @@ class _Translator:
         except Miss as miss:
             raise Miss(f"{what} of {arg.sql('duckdb')}: {miss}") from None
 
-    def expression(self, node: exp.Expression, *, allow_alias: bool = False) -> exp.Expression:
+    def expression(self, node: exp.Expr, *, allow_alias: bool = False) -> exp.Expr:
         """Any expression of the SELECT: aggregates become measures, the rest dimensions."""
 
-        def visit(n: exp.Expression) -> exp.Expression:
+        def visit(n: exp.Expr) -> exp.Expr:
             if isinstance(n, exp.Window):
                 return self._window(n)
             if isinstance(n, exp.Grouping):
@@ -608,7 +618,7 @@ class _Translator:
         return node.copy().transform(visit, copy=False)
 
 
-def _zero(node: exp.Expression) -> exp.Expression:
+def _zero(node: exp.Expr) -> exp.Expr:
     return exp.Coalesce(this=node, expressions=[exp.Literal.number(0)])
 
 
@@ -617,7 +627,7 @@ def rewrite_aggregate(
     alias: str,
     fields: Sequence[str],
     lay: AggregateLayout,
-    relation: exp.Expression,
+    relation: exp.Expr,
     output: Sequence[tuple[str, str]],
     column_types: Mapping[str, str] | None = None,
 ) -> exp.Select:
@@ -689,7 +699,7 @@ def _check_shape(select: exp.Select) -> None:
         raise Miss("the query does not read the dataset alone")
 
 
-def _group_items(select: exp.Select) -> list[exp.Expression] | None:
+def _group_items(select: exp.Select) -> list[exp.Expr] | None:
     """The plain GROUP BY expressions (ordinals and ALL resolved), or None for grouping sets."""
     group = select.args.get("group")
     if group is None:
@@ -744,7 +754,7 @@ def _build(
     alias: str,
     fields: frozenset[str],
     lay: AggregateLayout,
-    relation: exp.Expression,
+    relation: exp.Expr,
     output: Sequence[tuple[str, str]],
     names: frozenset[str],
     *,
@@ -794,9 +804,7 @@ def _build(
     return out
 
 
-def _typed(
-    node: exp.Expression, typ: str, column_types: Mapping[str, str] | None
-) -> exp.Expression:
+def _typed(node: exp.Expr, typ: str, column_types: Mapping[str, str] | None) -> exp.Expr:
     """`node` cast to `typ`, unless it is a reflection column of that type already.
 
     A cast left on a plain column would stop DuckDB from sorting and filtering on the column
@@ -827,7 +835,7 @@ def _translate_group(group: exp.Group, t: _Translator) -> exp.Group:
     if group.args.get("all"):
         return new
 
-    def item(e: exp.Expression) -> exp.Expression:
+    def item(e: exp.Expr) -> exp.Expr:
         if isinstance(e, exp.Literal):
             return e.copy()
         if isinstance(e, exp.Rollup | exp.Cube):
@@ -845,7 +853,7 @@ def _translate_group(group: exp.Group, t: _Translator) -> exp.Group:
     return new
 
 
-def _aliased(relation: exp.Expression, alias: str) -> exp.Expression:
+def _aliased(relation: exp.Expr, alias: str) -> exp.Expr:
     rel = relation.copy()
     rel.set("alias", exp.TableAlias(this=exp.to_identifier(alias, quoted=True)))
     return rel
@@ -895,10 +903,11 @@ def raw_covers(
         raise Miss(f"the raw reflection does not keep {', '.join(missing)}")
 
 
-def replace_table(table: exp.Table, relation: exp.Expression, alias: str) -> exp.Expression:
+def replace_table(table: exp.Table, relation: exp.Expr, alias: str) -> exp.Expr:
     """`relation`, aliased as the table was, to put where `table` stood."""
     rel = _aliased(relation, alias)
-    columns = table.args.get("alias").args.get("columns") if table.args.get("alias") else None
+    table_alias = table.args.get("alias")
+    columns = table_alias.args.get("columns") if table_alias else None
     if columns:
         rel.args["alias"].set("columns", [c.copy() for c in columns])
     return rel

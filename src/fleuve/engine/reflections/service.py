@@ -19,7 +19,7 @@ import threading
 import time
 import uuid
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -36,6 +36,7 @@ from fleuve.engine.freshness import LakeClock, LakeState
 from fleuve.engine.reflections.model import REFLECTION_SCHEMA, Reflection, spec_json
 from fleuve.engine.reflections.spec import ReflectionSpec
 from fleuve.lake import CATALOG, quote_ident
+from fleuve.metadata.database import rows_changed
 from fleuve.metadata.engine import EngineReflection
 from fleuve.metadata.models import utcnow
 from fleuve.project import Project
@@ -68,7 +69,7 @@ class Reflections:
         project: Project,
         catalog: Catalog,
         clock: LakeClock,
-        expand: Callable[[Dataset], exp.Expression],
+        expand: Callable[[Dataset], exp.Expr],
     ) -> None:
         self.project = project
         self.catalog = catalog
@@ -163,14 +164,14 @@ class Reflections:
             )
         return f"stale: its inputs changed after snapshot {r.built_snapshot}"
 
-    def relation(self, r: Reflection) -> exp.Expression:
+    def relation(self, r: Reflection) -> exp.Expr:
         """The table to read for `r`: its in-memory copy when small enough, else the lake's."""
         assert r.table_name is not None and r.built_snapshot is not None
         cached = self._cached(r)
         name = cached or f"{CATALOG}.{quote_ident(REFLECTION_SCHEMA)}.{quote_ident(r.table_name)}"
         return exp.to_table(name, dialect="duckdb")
 
-    def count(self, outcomes: Sequence[Any]) -> None:
+    def count(self, outcomes: Iterable[Any]) -> None:
         """Remember considered/matched/chosen counts until the next flush."""
         with self._lock:
             for o in outcomes:
@@ -238,7 +239,7 @@ class Reflections:
                     con.execute(f"CREATE SCHEMA IF NOT EXISTS {CACHE_SCHEMA}")
                 con.execute(
                     f"CREATE OR REPLACE TABLE {name} AS SELECT * FROM "
-                    f"{CATALOG}.{quote_ident(REFLECTION_SCHEMA)}.{quote_ident(r.table_name)}"
+                    f"{CATALOG}.{quote_ident(REFLECTION_SCHEMA)}.{quote_ident(key[0])}"
                 )
                 # Rows times columns times a generous 16 bytes: DuckDB reports no size per table.
                 size = (
@@ -334,7 +335,7 @@ class Reflections:
             if row is not None:
                 s.delete(row)
                 self.catalog.bump(s)
-        for table in {r.table_name, r.built_inputs.get("previous")} - {None}:
+        for table in {t for t in (r.table_name, r.built_inputs.get("previous")) if t is not None}:
             self._drop_table(table)
 
     def _drop_table(self, table: str) -> None:
@@ -405,16 +406,17 @@ class Reflections:
     def _lease(self, r: Reflection) -> bool:
         now = utcnow()
         with self.catalog.db.session() as s:
-            res = s.execute(
+            changed = rows_changed(
+                s,
                 update(EngineReflection)
                 .where(EngineReflection.id == r.id)
                 .where(
                     (EngineReflection.refresh_started_at.is_(None))
                     | (EngineReflection.refresh_started_at < now - LEASE)
                 )
-                .values(refresh_started_at=now)
+                .values(refresh_started_at=now),
             )
-            return bool(res.rowcount)
+            return bool(changed)
 
     def _record_error(self, r: Reflection, message: str) -> None:
         with self.catalog.db.session() as s:
@@ -457,7 +459,7 @@ class Reflections:
             self._drop_table(previous)
         return RefreshResult(r.name, "FULL", rows, 0.0, snapshot, reason)
 
-    def _definition(self, r: Reflection, source: exp.Expression) -> str:
+    def _definition(self, r: Reflection, source: exp.Expr) -> str:
         """The SELECT building the reflection's rows from `source` (the dataset's rows)."""
         src = f"({source.sql(dialect='duckdb')}) AS _dataset"
         if r.kind == "RAW":
@@ -485,7 +487,7 @@ class Reflections:
         )
         return f"SELECT {cols} FROM ({sql})"
 
-    def _build(self, r: Reflection, source: exp.Expression, table: str) -> int:
+    def _build(self, r: Reflection, source: exp.Expr, table: str) -> int:
         target = f"{CATALOG}.{quote_ident(REFLECTION_SCHEMA)}.{quote_ident(table)}"
         sql = self._finalize(r, self._definition(r, source))
         order = f" ORDER BY {', '.join(quote_ident(c) for c in r.spec.sort)}" if r.spec.sort else ""
@@ -501,14 +503,14 @@ class Reflections:
                 c.execute(f"INSERT INTO {target} SELECT * FROM ({sql}){order}")
             else:
                 c.execute(f"CREATE TABLE {target} AS SELECT * FROM ({sql}){order}")
-            return c.execute(f"SELECT count(*) FROM {target}").fetchone()[0]
+            return c.execute(f"SELECT count(*) FROM {target}").fetchall()[0][0]
 
         return self.project.lake.commit(work, what=f"build reflection {r.name}")
 
     def _incremental_blocker(
         self,
         r: Reflection,
-        body: exp.Expression,
+        body: exp.Expr,
         tables: dict[str, int | None],
         external: bool,
         snapshot: int,
@@ -527,12 +529,16 @@ class Reflections:
         if snapshot == r.built_snapshot:
             return "nothing changed"
         (table_id,) = tables.values()
-        history = self.clock.history(r.built_snapshot, snapshot).get(table_id)
+        history = (
+            self.clock.history(r.built_snapshot, snapshot).get(table_id)
+            if table_id is not None
+            else None
+        )
         if history is not None and not history.append_only:
             return "rows were updated or deleted"
         return ""
 
-    def _append(self, r: Reflection, body: exp.Expression, snapshot: int) -> int:
+    def _append(self, r: Reflection, body: exp.Expr, snapshot: int) -> int:
         """Add what was appended since the last build; returns the reflection's new row count."""
         assert r.table_name is not None and r.built_snapshot is not None
         delta = _changes_only(body, r.built_snapshot + 1, snapshot)
@@ -545,14 +551,14 @@ class Reflections:
 
             def work(c: duckdb.DuckDBPyConnection) -> int:
                 c.execute(f"INSERT INTO {target} SELECT * FROM ({new_rows}){order}")
-                return c.execute(f"SELECT count(*) FROM {target}").fetchone()[0]
+                return c.execute(f"SELECT count(*) FROM {target}").fetchall()[0][0]
 
             return self.project.lake.commit(work, what=f"append to reflection {r.name}")
         merged = _merge_sql(r, target, new_rows)
 
         def merge(c: duckdb.DuckDBPyConnection) -> int:
             c.execute(f"CREATE OR REPLACE TABLE {target} AS {merged}")
-            return c.execute(f"SELECT count(*) FROM {target}").fetchone()[0]
+            return c.execute(f"SELECT count(*) FROM {target}").fetchall()[0][0]
 
         return self.project.lake.commit(merge, what=f"merge into reflection {r.name}")
 
@@ -589,7 +595,7 @@ class Reflections:
                 f"AND t.schema_name = '{REFLECTION_SCHEMA}' AND t.table_name = i.table_name "
                 f"WHERE i.table_name = ?",
                 [table],
-            ).fetchone()
+            ).fetchall()[0]
         return int(row[0] or 0)
 
     def materialization(self, r: Reflection) -> str | None:
@@ -648,7 +654,7 @@ def _ordered_display(r: Reflection, dataset: Dataset | None) -> list[str]:
     return [f.name for f in dataset.fields if f.name.lower() in keep]
 
 
-def _lake_inputs(body: exp.Expression) -> tuple[list[tuple[str, str]], bool]:
+def _lake_inputs(body: exp.Expr) -> tuple[list[tuple[str, str]], bool]:
     """The lake tables an expanded query reads, and whether it reads anything else."""
     tables, external = [], False
     for t in body.find_all(exp.Table):
@@ -664,7 +670,7 @@ def _lake_inputs(body: exp.Expression) -> tuple[list[tuple[str, str]], bool]:
     return tables, external
 
 
-def _pin(body: exp.Expression, snapshot: int) -> exp.Expression:
+def _pin(body: exp.Expr, snapshot: int) -> exp.Expr:
     """The query reading every lake table as of `snapshot`."""
     out = body.copy()
     for t in out.find_all(exp.Table):
@@ -682,7 +688,7 @@ def _pin(body: exp.Expression, snapshot: int) -> exp.Expression:
     return out
 
 
-def _changes_only(body: exp.Expression, start: int, end: int) -> exp.Expression:
+def _changes_only(body: exp.Expr, start: int, end: int) -> exp.Expr:
     """The query reading only the rows appended to its one lake table in [start, end]."""
     out = body.copy()
     for t in out.find_all(exp.Table):
@@ -697,15 +703,14 @@ def _changes_only(body: exp.Expression, start: int, end: int) -> exp.Expression:
                     exp.Literal.number(end),
                 ],
             )
-            new = exp.Table(
-                this=fn, alias=t.args.get("alias").copy() if t.args.get("alias") else None
-            )
+            alias = t.args.get("alias")
+            new = exp.Table(this=fn, alias=alias.copy() if alias else None)
             t.replace(new)
             break
     return out
 
 
-def _row_wise(body: exp.Expression) -> bool:
+def _row_wise(body: exp.Expr) -> bool:
     """True when the query maps each input row to at most one output row, on its own."""
     selects = list(body.find_all(exp.Select))
     for s in selects:

@@ -62,7 +62,7 @@ class ReflectionSpec:
     sort: tuple[str, ...] = ()
 
 
-def grain_of(node: exp.Expression) -> tuple[str, str] | None:
+def grain_of(node: exp.Expr) -> tuple[str, str] | None:
     """(grain, column) when `node` is date_trunc('<grain>', column), else None."""
     if isinstance(node, exp.TimestampTrunc | exp.DateTrunc):
         unit = node.args.get("unit")

@@ -533,7 +533,7 @@ class SQLiteConnector(DatabaseConnector):
     default_schema = "main"
 
     def __init__(self, *args: object, **kwargs: object) -> None:
-        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        super().__init__(*args, **kwargs)
         # Streams whose table holds values of another kind than their column's: read as text.
         self.loose: set[str] = set()
 

@@ -423,7 +423,9 @@ class FilesConnector(Connector):
         # encoding and compression are read by one (parallel) scan, the others each by their own.
         for encoding, group in groups:
             kept = [f for f in group if f not in copies]
-            batches = [(encoding, kept, {})] if kept else []
+            batches: list[tuple[str, list[str], dict[str, str]]] = (
+                [(encoding, kept, {})] if kept else []
+            )
             # A copy is read with the quote character its lines were checked with.
             quoting = {"comment": "'\x01'", "quote": quote_literal(scanned_quote)}
             batches += [
@@ -647,7 +649,7 @@ class FilesConnector(Connector):
             # A zstd file's start is not read here: a group of its own.
             return _Head(declared or "utf-8", header=file)
         opener = gzip.open if file.endswith((".gz", ".gzip")) else open
-        with opener(file, "rb") as fh:  # type: ignore[operator]
+        with opener(file, "rb") as fh:
             head = fh.read(_SNIFF_BYTES)
             # DuckDB's sniffer takes minutes to fail on a line of tens of MB in its sample: the
             # start of a file whose first lines are long is measured, up to two lines' worth.
@@ -847,7 +849,7 @@ class _ArrowCsv:
 
 def _char(sniffed: str | None) -> str:
     """A quote or escape character as `sniff_csv` reports it; '' for none."""
-    return "" if sniffed in (None, "(empty)") else sniffed
+    return "" if sniffed is None or sniffed == "(empty)" else sniffed
 
 
 def _arrow_schema(columns: list[dict[str, str]]) -> Any:
@@ -896,7 +898,7 @@ def _utf8_with_bad_bytes(file: str) -> bool:
     decoder = codecs.getincrementaldecoder("utf-8")("replace")
     valid = invalid = 0
     opener = gzip.open if file.endswith((".gz", ".gzip")) else open
-    with opener(file, "rb") as fh:  # type: ignore[operator]
+    with opener(file, "rb") as fh:
         while chunk := fh.read(1 << 22):
             text = decoder.decode(chunk)
             bad = text.count("\ufffd")
@@ -925,7 +927,7 @@ def set_apart_lines(
         decoded = data[: _RAW_CHARS * 4].decode("utf-8" if utf8 else encoding, errors="replace")
         return decoded[:_RAW_CHARS].rstrip("\r\n")
 
-    with opener(file, "rb") as src, copy.open("wb") as out:  # type: ignore[operator]
+    with opener(file, "rb") as src, copy.open("wb") as out:
         lines = _Lines(src, max_line)
         record: list[tuple[int, bytes, int]] = []
         size, opened = 0, False

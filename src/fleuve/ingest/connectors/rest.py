@@ -262,7 +262,7 @@ class RestConnector(Connector):
                     )
                     structure = con.execute(
                         "SELECT json_structure(doc) FROM fleuve_rest_sample LIMIT 1"
-                    ).fetchone()[0]
+                    ).fetchall()[0][0]
                     cols = [(k, _json_kind(v)) for k, v in json.loads(structure).items()]
                     con.execute("DROP TABLE fleuve_rest_sample")
                 out.append(

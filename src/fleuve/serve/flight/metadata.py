@@ -7,7 +7,6 @@ INFORMATION_SCHEMA as the caller sees it, so grants apply.
 from __future__ import annotations
 
 import pyarrow as pa
-from google.protobuf.message import Message
 
 from fleuve import __version__
 from fleuve.serve import visibility
@@ -105,14 +104,14 @@ SQL_INFO: dict[int, object] = {
 }
 
 
-def schema_for(message: Message) -> pa.Schema:
+def schema_for(message: protocol.Command) -> pa.Schema:
     """The result schema of a catalog command."""
     if protocol.name_of(message) == "CommandGetTables" and message.include_schema:
         return TABLES_WITH_SCHEMA
     return SCHEMAS[protocol.name_of(message)]
 
 
-def answer(message: Message, queries: Queries, caller: Caller) -> pa.Table:
+def answer(message: protocol.Command, queries: Queries, caller: Caller) -> pa.Table:
     """The rows answering one catalog command."""
     name = protocol.name_of(message)
     schema = SCHEMAS[name]
@@ -137,15 +136,15 @@ def answer(message: Message, queries: Queries, caller: Caller) -> pa.Table:
     return schema.empty_table()  # keys: the lake declares no primary or foreign keys
 
 
-def _optional(message: Message, field: str) -> str | None:
+def _optional(message: protocol.Command, field: str) -> str | None:
     return getattr(message, field) if message.HasField(field) else None
 
 
-def _catalog_matches(message: Message, name: str) -> bool:
+def _catalog_matches(message: protocol.Command, name: str) -> bool:
     return not message.HasField("catalog") or message.catalog == name
 
 
-def _tables(message: Message, queries: Queries, caller: Caller) -> pa.Table:
+def _tables(message: protocol.Command, queries: Queries, caller: Caller) -> pa.Table:
     schema = TABLES_WITH_SCHEMA if message.include_schema else SCHEMAS["CommandGetTables"]
     found = visibility.datasets(
         queries,

@@ -44,7 +44,7 @@ def placeholders(sql: str) -> int:
         return 0
 
 
-def literal(value: Any) -> exp.Expression:
+def literal(value: Any) -> exp.Expr:
     """A SQL literal for a Python value (what Arrow parameters convert to)."""
     if value is None:
         return exp.Null()

@@ -88,6 +88,11 @@ _LABELS = {
 }
 
 
+# A Flight SQL message. Its class is built at run time from MESSAGES, so no type checker knows
+# its fields (`query`, `prepared_statement_handle`, ...): they read as Any.
+Command = Any
+
+
 def _build() -> dict[str, type[Message]]:
     # proto2 on our side keeps presence (HasField) for every scalar; the wire format is the
     # same as the proto3 definitions clients use.
@@ -109,7 +114,7 @@ def _build() -> dict[str, type[Message]]:
 CLASSES = _build()
 
 
-def new(name: str, **fields: Any) -> Message:
+def new(name: str, **fields: Any) -> Command:
     """A new Flight SQL message of type `name`."""
     return CLASSES[name](**fields)
 
@@ -121,7 +126,7 @@ def pack(message: Message) -> bytes:
     return wrapper.SerializeToString()
 
 
-def unpack(data: bytes) -> Message | None:
+def unpack(data: bytes) -> Command:
     """The Flight SQL message inside a serialized Any; None when `data` is not one."""
     if not data.startswith(b"\n"):  # an Any starts with field 1 (type_url): tag 0x0A
         return None

@@ -16,7 +16,6 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.flight as flight
-from google.protobuf.message import Message
 
 from fleuve.engine import AccessDenied
 from fleuve.errors import FleuveError
@@ -351,7 +350,7 @@ def _command(descriptor: flight.FlightDescriptor) -> bytes:
     return descriptor.command
 
 
-def _unpack(data: bytes) -> Message | None:
+def _unpack(data: bytes) -> sql_proto.Command:
     try:
         return sql_proto.unpack(data)
     except NotImplementedError as exc:

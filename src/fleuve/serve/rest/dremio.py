@@ -64,6 +64,7 @@ async def login(body: Login, request: Request, project: ProjectDep) -> dict[str,
     if user is None:
         raise Unauthenticated("invalid user name or password", "check them, or ask an admin")
     token, row = await run_in_threadpool(auth.issue_token, db, user)
+    assert row.expires_at is not None  # a login token always expires
     return {
         "token": token,
         "userName": user.username,

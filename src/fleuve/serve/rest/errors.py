@@ -8,6 +8,7 @@ the framework's own errors, into one body shape for every API: Dremio's
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -38,7 +39,7 @@ class ErrorBody(BaseModel):
 
 
 def error_response(
-    status: int, message: str, more: str = "", headers: dict[str, str] | None = None
+    status: int, message: str, more: str = "", headers: Mapping[str, str] | None = None
 ) -> JSONResponse:
     """An error answer with its status and body."""
     body = ErrorBody(errorMessage=message, moreInfo=more)

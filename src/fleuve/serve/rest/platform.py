@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, TypedDict
 
 from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel, Field
@@ -227,7 +227,13 @@ def revoke(body: GrantRequest, queries: QueriesDep, user: Authed) -> dict[str, A
     return {"removed": queries.engine.revoke(body.privilege, body.object, **_grantee(body, user))}
 
 
-def _grantee(body: GrantRequest, user: User) -> dict[str, str]:
+class _Grantee(TypedDict):
+    user: str
+    grantee: str
+    grantee_type: str
+
+
+def _grantee(body: GrantRequest, user: User) -> _Grantee:
     """Who asks for the change, and for whom."""
     return {"user": user.username, "grantee": body.grantee, "grantee_type": body.granteeType}
 
