@@ -110,6 +110,7 @@ def test_snapshot_then_inserts_updates_deletes_land_in_bronze(
 
     again = _sync(workspace)  # nothing new: nothing landed twice
     assert again.changes == 0
+    assert again.lag_bytes is not None and again.lag_bytes < 1_000_000
     _same(pg, workspace, "items", cols)
 
 

@@ -78,6 +78,10 @@ class CaptureStats:
     transactions: int = 0
     commits: int = 0
     position: str = ""
+    # How far the source's log runs ahead of what is landed, and (PostgreSQL) how much WAL
+    # the slot keeps, when the run ended.
+    lag_bytes: int | None = None
+    retained_bytes: int | None = None
 
 
 class Segment:

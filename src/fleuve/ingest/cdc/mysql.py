@@ -147,6 +147,12 @@ def text(value: Any, kind: str = "") -> str | None:
     return str(value)
 
 
+def shown(resume: str) -> str:
+    """A stored binlog position as people write it: binlog.000003:1234."""
+    where = json.loads(resume)
+    return f"{where['file']}:{where['pos']}"
+
+
 def number(file: str, pos: int) -> int:
     """A binlog position as one increasing number: the file's index * 2^32 + the offset."""
     return (int(file.rsplit(".", 1)[1]) << 32) | pos
@@ -343,6 +349,16 @@ class MySQLCapture:
         finally:
             db.close()
         self._stream(pos, stats, stop=stop, until_caught_up=until_caught_up)
+        db = self._connect()
+        try:
+            file, offset = self._master(db)
+        finally:
+            db.close()
+        landed = json.loads(pos.resume)
+        if stats.position:
+            landed["file"], _, landed["pos"] = stats.position.rpartition(":")
+        if landed["file"] == file:  # across files the log's sizes would have to be summed
+            stats.lag_bytes = max(0, offset - int(landed["pos"]))
         return stats
 
     def _check_position(self, db: pymysql.Connection, pos: Position) -> None:
@@ -460,7 +476,7 @@ class MySQLCapture:
         resume = json.loads(pos.resume)
         # By file and offset, MariaDB as well (is_mariadb would resume by GTID instead).
         reader = BinLogStreamReader(
-            connection_settings=self.params,
+            connection_settings=dict(self.params),  # the reader adds its own keys to it
             server_id=self.server_id,
             resume_stream=True,
             log_file=resume["file"],
@@ -661,7 +677,7 @@ class _BinlogStreamer:
         self.oldest = None
         self.committed = pos
         self.last_commit = time.monotonic()
-        self.stats.position = pos.resume
+        self.stats.position = shown(pos.resume)
 
     def advance(self, *, force: bool) -> None:
         """With nothing buffered, move the committed position to the end of what was read."""
@@ -680,4 +696,4 @@ class _BinlogStreamer:
         self.reached, self.resume = lsn, resume
         self.committed = pos
         self.last_commit = time.monotonic()
-        self.stats.position = resume
+        self.stats.position = shown(resume)

@@ -412,6 +412,15 @@ class PostgresCapture:
             self._check_slot(pg, pos)
             target = parse_lsn(pg.execute("SELECT pg_current_wal_insert_lsn()::text").fetchone()[0])  # type: ignore[index]
         self._stream(pos, stats, stop=stop, target=target if until_caught_up else None)
+        with self._connect() as pg:
+            lag = pg.execute(
+                "SELECT (pg_current_wal_lsn() - confirmed_flush_lsn)::bigint, "
+                "(pg_current_wal_lsn() - restart_lsn)::bigint FROM pg_replication_slots "
+                "WHERE slot_name = %s",
+                [self.slot],
+            ).fetchone()
+        if lag is not None:
+            stats.lag_bytes, stats.retained_bytes = lag
         return stats
 
     def _check_slot(self, pg: psycopg.Connection[Any], pos: Position) -> None:
