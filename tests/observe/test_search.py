@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from fleuve.metadata import AuditEvent
-from fleuve.observe import lakelog
+from fleuve.observe import lakelog, logs
 from fleuve.observe.search import Searcher, SearchError, parse_date
 from fleuve.project import Project
 
@@ -380,6 +380,7 @@ def test_records_written_by_the_handler(tmp_path: Any) -> None:
     init_project(tmp_path / "proj", "handler-test")
     project = Project.open(tmp_path / "proj", {"observe.logs.flush_seconds": 300})
     project.log_to_lake()
+    logs.setup(tmp_path / "elsewhere")  # another project opened in the process keeps it
     logging.getLogger("fleuve.ingest.sync").error(
         "sync finished",
         extra={"job_id": 9, "connection_id": "shop", "records_synced": 5, "bytes_synced": 50,

@@ -78,9 +78,12 @@ def setup(log_dir: Path | None = None, level: str = "INFO", stderr: bool = False
     mask_all_records()
     root = logging.getLogger("fleuve")
     root.setLevel(level)
+    # Replaces the handlers of an earlier setup only: a process's handler writing into the
+    # lake stays when another project is opened in it.
     for handler in list(root.handlers):
-        root.removeHandler(handler)
-        handler.close()
+        if getattr(handler, "fleuve_setup", False):
+            root.removeHandler(handler)
+            handler.close()
     handlers: list[logging.Handler] = []
     if log_dir is not None:
         log_dir.mkdir(parents=True, exist_ok=True)
@@ -89,5 +92,6 @@ def setup(log_dir: Path | None = None, level: str = "INFO", stderr: bool = False
         handlers.append(logging.StreamHandler(sys.stderr))
     for handler in handlers:
         handler.setFormatter(JsonFormatter())
+        handler.fleuve_setup = True  # type: ignore[attr-defined]
         root.addHandler(handler)
     root.propagate = not handlers
