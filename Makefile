@@ -28,6 +28,7 @@ test-fast: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench
 	$(BIN)/ruff format --check src tests bench
+	$(BIN)/mypy src
 
 format: $(STAMP)
 	$(BIN)/ruff format src tests bench
@@ -39,4 +40,4 @@ docs: $(STAMP)
 	$(BIN)/python -m fleuve.reference
 
 clean:
-	rm -rf $(VENV) fleuve-demo .pytest_cache .ruff_cache
+	rm -rf $(VENV) fleuve-demo .pytest_cache .ruff_cache .mypy_cache
