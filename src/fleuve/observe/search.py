@@ -64,7 +64,13 @@ class SearchError(Exception):
     def body(self) -> dict[str, Any]:
         """The error in Elasticsearch's shape."""
         cause = {"type": self.kind, "reason": self.reason}
-        return {"error": {"root_cause": [cause], **cause}, "status": self.status}
+        # Fleuve's own error keys beside Elasticsearch's, which its clients read.
+        return {
+            "error": {"root_cause": [cause], **cause},
+            "status": self.status,
+            "errorMessage": self.reason,
+            "moreInfo": "the supported search requests are listed in docs/operations.md",
+        }
 
 
 # -- fields ---------------------------------------------------------------------------------

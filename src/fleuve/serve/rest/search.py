@@ -23,7 +23,8 @@ from fleuve.security import privileges
 PREFIX = "/api/fleuve/v1/search"
 HEADERS = {"X-Elastic-Product": "Elasticsearch"}
 
-router = APIRouter(prefix=PREFIX, tags=["Search"])
+# Outside Fleuve's OpenAPI description: its shapes are Elasticsearch's (docs/operations.md).
+router = APIRouter(prefix=PREFIX, tags=["Search"], include_in_schema=False)
 
 
 def _searcher(request: Request) -> Searcher:
@@ -80,8 +81,10 @@ async def _run(work: Callable[[], Any]) -> Response:
         return _error(exc)
 
 
-@router.api_route("", methods=["GET", "HEAD"], include_in_schema=False)
-@router.api_route("/", methods=["GET", "HEAD"])
+@router.get("")
+@router.head("")
+@router.get("/")
+@router.head("/")
 async def root() -> Response:
     """Cluster information, as Elasticsearch's `GET /`."""
     return await _run(root_info)
@@ -103,25 +106,29 @@ async def _search(request: Request, index: str | None, count: bool) -> Response:
     return await _run(work)
 
 
-@router.api_route("/{index}/_search", methods=["GET", "POST"])
+@router.get("/{index}/_search")
+@router.post("/{index}/_search")
 async def search(request: Request, index: str) -> Response:
     """Elasticsearch's `_search` over log indices or the audit trail."""
     return await _search(request, index, count=False)
 
 
-@router.api_route("/_search", methods=["GET", "POST"])
+@router.get("/_search")
+@router.post("/_search")
 async def search_all(request: Request) -> Response:
     """`_search` without an index: refused, naming the indices to give."""
     return await _search(request, None, count=False)
 
 
-@router.api_route("/{index}/_count", methods=["GET", "POST"])
+@router.get("/{index}/_count")
+@router.post("/{index}/_count")
 async def count(request: Request, index: str) -> Response:
     """Elasticsearch's `_count`."""
     return await _search(request, index, count=True)
 
 
-@router.api_route("/_count", methods=["GET", "POST"])
+@router.get("/_count")
+@router.post("/_count")
 async def count_all(request: Request) -> Response:
     """`_count` without an index: refused, naming the indices to give."""
     return await _search(request, None, count=True)
