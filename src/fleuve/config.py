@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import ipaddress
 import os
 import re
 from pathlib import Path
@@ -586,6 +587,28 @@ class ScheduledWork(_Section):
         return self
 
 
+class MetricsSettings(_Section):
+    """Who may read the Prometheus metrics at /metrics."""
+
+    allow: list[str] = Field(
+        default_factory=list,
+        description="addresses or networks that may read /metrics without a token, e.g. "
+        "['127.0.0.1', '10.0.0.0/8']; anyone else needs the token of a user with MONITOR",
+    )
+
+    @field_validator("allow")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        for item in value:
+            try:
+                ipaddress.ip_network(item, strict=False)
+            except ValueError:
+                raise ValueError(
+                    f"'{item}' is not an IP address or network, e.g. '10.0.0.0/8'"
+                ) from None
+        return value
+
+
 class LakeLogSettings(_Section):
     """Log records written into the lake's `logs` layer, where the search API reads them."""
 
@@ -608,6 +631,7 @@ class LakeLogSettings(_Section):
 class ObserveSettings(_Section):
     """Watching the platform: metrics and logs."""
 
+    metrics: MetricsSettings = Field(default_factory=MetricsSettings)
     logs: LakeLogSettings = Field(default_factory=LakeLogSettings)
 
 

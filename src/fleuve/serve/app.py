@@ -18,12 +18,13 @@ from starlette.middleware.base import RequestResponseEndpoint
 
 from fleuve import __version__
 from fleuve.metadata import User
+from fleuve.observe.metrics import INSTRUMENTS
 from fleuve.observe.requests import CountRequests, RequestCounter
 from fleuve.project import Project
 from fleuve.security import audit, auth
 from fleuve.serve import ui
 from fleuve.serve.queries import Queries
-from fleuve.serve.rest import dremio, ingestion, platform, schedules
+from fleuve.serve.rest import dremio, ingestion, metrics, platform, schedules
 from fleuve.serve.rest.errors import document_errors, error_response, handle_errors
 from fleuve.serve.rest.search import router as search_router
 
@@ -58,6 +59,11 @@ def create_app(project: Project, queries: Queries) -> FastAPI:
         if (request.method, path) in PUBLIC:
             return await call_next(request)
         header = request.headers.get("authorization", "")
+        if path == metrics.PATH and not header:
+            host = request.client.host if request.client else None
+            if metrics.allowed(project, host):  # a scraper from an allowed address
+                request.state.user = None
+                return await call_next(request)
         user: User | None = None
         token = None
         if header.startswith("_dremio"):
@@ -81,6 +87,20 @@ def create_app(project: Project, queries: Queries) -> FastAPI:
         with audit.acting_from(client, request.client.host if request.client else None):
             return await call_next(request)
 
+    @app.middleware("http")
+    async def count(request: Request, call_next: RequestResponseEndpoint) -> Response:
+        """Count every answer (refusals too) by route template, status and duration."""
+        started = time.perf_counter()
+        response = await call_next(request)
+        route = request.scope.get("route")
+        INSTRUMENTS.request(
+            request.method,
+            getattr(route, "path", None) or "unmatched",
+            response.status_code,
+            time.perf_counter() - started,
+        )
+        return response
+
     handle_errors(app)
 
     @app.get("/health", tags=["Health"])
@@ -92,6 +112,7 @@ def create_app(project: Project, queries: Queries) -> FastAPI:
     app.include_router(ingestion.router)
     app.include_router(platform.router)
     app.include_router(schedules.router)
+    app.include_router(metrics.router)
     app.include_router(search_router)
     ui.install(app)
     _describe_errors(app)

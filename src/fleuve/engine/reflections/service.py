@@ -39,6 +39,7 @@ from fleuve.lake import CATALOG, quote_ident
 from fleuve.metadata.database import rows_changed
 from fleuve.metadata.engine import EngineReflection
 from fleuve.metadata.models import utcnow
+from fleuve.observe.metrics import INSTRUMENTS
 from fleuve.project import Project
 
 log = logging.getLogger("fleuve.engine.reflections")
@@ -385,6 +386,9 @@ class Reflections:
         try:
             result = self._refresh(r, dataset, mode)
         except Exception as exc:
+            INSTRUMENTS.reflection_refresh.labels(r.name, "failed").observe(
+                time.monotonic() - started
+            )
             message = getattr(exc, "message", None) or str(exc).splitlines()[0]
             self._record_error(r, message)
             raise EngineError(
@@ -392,6 +396,7 @@ class Reflections:
                 "fix the dataset or the reflection's columns, then refresh again",
             ) from None
         result.seconds = time.monotonic() - started
+        INSTRUMENTS.reflection_refresh.labels(r.name, "succeeded").observe(result.seconds)
         log.info(
             "reflection refreshed",
             extra={

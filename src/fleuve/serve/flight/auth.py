@@ -10,6 +10,7 @@ import pyarrow.flight as flight
 
 from fleuve.metadata import Database
 from fleuve.security import auth
+from fleuve.serve.flight.metrics import count_call
 
 UNAUTHENTICATED = (
     "authentication required: call authenticate_basic_token(user, password) and pass the "
@@ -41,6 +42,14 @@ class AuthMiddlewareFactory(flight.ServerMiddlewareFactory):
         self.db = db
 
     def start_call(self, info: flight.CallInfo, headers: dict[str, list[str]]) -> Session:
+        try:
+            return self._session(info, headers)
+        except flight.FlightUnauthenticatedError as exc:
+            # Arrow ends a refused call without completing the middlewares started before.
+            count_call(info, exc)
+            raise
+
+    def _session(self, info: flight.CallInfo, headers: dict[str, list[str]]) -> Session:
         header = _header(headers, "authorization") or ""
         schema = _header(headers, "schema")
         if info.method == flight.FlightMethod.HANDSHAKE:

@@ -23,6 +23,7 @@ from fleuve.project import Project
 from fleuve.serve.flight import metadata
 from fleuve.serve.flight import protocol as sql_proto
 from fleuve.serve.flight.auth import AuthMiddlewareFactory, HandshakeHandler, Session
+from fleuve.serve.flight.metrics import MetricsMiddlewareFactory
 from fleuve.serve.flight.params import bind, placeholders
 from fleuve.serve.queries import Caller, Queries, Stream
 from fleuve.serve.wire_types import MILLISECONDS, NANOSECONDS, Converter
@@ -66,7 +67,10 @@ class FlightService(flight.FlightServerBase):
             location,
             auth_handler=HandshakeHandler(),
             tls_certificates=tls_certificates or [],
-            middleware={"auth": AuthMiddlewareFactory(project.db)},
+            middleware={
+                "metrics": MetricsMiddlewareFactory(),
+                "auth": AuthMiddlewareFactory(project.db),
+            },
         )
         self.project = project
         self.queries = queries

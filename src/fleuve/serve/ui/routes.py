@@ -31,6 +31,7 @@ from fleuve.dashboards.query import chart_query, filter_conditions, options_quer
 from fleuve.dashboards.spec import ChartSpec, DashboardSpec
 from fleuve.errors import Conflict, FleuveError, NotFound
 from fleuve.metadata import User
+from fleuve.observe.metrics import INSTRUMENTS
 from fleuve.project import Project
 from fleuve.security import audit, auth, privileges
 from fleuve.serve.queries import Caller, Queries
@@ -169,6 +170,7 @@ def cached_query(
         engine.catalog.meta().version,
     )
     hit = _cache.get(key)
+    INSTRUMENTS.cache_lookup(hit is not None)
     if hit is not None:
         return {**hit, "cached": True, "elapsedMs": 0.0}
     result = run_query(queries, caller, sql)
@@ -447,9 +449,12 @@ def dashboard_data(
             return {"chart": chart.name, "errorMessage": exc.message, "moreInfo": exc.fix or ""}
 
     def lines() -> Iterator[bytes]:
+        started = time.perf_counter()
         with ThreadPoolExecutor(max_workers=CHART_WORKERS) as pool:
             for done in as_completed([pool.submit(one, chart) for chart in spec.charts]):
                 yield dumps(done.result()) + b"\n"
+        # The load ends with the last chart's rows, not with the response's headers.
+        INSTRUMENTS.dashboard_load.labels(slug).observe(time.perf_counter() - started)
 
     return StreamingResponse(lines(), media_type="application/x-ndjson")
 
