@@ -1,4 +1,4 @@
-"""The daily batch pipeline (the seed's "Modèle 1").
+"""The daily batch pipeline.
 
 ingest → load bronze → dbt staging → tests → intermediate → tests → marts → tests →
 reflection refresh → cache warm-up. Each step is timed and recorded; the first failure

@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 @click.option(
     "--compat-ports/--no-compat-ports",
     default=None,
-    help="Also serve the ingestion API on the seed's port 8001 and the log search API on 9200 "
+    help="Also serve the ingestion API on Airbyte's port 8001 and the log search API on 9200 "
     "(default: server.compat_ports).",
 )
 @pass_ctx
@@ -57,7 +57,7 @@ def print_where(project: Project, where: Addresses) -> None:
     console.print(f"  REST API     {where.http}/api/v3  (OpenAPI at {where.http}/docs)")
     console.print(f"  Arrow Flight {where.flight}  (Dremio-style commands and Flight SQL)")
     if where.compat:
-        console.print(f"  Ingestion    {where.compat}/api/v1  (the seed's port)")
+        console.print(f"  Ingestion    {where.compat}/api/v1  (Airbyte's port)")
         search = where.compat.rsplit(":", 1)[0] + ":9200"
         console.print(f"  Log search   {search}/fleuve-logs-*/_search  (Elasticsearch's port)")
     console.print(f"  Health       {where.http}/health")

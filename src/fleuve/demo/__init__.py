@@ -95,7 +95,7 @@ def connections(api_url: str, api_key: str) -> list[dict]:
 
 
 def _ship_dashboards(folder: Path) -> None:
-    """Copy the demo's dashboards (the seed's "Analytique Client") unless the user has their own."""
+    """Copy the demo's dashboards ("Analytique Client") unless the user has their own."""
     folder.mkdir(exist_ok=True)
     for source in sorted((Path(__file__).parent / DASHBOARDS).glob("*.yml")):
         target = folder / source.name

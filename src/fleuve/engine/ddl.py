@@ -1,6 +1,6 @@
 """The engine's own statements: spaces, virtual datasets, reflections, grants, introspection.
 
-Everything else is a query for sqlglot. Both reflection spellings are accepted, the seed's
+Everything else is a query for sqlglot. Both reflection spellings are accepted, Fleuve's short form
 (`CREATE REFLECTION r ON t USING DIMENSIONS (...) MEASURES (SUM(x), COUNT(*))`) and Dremio's
 (`ALTER TABLE t CREATE AGGREGATE REFLECTION r USING DIMENSIONS (...) MEASURES (x (SUM))`).
 """

@@ -1,4 +1,4 @@
-"""Tables of dbt runs: the seed's dbt_run_history and the timing of every node of a run."""
+"""Tables of dbt runs: dbt_run_history (the columns dbt users know) and the timing of every node of a run."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from fleuve.metadata.models import Base, utcnow
 
 
 class DbtRunHistory(Base):
-    """One dbt command Fleuve ran (the seed's dbt_run_history, column for column)."""
+    """One dbt command Fleuve ran (dbt_run_history, column for column)."""
 
     __tablename__ = "dbt_run_history"
 

@@ -1,4 +1,5 @@
-"""Prometheus metrics: the seed's names and Fleuve's own `fleuve_*` families.
+"""Prometheus metrics: the names the Airbyte, MinIO, Dremio, dbt and Superset stack exports
+(so its dashboards and alerts keep working), and Fleuve's own `fleuve_*` families.
 
 Two kinds of families, so that several processes serving one project stay correct:
 

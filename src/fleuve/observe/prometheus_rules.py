@@ -1,5 +1,6 @@
 """The alert rules of fleuve.yml as Prometheus alerting rules, over the metrics /metrics serves
-(the seed's names and Fleuve's own), for teams whose Prometheus and Alertmanager notify."""
+(the names the Airbyte, MinIO, Dremio, dbt and Superset stack exports, and Fleuve's own), for
+teams whose Prometheus and Alertmanager notify."""
 
 from __future__ import annotations
 

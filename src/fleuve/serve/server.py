@@ -25,8 +25,8 @@ from fleuve.serve.rest import search
 
 log = logging.getLogger("fleuve.serve")
 
-COMPAT_INGESTION_PORT = 8001  # the seed's ingestion API
-COMPAT_SEARCH_PORT = 9200  # the seed's Elasticsearch: the search API at its root
+COMPAT_INGESTION_PORT = 8001  # where Airbyte serves its API
+COMPAT_SEARCH_PORT = 9200  # Elasticsearch's port: the log search API at its root
 PURGE_EVERY = timedelta(hours=24)
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 

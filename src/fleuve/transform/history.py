@@ -36,7 +36,7 @@ class NodeTiming:
 
 @dataclass
 class RunRecord:
-    """One recorded dbt run: the seed's dbt_run_history columns and the run's nodes."""
+    """One recorded dbt run: dbt_run_history's columns and the run's nodes."""
 
     run_id: str
     project_name: str | None

@@ -1,4 +1,4 @@
-"""The seed's ingestion API: trigger a connection's sync and follow its job (Airbyte shapes)."""
+"""The Airbyte-compatible ingestion API: trigger a connection's sync and follow its job (Airbyte shapes)."""
 
 from __future__ import annotations
 
