@@ -39,3 +39,26 @@ def test_the_project_builds_and_merges_on_a_postgresql_catalog(
         assert orders.as_py() == 3050
     finally:
         project.close()
+
+
+def test_dbt_gets_the_catalog_password_from_the_environment_only_during_its_run(
+    tmp_path: Path,
+) -> None:
+    # The shared test server trusts every login, so the password itself cannot be refused here;
+    # what is checked is that the profile never holds it and libpq's variable carries it.
+    import os
+
+    from fleuve.config import load_settings
+    from fleuve.transform.dbt import _env
+    from fleuve.transform.dbt_project import write_profile
+
+    catalog = "postgresql://lake:s%40cret@127.0.0.1:5432/test"
+    settings = load_settings(tmp_path, {"lake.catalog": catalog})
+    (tmp_path / "transform").mkdir()
+    write_profile(settings)
+    profile = (settings.path("transform") / "profiles.yml").read_text(encoding="utf-8")
+    assert "s@cret" not in profile and "s%40cret" not in profile
+    before = os.environ.get("PGPASSWORD")
+    with _env(settings):
+        assert os.environ["PGPASSWORD"] == "s@cret"
+    assert os.environ.get("PGPASSWORD") == before

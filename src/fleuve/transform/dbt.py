@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
 from fleuve.config import Settings
 from fleuve.errors import FleuveError
@@ -172,6 +173,10 @@ def _env(settings: Settings) -> Iterator[None]:
     secret = settings.lake.s3.secret_access_key
     if secret is not None:
         os.environ["FLEUVE_LAKE__S3__SECRET_ACCESS_KEY"] = secret.get_secret_value()
+    # The profile names a PostgreSQL catalog without its password; libpq reads it from here.
+    catalog_password = urlsplit(settings.lake_catalog).password
+    if catalog_password and not settings.lake_catalog.startswith("sqlite:"):
+        os.environ["PGPASSWORD"] = unquote(catalog_password)
     os.environ.setdefault("DBT_SEND_ANONYMOUS_USAGE_STATS", "False")
     try:
         yield
