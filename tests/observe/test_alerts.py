@@ -30,8 +30,8 @@ from fleuve.config import load_settings
 from fleuve.engine.query_jobs import JobStore, QueryJob
 from fleuve.errors import ConfigError
 from fleuve.ingest.sync import sync_connection
-from fleuve.metadata.alerts import AlertEvent, AlertState
 from fleuve.metadata.models import utcnow
+from fleuve.metadata.observe import AlertEvent, AlertState
 from fleuve.observe import alerts
 from fleuve.observe.requests import CountRequests, RequestCounter
 from fleuve.project import Project, init_project

@@ -207,7 +207,7 @@ def test_flight_logins_and_queries_are_audited(served: Served) -> None:
 def test_stale_pending_queries_are_cancelled(
     served: Served, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from fleuve.serve.flight import service as flight_server
+    from fleuve.serve.flight import endpoint as flight_server
 
     client, options = served.flight_client()
     sql = "SELECT * FROM range(100000000) t(i) -- never fetched"

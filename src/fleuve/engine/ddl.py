@@ -19,7 +19,7 @@ from sqlglot.tokens import Token, TokenType
 
 from fleuve.engine.errors import EngineError
 from fleuve.engine.paths import Path
-from fleuve.engine.reflections.spec import (
+from fleuve.engine.reflections.definition import (
     GRAINS,
     MEASURE_TYPES,
     Dimension,

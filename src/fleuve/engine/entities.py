@@ -22,9 +22,9 @@ from fleuve.engine.catalog import Catalog, Container, Dataset, file_relation
 from fleuve.engine.errors import AccessDenied, EngineError, NotFound, QueryFailed
 from fleuve.engine.grants import ENGINE, Grant, Grants, Principal, not_found
 from fleuve.engine.plan import QUERY_TYPES, Prepared, parse_query
+from fleuve.engine.reflections.definition import ReflectionSpec
 from fleuve.engine.reflections.model import Reflection, spec_from_rest
 from fleuve.engine.reflections.service import Reflections, RefreshResult, validate
-from fleuve.engine.reflections.spec import ReflectionSpec
 from fleuve.engine.system import sees_definition
 from fleuve.engine.types import Field
 from fleuve.errors import FleuveError

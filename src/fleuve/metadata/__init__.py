@@ -1,7 +1,7 @@
 """The platform's metadata database: models, sessions and migrations."""
 
-from fleuve.metadata import alerts as _alerts  # noqa: F401  (registers the alert tables)
 from fleuve.metadata import engine as _engine  # noqa: F401  (registers the engine tables)
+from fleuve.metadata import observe as _observe  # noqa: F401  (registers the alert tables)
 from fleuve.metadata import schedule as _schedule  # noqa: F401  (registers the scheduler tables)
 from fleuve.metadata import ui as _ui  # noqa: F401  (registers the UI tables)
 from fleuve.metadata.database import Database

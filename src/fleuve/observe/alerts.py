@@ -29,9 +29,9 @@ from sqlalchemy.exc import IntegrityError
 
 from fleuve.config import AlertRule
 from fleuve.metadata import DbtRunHistory, Job
-from fleuve.metadata.alerts import AlertEvent, AlertState
 from fleuve.metadata.database import rows_changed
 from fleuve.metadata.engine import EngineJob, EngineReflection
+from fleuve.metadata.observe import AlertEvent, AlertState
 from fleuve.observe import notify
 from fleuve.observe.requests import error_ratio
 from fleuve.project import Project

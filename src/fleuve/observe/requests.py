@@ -15,8 +15,8 @@ from typing import Any
 from sqlalchemy import delete, func, select, update
 
 from fleuve.metadata import Database
-from fleuve.metadata.alerts import ApiRequestCount
 from fleuve.metadata.models import utcnow
+from fleuve.metadata.observe import ApiRequestCount
 
 log = logging.getLogger("fleuve.observe")
 FLUSH_SECONDS = 10.0

@@ -24,9 +24,9 @@ from fleuve.project import Project
 from fleuve.security import audit, auth
 from fleuve.serve import ui
 from fleuve.serve.queries import Queries
-from fleuve.serve.rest import dremio, ingestion, metrics, platform, schedules
-from fleuve.serve.rest.errors import document_errors, error_response, handle_errors
-from fleuve.serve.rest.search import router as search_router
+from fleuve.serve.rest import dremio, ingestion, platform, prometheus, schedules
+from fleuve.serve.rest.elasticsearch import router as search_router
+from fleuve.serve.rest.http_errors import document_errors, error_response, handle_errors
 
 PUBLIC = {("GET", "/health"), ("POST", "/apiv2/login")}
 UI_PREFIX = "/api/fleuve/v1/ui"
@@ -59,9 +59,9 @@ def create_app(project: Project, queries: Queries) -> FastAPI:
         if (request.method, path) in PUBLIC:
             return await call_next(request)
         header = request.headers.get("authorization", "")
-        if path == metrics.PATH and not header:
+        if path == prometheus.PATH and not header:
             host = request.client.host if request.client else None
-            if metrics.allowed(project, host):  # a scraper from an allowed address
+            if prometheus.allowed(project, host):  # a scraper from an allowed address
                 request.state.user = None
                 return await call_next(request)
         user: User | None = None
@@ -112,7 +112,7 @@ def create_app(project: Project, queries: Queries) -> FastAPI:
     app.include_router(ingestion.router)
     app.include_router(platform.router)
     app.include_router(schedules.router)
-    app.include_router(metrics.router)
+    app.include_router(prometheus.router)
     app.include_router(search_router)
     ui.install(app)
     _describe_errors(app)

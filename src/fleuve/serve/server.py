@@ -21,7 +21,7 @@ from fleuve.security import audit
 from fleuve.serve.app import create_app
 from fleuve.serve.flight import FlightService
 from fleuve.serve.queries import Queries
-from fleuve.serve.rest import search
+from fleuve.serve.rest import elasticsearch
 
 log = logging.getLogger("fleuve.serve")
 
@@ -238,7 +238,7 @@ class SearchAtRoot:
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         server = scope.get("server") or (None, None)
         if scope["type"] == "http" and server[1] == self.port:
-            path = search.PREFIX + scope["path"]
+            path = elasticsearch.PREFIX + scope["path"]
             scope = {**scope, "path": path, "raw_path": path.encode()}
         await self.app(scope, receive, send)
 

@@ -28,7 +28,7 @@ from datetime import datetime
 
 from sqlglot import exp
 
-from fleuve.engine.reflections.spec import GRAINS, Dimension, grain_of
+from fleuve.engine.reflections.definition import GRAINS, Dimension, grain_of
 
 VOLATILE = {"random", "rand", "uuid", "gen_random_uuid", "nextval", "setseed", "currval"}
 _EXTRACT_PARTS = {

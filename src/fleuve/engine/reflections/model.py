@@ -6,8 +6,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from fleuve.engine.reflections.definition import GRAINS, Dimension, Measure, ReflectionSpec
 from fleuve.engine.reflections.match import AggregateLayout, layout
-from fleuve.engine.reflections.spec import GRAINS, Dimension, Measure, ReflectionSpec
 from fleuve.metadata.engine import EngineReflection
 
 REFLECTION_SCHEMA = "__reflections"

@@ -33,8 +33,8 @@ from fleuve.engine import paths
 from fleuve.engine.catalog import Catalog, Dataset
 from fleuve.engine.errors import EngineError, NotFound
 from fleuve.engine.freshness import LakeClock, LakeState
+from fleuve.engine.reflections.definition import ReflectionSpec
 from fleuve.engine.reflections.model import REFLECTION_SCHEMA, Reflection, spec_json
-from fleuve.engine.reflections.spec import ReflectionSpec
 from fleuve.lake import CATALOG, quote_ident
 from fleuve.metadata.database import rows_changed
 from fleuve.metadata.engine import EngineReflection

@@ -41,7 +41,7 @@ from fleuve.ingest.cdc import changes
 from fleuve.ingest.cdc.changes import Batch, CaptureStats, Position, Shape
 from fleuve.ingest.cdc.errors import CaptureError, PositionLost
 from fleuve.ingest.cdc.pgtypes import cast_sql
-from fleuve.ingest.connectors.database import _dsn_fields
+from fleuve.ingest.connectors.relational import _dsn_fields
 from fleuve.ingest.errors import SourceUnavailable
 from fleuve.ingest.names import normalize, normalize_all
 from fleuve.lake import Lake, quote_ident

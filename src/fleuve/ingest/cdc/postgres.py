@@ -42,7 +42,7 @@ from fleuve.ingest.cdc.pgoutput import (
     parse_lsn,
 )
 from fleuve.ingest.cdc.pgtypes import array_json, cast_sql, duckdb_type, is_array
-from fleuve.ingest.connectors.database import _dsn_fields
+from fleuve.ingest.connectors.relational import _dsn_fields
 from fleuve.ingest.errors import SourceUnavailable
 from fleuve.ingest.names import normalize, normalize_all
 from fleuve.lake import Lake, quote_ident

@@ -11,8 +11,8 @@ from fleuve.ingest.connectors.base import (
     ExtractContext,
     StreamInfo,
 )
-from fleuve.ingest.connectors.database import MySQLConnector, PostgresConnector, SQLiteConnector
 from fleuve.ingest.connectors.files import FilesConnector
+from fleuve.ingest.connectors.relational import MySQLConnector, PostgresConnector, SQLiteConnector
 from fleuve.ingest.connectors.rest import RestConnector
 from fleuve.ingest.errors import IngestError
 

@@ -1,5 +1,5 @@
 """Arrow Flight (Dremio-style SQL commands) and Flight SQL on one port."""
 
-from fleuve.serve.flight.service import FlightService
+from fleuve.serve.flight.endpoint import FlightService
 
 __all__ = ["FlightService"]

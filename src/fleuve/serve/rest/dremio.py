@@ -19,8 +19,8 @@ from fleuve.serve.rest.deps import (
     completed_job,
     own_job,
 )
-from fleuve.serve.rest.errors import error_responses
-from fleuve.serve.rest.types import schema_json
+from fleuve.serve.rest.http_errors import error_responses
+from fleuve.serve.rest.json_values import schema_json
 from fleuve.serve.wire_types import Converter, dumps, json_rows
 
 router = APIRouter(tags=["Dremio REST API v3"])

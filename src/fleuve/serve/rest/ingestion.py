@@ -16,7 +16,7 @@ from fleuve.metadata import Job, User
 from fleuve.project import Project
 from fleuve.security import audit, privileges
 from fleuve.serve.rest.deps import ProjectDep, needs
-from fleuve.serve.rest.errors import error_responses
+from fleuve.serve.rest.http_errors import error_responses
 
 router = APIRouter(tags=["Ingestion API"])
 

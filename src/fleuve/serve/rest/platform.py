@@ -24,7 +24,7 @@ from fleuve.serve.rest.deps import (
     page,
 )
 from fleuve.serve.rest.ingestion import read_job, start_sync
-from fleuve.serve.rest.types import dumps
+from fleuve.serve.rest.json_values import dumps
 
 router = APIRouter(prefix="/api/fleuve/v1", tags=["Fleuve"])
 

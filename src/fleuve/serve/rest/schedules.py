@@ -11,7 +11,7 @@ from fleuve.metadata import User
 from fleuve.schedule import scheduler
 from fleuve.security import privileges
 from fleuve.serve.rest.deps import ProjectDep, needs, page
-from fleuve.serve.rest.errors import error_responses
+from fleuve.serve.rest.http_errors import error_responses
 
 router = APIRouter(prefix="/api/fleuve/v1/schedules", tags=["Schedules"])
 

@@ -43,8 +43,8 @@ from fleuve.serve.rest.deps import (
     completed_job,
     needs,
 )
-from fleuve.serve.rest.errors import error_responses
-from fleuve.serve.rest.types import dumps, schema_json
+from fleuve.serve.rest.http_errors import error_responses
+from fleuve.serve.rest.json_values import dumps, schema_json
 
 router = APIRouter(prefix="/api/fleuve/v1/ui", tags=["Web UI"])
 DOWNLOAD_PAGE = 50_000

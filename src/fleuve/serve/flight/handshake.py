@@ -10,7 +10,7 @@ import pyarrow.flight as flight
 
 from fleuve.metadata import Database
 from fleuve.security import auth
-from fleuve.serve.flight.metrics import count_call
+from fleuve.serve.flight.call_counts import count_call
 
 UNAUTHENTICATED = (
     "authentication required: call authenticate_basic_token(user, password) and pass the "

@@ -22,8 +22,8 @@ from fleuve.errors import FleuveError
 from fleuve.project import Project
 from fleuve.serve.flight import metadata
 from fleuve.serve.flight import protocol as sql_proto
-from fleuve.serve.flight.auth import AuthMiddlewareFactory, HandshakeHandler, Session
-from fleuve.serve.flight.metrics import MetricsMiddlewareFactory
+from fleuve.serve.flight.call_counts import MetricsMiddlewareFactory
+from fleuve.serve.flight.handshake import AuthMiddlewareFactory, HandshakeHandler, Session
 from fleuve.serve.flight.params import bind, placeholders
 from fleuve.serve.queries import Caller, Queries, Stream
 from fleuve.serve.wire_types import MILLISECONDS, NANOSECONDS, Converter
