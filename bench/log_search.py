@@ -20,7 +20,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from fleuve.observe import lakelog
+from fleuve.logs import to_lake
 from fleuve.observe.search import Searcher
 from fleuve.project import Project, init_project
 
@@ -40,7 +40,7 @@ QUERY = {
 
 def fill(project: Project, records: int) -> float:
     """Write `records` log records spread over the week before END; seconds taken."""
-    lakelog.ensure_table(project.lake)
+    to_lake.ensure_table(project.lake)
     week_us = 7 * 86400 * 1_000_000
     started = time.perf_counter()
     # Written day by day, as the handler writes them over time (one set of files per day).
@@ -49,7 +49,7 @@ def fill(project: Project, records: int) -> float:
         project.lake.commit(
             lambda c, day=day: c.execute(
                 f"""
-                INSERT INTO {lakelog.TABLE}
+                INSERT INTO {to_lake.TABLE}
                 SELECT md5(i::VARCHAR) AS id,
                        TIMESTAMP '{END:%Y-%m-%d %H:%M:%S}' - to_microseconds(
                            {week_us} - ({day} * {week_us // 7} + (hash(i) % {week_us // 7})::BIGINT)

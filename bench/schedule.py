@@ -36,12 +36,12 @@ from sqlalchemy import delete, select
 from fleuve.metadata.schedule import ScheduleRun, ScheduleState
 from fleuve.project import Project, init_project
 from fleuve.schedule.scheduler import Scheduler
-from fleuve.schedule.work import Outcome, Scheduled
+from fleuve.schedule.work import RunOutcome, Scheduled
 
 
-def no_op(item: Scheduled, run_id: int, stop: threading.Event) -> Outcome:
+def no_op(item: Scheduled, run_id: int, stop: threading.Event) -> RunOutcome:
     """The work of a run, left out: the bench measures the scheduling."""
-    return Outcome("succeeded")
+    return RunOutcome("succeeded")
 
 
 def project_with(folder: Path, specs: list[str]) -> Project:

@@ -161,3 +161,57 @@ def test_connectors_import_nothing_of_the_loader() -> None:
         if target.startswith("fleuve.ingest") and not target.startswith(allowed)
     }
     assert not upward, sorted(upward)
+
+
+# Each layer keeps its own errors module, all deriving from `fleuve.errors`' bases: one interface.
+SHARED_BASE_NAMES = {"__init__", "errors"}
+
+
+def test_no_two_modules_share_a_name() -> None:
+    by_name: dict[str, list[str]] = {}
+    for dotted in _modules():
+        path = _modules()[dotted]
+        by_name.setdefault(path.stem, []).append(dotted)
+    shared = {n: m for n, m in by_name.items() if len(m) > 1 and n not in SHARED_BASE_NAMES}
+    assert not shared, f"modules sharing a name (rename one to say what it holds): {shared}"
+
+
+# Packages from the ground up: a module may import its own package and those listed before it.
+LAYERS = [
+    ("private", "errors", "masking", "triggers", "config"),
+    ("lake", "metadata", "plugins", "logs"),
+    ("security", "transform", "project"),
+    ("ingest", "engine", "observe"),
+    ("dashboards", "pipeline"),
+    ("schedule",),
+    ("serve",),
+    ("cli",),
+    ("demo", "reference", "__main__"),
+]
+
+
+def test_no_import_runs_back_up_the_layers() -> None:
+    rank = {name: i for i, names in enumerate(LAYERS) for name in names}
+    modules = _modules()
+    tops = {d.split(".")[1] for d in modules if "." in d}
+    upward = []
+    for dotted, path in modules.items():
+        top = dotted.split(".")[1] if "." in dotted else None
+        if top is None:
+            continue
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for node in _imports(tree.body, in_functions=True):
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif node.module == "fleuve":  # `from fleuve import triggers`
+                names = [f"fleuve.{a.name}" for a in node.names if a.name in tops]
+            else:
+                names = [node.module or ""]
+            for name in names:
+                parts = (name or "").split(".")
+                if parts[0] != "fleuve" or len(parts) < 2 or parts[1] == top:
+                    continue
+                assert parts[1] in rank, f"{parts[1]} is in no layer of LAYERS"
+                if rank[parts[1]] > rank[top]:
+                    upward.append(f"{dotted} imports {name}")
+    assert not upward, "imports that run back up the layers:\n" + "\n".join(upward)

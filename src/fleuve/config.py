@@ -466,7 +466,7 @@ def _mask_secrets(value: Any, key: str = "") -> Any:
 def _trigger(spec: str, where: str) -> None:
     """Raise ValueError (shown with the key) when `spec` is not a schedule spelling."""
     # A leaf module: it imports croniter and nothing of Fleuve above the configuration.
-    from fleuve.schedule.triggers import parse
+    from fleuve.triggers import parse
 
     try:
         parse(spec, "UTC", where)
@@ -475,7 +475,7 @@ def _trigger(spec: str, where: str) -> None:
 
 
 def _zone(value: str | None) -> str | None:
-    from fleuve.schedule.triggers import check_timezone
+    from fleuve.triggers import check_timezone
 
     if value is not None:
         try:

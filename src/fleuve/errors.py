@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fleuve.security.masking import mask
+from fleuve.masking import mask
 
 
 class FleuveError(Exception):

@@ -10,8 +10,8 @@ from typing import Any
 
 from fleuve.config import CONFIG_FILE, STATE_DIR, Settings, load_settings
 from fleuve.lake import Lake
+from fleuve.logs import local, to_lake
 from fleuve.metadata import Database
-from fleuve.observe import lakelog, logs
 from fleuve.private import private_dir, tighten_tree, write_private
 
 TEMPLATE = Path(__file__).parent / "templates" / CONFIG_FILE
@@ -37,8 +37,8 @@ class Project:
         tighten_tree(settings.state_dir)
         # The --set overrides it was opened with, handed on to the processes it starts.
         self.overrides = dict(overrides or {})
-        logs.setup(settings.state_dir / "logs")
-        self._lake_log: lakelog.LakeLogHandler | None = None
+        local.setup(settings.state_dir / "logs")
+        self._lake_log: to_lake.LakeLogHandler | None = None
 
     @classmethod
     def open(
@@ -65,11 +65,11 @@ class Project:
         """Also write this process's log records into the lake's `logs` layer (served and
         scheduled processes call it; `observe.logs.lake: false` turns it off)."""
         if self._lake_log is None:
-            self._lake_log = lakelog.attach(lambda: self.lake, self.settings.observe.logs)
+            self._lake_log = to_lake.attach(lambda: self.lake, self.settings.observe.logs)
 
     def stop_logging_to_lake(self) -> None:
         """Write the log records still buffered for the lake, and send no more there."""
-        lakelog.detach(self._lake_log)
+        to_lake.detach(self._lake_log)
         self._lake_log = None
 
     def close(self) -> None:

@@ -19,8 +19,7 @@ import click
 from pydantic import BaseModel, SecretStr
 from pydantic.fields import FieldInfo
 
-from fleuve import config
-from fleuve.schedule import triggers
+from fleuve import config, triggers
 
 SETTINGS_FILE = "docs/settings.md"
 CLI_FILE = "docs/cli.md"

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from fleuve.engine import AccessDenied, Engine, NotFound, QueryFailed, paths
+from fleuve.engine import AccessDenied, Engine, ObjectNotFound, QueryFailed, paths
 from fleuve.errors import FleuveError
 from tests.engine.conftest import add_users, make_project
 
@@ -73,7 +73,7 @@ def test_direct_query(secured: Engine, user: str, obj: str) -> None:
         assert _run(secured, sql, user).column("n")[0].as_py() > 0
     else:
         err = _error(secured, sql, user)
-        assert isinstance(err, NotFound)
+        assert isinstance(err, ObjectNotFound)
         # The same words as for a dataset that does not exist: nothing leaks its existence.
         missing = _error(secured, f"SELECT count(*) FROM {MISSING}", user)
         shown = paths.render(obj.split("."))
@@ -87,7 +87,7 @@ def test_view_reads_through_without_grants_on_inputs(secured: Engine, user: str)
         rows = _run(secured, sql, user)
         assert rows.num_rows > 0
     else:
-        assert isinstance(_error(secured, sql, user), NotFound)
+        assert isinstance(_error(secured, sql, user), ObjectNotFound)
 
 
 @pytest.mark.parametrize("user", list(READS))
@@ -104,7 +104,7 @@ def test_reflection_path(secured: Engine, user: str) -> None:
         ]
         assert chosen == ["customers_by_segment"]
     else:
-        assert isinstance(_error(secured, sql, user), NotFound)
+        assert isinstance(_error(secured, sql, user), ObjectNotFound)
         listed = {r["name"] for r in secured.list_reflections(user=user)}
         assert "customers_by_segment" not in listed
         rows = _run(secured, "SELECT reflection_name FROM sys.reflections", user)
@@ -153,8 +153,8 @@ def test_describe_and_catalog(secured: Engine, user: str, obj: str) -> None:
         assert _run(secured, f'DESCRIBE "{path[0]}"."{path[1]}"', user).num_rows > 0
         assert secured.catalog_by_path(path, user=user)["path"] == path
     else:
-        assert isinstance(_error(secured, f"DESCRIBE {obj}", user), NotFound)
-        with pytest.raises(NotFound):
+        assert isinstance(_error(secured, f"DESCRIBE {obj}", user), ObjectNotFound)
+        with pytest.raises(ObjectNotFound):
             secured.catalog_by_path(path, user=user)
 
 
@@ -184,12 +184,12 @@ def test_explain_hides_inputs_of_a_view(secured: Engine) -> None:
 
 
 def test_grant_and_revoke_take_effect(secured: Engine) -> None:
-    with pytest.raises(NotFound):
+    with pytest.raises(ObjectNotFound):
         _run(secured, "SELECT count(*) FROM gold.customers", "ana")
     _run(secured, "GRANT SELECT ON gold.customers TO USER ana", "admin")
     assert _run(secured, "SELECT count(*) FROM gold.customers", "ana").num_rows == 1
     _run(secured, "REVOKE SELECT ON gold.customers FROM USER ana", "admin")
-    with pytest.raises(NotFound):
+    with pytest.raises(ObjectNotFound):
         _run(secured, "SELECT count(*) FROM gold.customers", "ana")
 
 
@@ -204,13 +204,13 @@ def test_schema_grants_and_roles(secured: Engine) -> None:
         _run(secured, "INSERT INTO gold.orders (order_id) VALUES (-1)", "ana")
     with pytest.raises(AccessDenied):
         _run(secured, "CREATE REFLECTION r2 ON gold.orders USING DISPLAY (order_id)", "ana")
-    with pytest.raises(NotFound):
+    with pytest.raises(ObjectNotFound):
         _run(secured, "DROP TABLE gold.scratch", "nobody")
     # A role granted to a user brings its grants.
     _run(secured, "GRANT ROLE data_engineer TO USER nobody", "admin")
     assert _run(secured, "SELECT count(*) FROM gold.customers", "nobody").num_rows == 1
     _run(secured, "REVOKE ROLE data_engineer FROM USER nobody", "admin")
-    with pytest.raises(NotFound):
+    with pytest.raises(ObjectNotFound):
         _run(secured, "SELECT count(*) FROM gold.customers", "nobody")
     _run(secured, "DROP TABLE gold.scratch", "dan")
     _run(secured, "DROP REFLECTION scratch_raw", "dan")
@@ -219,7 +219,7 @@ def test_schema_grants_and_roles(secured: Engine) -> None:
 def test_only_managers_grant(secured: Engine) -> None:
     with pytest.raises(AccessDenied):
         _run(secured, "GRANT SELECT ON gold.orders TO USER nobody", "ana")
-    with pytest.raises(NotFound):
+    with pytest.raises(ObjectNotFound):
         _run(secured, "GRANT SELECT ON gold.customers TO USER nobody", "ana")
     _run(secured, "GRANT SELECT ON gold.customers TO USER nobody", "dan")
     grants = secured.list_grants(user="nobody")
@@ -232,12 +232,12 @@ def test_only_managers_grant(secured: Engine) -> None:
 
 def test_creating_a_view_needs_read_access_to_its_inputs(secured: Engine) -> None:
     _run(secured, 'CREATE VIEW "@ana".mine AS SELECT status FROM gold.orders', "ana")
-    with pytest.raises(NotFound):
+    with pytest.raises(ObjectNotFound):
         _run(secured, 'CREATE VIEW "@ana".theirs AS SELECT * FROM gold.customers', "ana")
-    with pytest.raises(NotFound):
+    with pytest.raises(ObjectNotFound):
         _run(secured, "CREATE VIEW Sales.sneaky AS SELECT * FROM gold.orders", "ana")
     # Another user's home is invisible.
-    with pytest.raises(NotFound):
+    with pytest.raises(ObjectNotFound):
         _run(secured, 'SELECT * FROM "@ana".mine', "dan")
 
 

@@ -8,7 +8,7 @@ from datetime import timedelta
 
 import pytest
 
-from fleuve.engine import Engine, EngineError, NotFound, QueryCanceled
+from fleuve.engine import Engine, EngineError, ObjectNotFound, QueryCanceled
 from fleuve.engine.query_jobs import FINAL_STATES
 from fleuve.project import Project
 
@@ -90,7 +90,7 @@ def test_results_expire(project: Project) -> None:
         assert wait(engine, job_id) == "COMPLETED"
         engine.jobs_store.flush()
         assert engine.jobs_store.purge() == 1
-        with pytest.raises(NotFound, match="expired"):
+        with pytest.raises(ObjectNotFound, match="expired"):
             engine.results(job_id)
     finally:
         engine.close()
@@ -124,12 +124,12 @@ def test_history_outlives_the_engine(engine: Engine, project: Project) -> None:
         job = other.job(job_id)
         assert job.state == "COMPLETED" and job.row_count == 1
         assert other.results(job_id).to_pylist() == [{"seven": 7}]
-        with pytest.raises(NotFound):
+        with pytest.raises(ObjectNotFound):
             other.job("00000000-0000-0000-0000-000000000000")
     finally:
         other.close()
 
 
 def test_unknown_users_cannot_query(engine: Engine) -> None:
-    with pytest.raises(NotFound, match="unknown or disabled user"):
+    with pytest.raises(ObjectNotFound, match="unknown or disabled user"):
         engine.execute("SELECT 1", user="ghost").read_all()

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pyarrow as pa
 import pytest
 
-from fleuve.engine import Engine, EngineError, NotFound
+from fleuve.engine import Engine, EngineError, ObjectNotFound
 from fleuve.engine.reflections.model import REFLECTION_SCHEMA
 from fleuve.metadata import Job
 from fleuve.metadata.engine import EngineReflection
@@ -76,7 +76,7 @@ def test_dremio_spelling_status_and_rest_shape(engine: Engine) -> None:
     raw = engine.reflection("ids", user="admin")
     assert raw["displayFields"] == [{"name": "order_id"}, {"name": "status"}]
     run(engine, "ALTER TABLE gold.orders DROP REFLECTION ids")
-    with pytest.raises(NotFound):
+    with pytest.raises(ObjectNotFound):
         engine.reflection("ids", user="admin")
 
 
@@ -335,7 +335,7 @@ def test_bad_definitions_are_refused(engine: Engine) -> None:
             engine,
             "CREATE REFLECTION bad ON gold.orders USING DIMENSIONS (status) MEASURES (SUM(amount)) PARTITION BY (country)",
         )
-    with pytest.raises(NotFound):
+    with pytest.raises(ObjectNotFound):
         run(engine, "CREATE REFLECTION bad ON gold.nothing USING DISPLAY (x)")
     run(engine, DAILY)
     with pytest.raises(EngineError, match="already exists"):

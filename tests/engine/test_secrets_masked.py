@@ -12,11 +12,11 @@ from sqlalchemy import select
 
 from fleuve.engine import Engine
 from fleuve.errors import FleuveError
+from fleuve.masking import mask
 from fleuve.metadata import AuditEvent
 from fleuve.metadata.engine import EngineJob
 from fleuve.project import Project, init_project
 from fleuve.security import audit
-from fleuve.security.masking import mask
 
 SECRET = "Zq9-secret-value"
 # Each spelling a credential takes in SQL; the engine runs some, refuses or fails the others,

@@ -9,7 +9,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from fleuve.engine import AccessDenied, Engine, EngineError, NotFound
+from fleuve.engine import AccessDenied, Engine, EngineError, ObjectNotFound
 from fleuve.errors import FleuveError
 from tests.conftest import PG_ADMIN
 
@@ -51,7 +51,7 @@ def test_join_gold_with_live_postgres_pushes_filters(
         user="admin",
     ).read_all()
     assert tables.column(0).to_pylist() == ["crm_customers"]
-    with pytest.raises(NotFound):
+    with pytest.raises(ObjectNotFound):
         engine.execute(f"SELECT * FROM crm.{pg_customers}.crm_customers", user="ana").read_all()
     engine.grant("SELECT", f"crm.{pg_customers}.*", user="admin", grantee="analyst")
     assert (
@@ -180,7 +180,7 @@ def test_promote_a_folder_of_files(engine: Engine, tmp_path: Path, fmt: str) -> 
     result.read_all()
     assert [r["relationship"] for r in engine.job(result.job_id).reflections] == ["CHOSEN"]
     engine.execute("ALTER TABLE drops.sales FORGET METADATA", user="admin").read_all()
-    with pytest.raises(NotFound):
+    with pytest.raises(ObjectNotFound):
         engine.dataset("drops.sales", user="admin")
 
 

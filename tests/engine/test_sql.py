@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from fleuve.engine import Engine, EngineError, NotFound
+from fleuve.engine import Engine, EngineError, ObjectNotFound
 from fleuve.project import Project
 
 
@@ -149,7 +149,7 @@ def test_views_refuse_cycles_and_bad_sql(engine: Engine) -> None:
         rows(engine, "CREATE VIEW S.c AS SELEC 1")
     with pytest.raises(EngineError, match="already exists"):
         rows(engine, "CREATE VIEW S.a AS SELECT 2 AS x")
-    with pytest.raises(NotFound):
+    with pytest.raises(ObjectNotFound):
         rows(engine, "CREATE VIEW Nowhere.v AS SELECT 1")
     with pytest.raises(EngineError, match="duplicate"):
         rows(engine, "CREATE VIEW S.d AS SELECT 1 AS x, 2 AS x")
@@ -176,7 +176,7 @@ def test_catalog_shapes(engine: Engine) -> None:
     view = engine.catalog_by_path(["Sales", "v"], user="admin")
     assert view["type"] == "VIRTUAL_DATASET" and view["sql"].startswith("SELECT status")
     assert view["fields"] == [{"name": "status", "type": {"name": "VARCHAR"}}]
-    with pytest.raises(NotFound):
+    with pytest.raises(ObjectNotFound):
         engine.catalog_item("no-such-id", user="admin")
 
 
@@ -186,7 +186,7 @@ def test_context_and_default_schema(engine: Engine) -> None:
     job = engine.submit("SELECT COUNT(*) AS n FROM customers", user="admin", context=["gold"])
     _wait(engine, job)
     assert engine.results(job).to_pylist() == [{"n": 45}]
-    with pytest.raises(NotFound):
+    with pytest.raises(ObjectNotFound):
         rows(engine, "SELECT * FROM orders")
 
 

@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
+from fleuve.logs import local, to_lake
 from fleuve.metadata import AuditEvent
-from fleuve.observe import lakelog, logs
 from fleuve.observe.search import Searcher, SearchError, parse_date
 from fleuve.project import Project
 
@@ -58,8 +58,8 @@ def searcher(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Searcher]:
     folder = tmp_path_factory.mktemp("search") / "proj"
     init_project(folder, "search-test")
     project = Project.open(folder)
-    lakelog.ensure_table(project.lake)
-    lakelog.write(project.lake, RECORDS)
+    to_lake.ensure_table(project.lake)
+    to_lake.write(project.lake, RECORDS)
     with project.db.session() as s:
         s.add_all(
             [
@@ -380,7 +380,7 @@ def test_records_written_by_the_handler(tmp_path: Any) -> None:
     init_project(tmp_path / "proj", "handler-test")
     project = Project.open(tmp_path / "proj", {"observe.logs.flush_seconds": 300})
     project.log_to_lake()
-    logs.setup(tmp_path / "elsewhere")  # another project opened in the process keeps it
+    local.setup(tmp_path / "elsewhere")  # another project opened in the process keeps it
     logging.getLogger("fleuve.ingest.sync").error(
         "sync finished",
         extra={"job_id": 9, "connection_id": "shop", "records_synced": 5, "bytes_synced": 50,
@@ -418,10 +418,10 @@ def test_retention(tmp_path: Any) -> None:
     init_project(tmp_path / "proj", "retention-test")
     project = Project.open(tmp_path / "proj")
     try:
-        lakelog.ensure_table(project.lake)
+        to_lake.ensure_table(project.lake)
         old = record("old", "2020-01-01T00:00:00", "serve", "INFO", "long ago")
-        lakelog.write(project.lake, [old, {**old, "id": "new", "timestamp": datetime.now()}])
-        assert lakelog.purge(project.lake, retention_days=30) == 1
+        to_lake.write(project.lake, [old, {**old, "id": "new", "timestamp": datetime.now()}])
+        assert to_lake.purge(project.lake, retention_days=30) == 1
         left = project.lake.query("SELECT id FROM logs.records").to_pylist()
         assert left == [{"id": "new"}]
     finally:
@@ -445,7 +445,7 @@ def test_logging_never_waits_for_the_lake(tmp_path: Any) -> None:
             raise OSError("the lake's bucket is unreachable")
         return project.lake
 
-    handler = lakelog.LakeLogHandler(lake, LakeLogSettings(flush_seconds=0.1))
+    handler = to_lake.LakeLogHandler(lake, LakeLogSettings(flush_seconds=0.1))
     logger = logging.getLogger("fleuve.transform.run")
     logger.addHandler(handler)
     try:

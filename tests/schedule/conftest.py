@@ -16,7 +16,7 @@ import pytest
 import yaml
 
 from fleuve.project import Project, init_project
-from fleuve.schedule.work import Outcome, Scheduled
+from fleuve.schedule.work import RunOutcome, Scheduled
 from tests.conftest import PG_ADMIN
 
 START = datetime(2026, 3, 2, 8, 0, 30, tzinfo=UTC)
@@ -109,14 +109,16 @@ class Recorder:
         self.fail: set[str] = set()
         self._lock = threading.Lock()
 
-    def __call__(self, item: Scheduled, run_id: int, stop: threading.Event) -> Outcome:
+    def __call__(self, item: Scheduled, run_id: int, stop: threading.Event) -> RunOutcome:
         with self._lock:
             self.started.append((item.name, run_id))
         while not self.hold.wait(0.02):
             if stop.is_set():
-                return Outcome("cancelled", "stopped")
+                return RunOutcome("cancelled", "stopped")
         return (
-            Outcome("failed", "asked to fail") if item.name in self.fail else Outcome("succeeded")
+            RunOutcome("failed", "asked to fail")
+            if item.name in self.fail
+            else RunOutcome("succeeded")
         )
 
     def names(self) -> list[str]:

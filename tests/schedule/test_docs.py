@@ -8,8 +8,8 @@ import pytest
 
 from fleuve.cli.scheduling import schedules
 from fleuve.config import ScheduledWork, ScheduleSettings
-from fleuve.schedule.triggers import NAMES
 from fleuve.serve.rest.schedules import router
+from fleuve.triggers import NAMES
 
 DOC = (Path(__file__).parents[2] / "docs" / "operations.md").read_text(encoding="utf-8")
 

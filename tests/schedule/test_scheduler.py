@@ -117,7 +117,8 @@ def test_each_due_run_starts_once_among_competing_schedulers(
     runs = all_runs(project)
     assert sorted(runner.names()) == sorted(names * 3)
     assert len({(r.schedule, r.due_at) for r in runs}) == len(runs) == 36
-    assert len({r.owner for r in runs}) > 1  # the work was shared
+    # Which scheduler claims a run is a race: on a loaded machine one may claim all 36, rightly.
+    assert all(r.owner for r in runs)
 
 
 def test_a_schedule_runs_once_at_a_time_and_run_now_waits_for_it(

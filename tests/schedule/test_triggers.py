@@ -10,7 +10,7 @@ import pytest
 
 from fleuve.config import validate
 from fleuve.errors import ConfigError
-from fleuve.schedule.triggers import ACCEPTED, Manual, airbyte_schedule, parse
+from fleuve.triggers import ACCEPTED, Manual, airbyte_schedule, parse
 
 PARIS = ZoneInfo("Europe/Paris")
 

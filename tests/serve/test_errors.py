@@ -12,7 +12,7 @@ from fastapi.routing import APIRoute
 from fleuve import errors
 from fleuve.config import ConnectionNotFound
 from fleuve.dashboards.store import DashboardNotFound
-from fleuve.engine import AccessDenied, NotFound
+from fleuve.engine import AccessDenied, ObjectNotFound
 from fleuve.schedule.scheduler import ScheduleNotFound
 from fleuve.security.auth import TokenNotFound
 from fleuve.serve.rest import platform
@@ -22,7 +22,7 @@ from fleuve.serve.ui.routes import router as ui_router
 @pytest.mark.parametrize(
     ("error", "base", "status"),
     [
-        (NotFound, errors.NotFound, 404),
+        (ObjectNotFound, errors.NotFound, 404),
         (DashboardNotFound, errors.NotFound, 404),
         (ScheduleNotFound, errors.NotFound, 404),
         (ConnectionNotFound, errors.NotFound, 404),

@@ -23,9 +23,10 @@ from click.testing import CliRunner
 from sqlalchemy import func, select
 
 from fleuve.cli import cli
+from fleuve.engine import privileges
 from fleuve.errors import FleuveError
 from fleuve.metadata import PipelineRun
-from fleuve.security import auth, privileges
+from fleuve.security import auth
 from tests.serve.conftest import ADMIN_PASSWORD, ANALYST_PASSWORD, Served
 
 PASSWORD = "operator-pass-1234"

@@ -93,6 +93,6 @@ def as_user_option(fn: F) -> F:
 def check_user(project: Project, username: str | None, privilege: str, doing: str) -> None:
     """Refuse when `--user` was given and that user lacks the system `privilege`."""
     if username is not None:
-        from fleuve.security import privileges
+        from fleuve.engine import privileges
 
         privileges.require_user(project.db, username, privilege, doing)

@@ -3,7 +3,7 @@
 `Engine(project)` is the one object the serving layer talks to. Every method taking `user`
 (a user name) checks that user's grants; `admin` passes every check. Errors are
 `fleuve.errors.FleuveError` subclasses from `fleuve.engine.errors` with a user-facing
-`message` and `fix` (REST: `errorMessage`, `moreInfo`): `NotFound` (404; also what a
+`message` and `fix` (REST: `errorMessage`, `moreInfo`): `ObjectNotFound` (404; also what a
 caller without access gets, so nothing leaks), `AccessDenied` (403), `EngineError`/
 `QueryFailed` (400), `QueryCanceled`.
 
@@ -57,7 +57,13 @@ under a container.
 from fleuve.engine import paths
 from fleuve.engine.catalog import Container, Dataset
 from fleuve.engine.core import Engine, QueryResult
-from fleuve.engine.errors import AccessDenied, EngineError, NotFound, QueryCanceled, QueryFailed
+from fleuve.engine.errors import (
+    AccessDenied,
+    EngineError,
+    ObjectNotFound,
+    QueryCanceled,
+    QueryFailed,
+)
 from fleuve.engine.query_jobs import FINAL_STATES, QueryJob
 
 __all__ = [
@@ -67,7 +73,7 @@ __all__ = [
     "Dataset",
     "Engine",
     "EngineError",
-    "NotFound",
+    "ObjectNotFound",
     "QueryCanceled",
     "QueryFailed",
     "QueryJob",

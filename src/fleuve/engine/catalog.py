@@ -27,7 +27,7 @@ import duckdb
 from sqlalchemy import delete, event, select, text
 
 from fleuve.engine import paths
-from fleuve.engine.errors import EngineError, NotFound
+from fleuve.engine.errors import EngineError, ObjectNotFound
 from fleuve.engine.freshness import LakeClock
 from fleuve.engine.paths import Path
 from fleuve.engine.types import Field
@@ -602,7 +602,9 @@ class Catalog:
         """Forget a source (its promoted datasets go with it)."""
         src = self.meta().sources.get(name.lower())
         if src is None:
-            raise NotFound(f"no source named '{name}'", "list sources with `fleuve sources list`")
+            raise ObjectNotFound(
+                f"no source named '{name}'", "list sources with `fleuve sources list`"
+            )
         prefix = paths.key((src.name,))[:-1] + ","
         with self.db.session() as s:
             s.execute(delete(EngineSource).where(EngineSource.id == src.id))
@@ -635,7 +637,7 @@ class Catalog:
                 or parent.kind not in ("SPACE", "HOME", "FOLDER")
                 or parent.origin not in ("space", "home")
             ):
-                raise NotFound(
+                raise ObjectNotFound(
                     f"no space or folder {paths.render(path[:-1])}",
                     "create the space first with CREATE SPACE",
                 )
@@ -660,7 +662,7 @@ class Catalog:
         """Remove an empty space or folder, or raise naming what is inside."""
         found = self.meta().containers.get(paths.key(path))
         if found is None:
-            raise NotFound(f"no space or folder {paths.render(path)}", "check the name")
+            raise ObjectNotFound(f"no space or folder {paths.render(path)}", "check the name")
         folders, datasets = self.children(path)
         if folders or datasets:
             held: list[Container | Dataset] = [*folders, *datasets]
@@ -735,7 +737,9 @@ class Catalog:
             if dataset.type == "VIRTUAL_DATASET" or dataset.origin == "files":
                 row = s.get(EngineDataset, dataset.id)
                 if row is None:
-                    raise NotFound(f"no dataset {paths.render(dataset.path)}", "check the name")
+                    raise ObjectNotFound(
+                        f"no dataset {paths.render(dataset.path)}", "check the name"
+                    )
                 row.staleness_seconds = seconds
             else:
                 setting = s.get(EngineDatasetSetting, dataset.key)
@@ -751,7 +755,7 @@ class Catalog:
         """The files source of `path` and the folder or file it names."""
         src = self.meta().sources.get(path[0].lower())
         if src is None or src.kind != "files":
-            raise NotFound(
+            raise ObjectNotFound(
                 f"{paths.render(path)} is not in a files source",
                 "promote folders of a source created with type 'files'",
             )

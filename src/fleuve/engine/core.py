@@ -31,10 +31,10 @@ from fleuve.engine.statements import DML, Statements
 from fleuve.engine.system import SystemTables
 from fleuve.errors import FleuveError
 from fleuve.lake import Lake, quote_ident
+from fleuve.masking import mask
 from fleuve.metadata.models import utcnow
 from fleuve.project import Project
 from fleuve.security import audit
-from fleuve.security.masking import mask
 
 log = logging.getLogger("fleuve.engine")
 
@@ -329,7 +329,7 @@ class Engine(Statements):
         self._finish(job)
 
     def job(self, job_id: str) -> QueryJob:
-        """The job with this id (running, or from history); NotFound if unknown."""
+        """The job with this id (running, or from history); ObjectNotFound if unknown."""
         return self.jobs_store.get(job_id)
 
     def jobs(self, user: str, limit: int = 100) -> list[QueryJob]:

@@ -18,8 +18,9 @@ import duckdb
 from sqlglot import exp
 
 from fleuve.engine import paths
+from fleuve.engine import privileges as system
 from fleuve.engine.catalog import Catalog, Container, Dataset, file_relation
-from fleuve.engine.errors import AccessDenied, EngineError, NotFound, QueryFailed
+from fleuve.engine.errors import AccessDenied, EngineError, ObjectNotFound, QueryFailed
 from fleuve.engine.grants import ENGINE, Grant, Grants, Principal, not_found
 from fleuve.engine.plan import QUERY_TYPES, Prepared, parse_query
 from fleuve.engine.reflections.definition import ReflectionSpec
@@ -31,7 +32,6 @@ from fleuve.errors import FleuveError
 from fleuve.lake import quote_literal
 from fleuve.project import Project
 from fleuve.security import audit
-from fleuve.security import privileges as system
 
 log = logging.getLogger("fleuve.engine")
 
@@ -72,7 +72,7 @@ class CatalogEntities(ABC):
         return [home.as_json(), *out]
 
     def catalog_item(self, object_id: str, *, user: str) -> dict[str, Any]:
-        """A dataset or container by id, in the REST catalog shape; NotFound if not visible."""
+        """A dataset or container by id, in the REST catalog shape; ObjectNotFound if not visible."""
         who = self.grants.principal(user)
         found = self.catalog.by_id(object_id)
         if found is None:
@@ -143,7 +143,7 @@ class CatalogEntities(ABC):
                 "tag": "1",
                 "children": children,
             }
-        raise NotFound(
+        raise ObjectNotFound(
             f"{label} not found, or you do not have access to it", "browse GET /api/v3/catalog"
         )
 
@@ -182,7 +182,7 @@ class CatalogEntities(ABC):
         if path and path[0].lower() == who.home.lower():
             return
         if not path or self.catalog.container(path) is None:
-            raise NotFound(
+            raise ObjectNotFound(
                 f"no space or folder {paths.render(path)}",
                 "create the space first with CREATE SPACE",
             )
@@ -191,7 +191,7 @@ class CatalogEntities(ABC):
                 raise AccessDenied(
                     f"{doing} needs ALL on {paths.render(path)}", "ask an administrator to GRANT it"
                 )
-            raise NotFound(
+            raise ObjectNotFound(
                 f"no space or folder {paths.render(path)}", "check the name, or ask for access"
             )
 
@@ -217,14 +217,14 @@ class CatalogEntities(ABC):
             )
         if parent[0].startswith("@"):
             if parent[0].lower() != who.home.lower() and not who.admin:
-                raise NotFound(
+                raise ObjectNotFound(
                     f"no space or folder {paths.render(parent)}",
                     "save views in your home or a space",
                 )
         else:
             container = self.catalog.container(parent)
             if container is None or container.origin != "space":
-                raise NotFound(
+                raise ObjectNotFound(
                     f"no space or folder {paths.render(parent)}",
                     "create it with CREATE SPACE / CREATE FOLDER",
                 )
@@ -463,7 +463,9 @@ class CatalogEntities(ABC):
             spec = spec_from_rest(merged)
             dataset = self.catalog.lookup(r.dataset_path)
             if dataset is None:
-                raise NotFound("the reflection's dataset no longer exists", "drop the reflection")
+                raise ObjectNotFound(
+                    "the reflection's dataset no longer exists", "drop the reflection"
+                )
             validate(spec, dataset)
             if spec != r.spec:
                 changes["spec"] = spec
@@ -547,7 +549,7 @@ class CatalogEntities(ABC):
     def _dataset_by_id(self, dataset_id: str, who: Principal) -> Dataset:
         found = self.catalog.by_id(dataset_id)
         if not isinstance(found, Dataset) or not self.grants.allows(who, "SELECT", found.path):
-            raise NotFound(
+            raise ObjectNotFound(
                 f"dataset {dataset_id} not found, or you do not have access to it",
                 "check datasetId",
             )
@@ -556,7 +558,7 @@ class CatalogEntities(ABC):
     def _visible_reflection(self, name_or_id: str, who: Principal) -> Reflection:
         r = self.reflections.get(name_or_id)
         if not self.grants.allows(who, "SELECT", r.dataset_path):
-            raise NotFound(
+            raise ObjectNotFound(
                 f"reflection {name_or_id} not found", "list reflections with SHOW REFLECTIONS"
             )
         return r

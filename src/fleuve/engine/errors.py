@@ -7,14 +7,14 @@ import re
 from fleuve import errors
 from fleuve.errors import FleuveError
 from fleuve.lake import CATALOG
-from fleuve.security.masking import mask
+from fleuve.masking import mask
 
 
 class EngineError(FleuveError):
     """A query or command the engine cannot run as written (the caller's mistake: a 4xx)."""
 
 
-class NotFound(EngineError, errors.NotFound):
+class ObjectNotFound(EngineError, errors.NotFound):
     """An object that does not exist, or that the caller may not see (the same answer for both)."""
 
 

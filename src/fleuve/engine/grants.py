@@ -4,7 +4,7 @@ A grant names a dataset, or a container with `.*` (everything under it), and goe
 or a role. Users hold roles (the `users.roles` list); `admin` passes every check, and each
 user owns their home `@name`. Checks run after name resolution, on the dataset each query
 names; reading through a virtual dataset needs SELECT on that dataset only (Dremio's rule).
-Privileges to operate the platform are granted ON SYSTEM (see `fleuve.security.privileges`).
+Privileges to operate the platform are granted ON SYSTEM (see `fleuve.engine.privileges`).
 """
 
 from __future__ import annotations
@@ -16,13 +16,13 @@ from dataclasses import dataclass
 from sqlalchemy import delete, select
 
 from fleuve.engine import paths
+from fleuve.engine import privileges as system
 from fleuve.engine.catalog import RECHECK_SECONDS, Catalog
-from fleuve.engine.errors import AccessDenied, EngineError, NotFound
+from fleuve.engine.errors import AccessDenied, EngineError, ObjectNotFound
 from fleuve.metadata.database import rows_changed
 from fleuve.metadata.engine import EngineGrant
 from fleuve.metadata.models import User
 from fleuve.security import auth
-from fleuve.security import privileges as system
 
 PRIVILEGES = ("SELECT", "ALL")
 
@@ -81,7 +81,7 @@ class Grants:
         self._principals: dict[str, tuple[float, Principal | None]] = {}
 
     def principal(self, username: str) -> Principal:
-        """The user with their roles; a NotFound for unknown or disabled users."""
+        """The user with their roles; a ObjectNotFound for unknown or disabled users."""
         now = time.monotonic()
         cached = self._principals.get(username)
         if cached is not None and now - cached[0] < RECHECK_SECONDS:
@@ -90,7 +90,7 @@ class Grants:
             found = self._load_principal(username)
             self._principals[username] = (now, found)
         if found is None:
-            raise NotFound(
+            raise ObjectNotFound(
                 f"unknown or disabled user '{username}'", "log in as an existing, enabled user"
             )
         return found
@@ -194,7 +194,7 @@ class Grants:
     ) -> Grant:
         """Give `privilege` on `path` (and under it when `recursive`) to a user or role.
 
-        An empty `path` is SYSTEM: the privilege is one of `fleuve.security.privileges`'."""
+        An empty `path` is SYSTEM: the privilege is one of `fleuve.engine.privileges`'."""
         privilege, grantee_kind = privilege.upper(), grantee_kind.upper()
         if not path:
             return self._grant_system(by, privilege, grantee_kind, grantee)
@@ -265,7 +265,7 @@ class Grants:
         with self.db.session() as s:
             user = s.scalar(select(User).where(User.username == username))
             if user is None:
-                raise NotFound(f"unknown user '{username}'", "create the user first")
+                raise ObjectNotFound(f"unknown user '{username}'", "create the user first")
             roles = [r for r in (user.roles or []) if r != role]
         # Through the security layer: it audits the change and ends cached logins' old roles.
         auth.set_roles(self.db, username, [*roles, role] if add else roles, actor=by.name)
@@ -274,7 +274,7 @@ class Grants:
     def _check_user(self, username: str) -> None:
         with self.db.session() as s:
             if s.scalar(select(User.id).where(User.username == username)) is None:
-                raise NotFound(f"unknown user '{username}'", "create the user first")
+                raise ObjectNotFound(f"unknown user '{username}'", "create the user first")
 
     def _check_object(self, by: Principal, path: Sequence[str], recursive: bool) -> tuple[str, ...]:
         """The object's canonical path; only admins and holders of ALL on it may grant."""
@@ -375,9 +375,9 @@ def _holds(g: EngineGrant, who: Principal) -> bool:
     return g.grantee in who.roles
 
 
-def not_found(path: Sequence[str], what: str = "dataset") -> NotFound:
+def not_found(path: Sequence[str], what: str = "dataset") -> ObjectNotFound:
     """The one message for objects that do not exist and objects the caller may not see."""
-    return NotFound(
+    return ObjectNotFound(
         f"{what} {paths.render(path)} not found, or you do not have access to it",
         'list what you can read with SELECT * FROM INFORMATION_SCHEMA."TABLES", '
         "or ask an administrator for access",

@@ -27,7 +27,7 @@ from sqlglot.optimizer.scope import Scope, traverse_scope
 from fleuve.engine import paths
 from fleuve.engine.catalog import Dataset
 from fleuve.engine.dialect import parse, settle, to_duckdb, translate
-from fleuve.engine.errors import EngineError, NotFound
+from fleuve.engine.errors import EngineError, ObjectNotFound
 from fleuve.engine.grants import Principal, not_found
 from fleuve.engine.reflections.match import Miss, raw_covers, replace_table, rewrite_aggregate
 
@@ -135,7 +135,7 @@ def bind(
     *,
     trusted: bool = False,
 ) -> Bound:
-    """Look up every table `ast` names; raise NotFound for unknown names.
+    """Look up every table `ast` names; raise ObjectNotFound for unknown names.
 
     `trusted` allows table functions (reading files directly), as for administrators and the
     bodies of virtual datasets they validated.
@@ -346,7 +346,7 @@ class Planner:
         accelerate: bool = True,
         explain: bool = False,
     ) -> Plan:
-        """The plan for `ast` run by `who`; NotFound for datasets they may not read."""
+        """The plan for `ast` run by `who`; ObjectNotFound for datasets they may not read."""
         bound = bind(ast, self.resolve, context, trusted=who.admin)
         for ref in bound.refs:
             if not self.allows(who, "SELECT", ref.dataset.path):
@@ -407,7 +407,7 @@ class Planner:
             self._views[cache_key] = parse_query(ds.sql or "", ds.dialect)
         try:
             inner = bind(self._views[cache_key].copy(), self.resolve, ds.context, trusted=True)
-        except NotFound:
+        except ObjectNotFound:
             raise EngineError(
                 f"virtual dataset {paths.render(ds.path)} reads a dataset that no longer exists",
                 "ask its owner to redefine it (see its dependencies in the catalog)",

@@ -22,7 +22,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from fleuve.engine.errors import EngineError, NotFound
+from fleuve.engine.errors import EngineError, ObjectNotFound
 from fleuve.metadata.database import Database
 from fleuve.metadata.engine import EngineJob
 from fleuve.metadata.models import utcnow
@@ -141,7 +141,7 @@ class JobStore:
             self._wake.set()
 
     def get(self, job_id: str) -> QueryJob:
-        """The job with this id, from memory or history; NotFound if unknown."""
+        """The job with this id, from memory or history; ObjectNotFound if unknown."""
         with self._lock:
             job = self._jobs.get(job_id)
         if job is not None:
@@ -149,7 +149,9 @@ class JobStore:
         with self.db.session() as s:
             row = s.get(EngineJob, job_id)
         if row is None:
-            raise NotFound(f"no job with id {job_id}", "list jobs with SELECT * FROM sys.jobs")
+            raise ObjectNotFound(
+                f"no job with id {job_id}", "list jobs with SELECT * FROM sys.jobs"
+            )
         return _from_row(row)
 
     def history(self, user: str | None, limit: int = 1000) -> list[QueryJob]:
@@ -190,7 +192,7 @@ class JobStore:
         if job.result is not None:
             return job.result.slice(offset, limit)
         if not job.result_path or not Path(job.result_path).exists():
-            raise NotFound(
+            raise ObjectNotFound(
                 f"the results of job {job.id} have expired",
                 "run the query again",
             )

@@ -14,15 +14,15 @@ import pyarrow as pa
 from sqlglot import exp
 
 from fleuve.engine import ddl, paths
+from fleuve.engine import privileges as system
 from fleuve.engine.dialect import to_duckdb
 from fleuve.engine.entities import CatalogEntities
-from fleuve.engine.errors import EngineError, NotFound, QueryFailed, safe_error
+from fleuve.engine.errors import EngineError, ObjectNotFound, QueryFailed, safe_error
 from fleuve.engine.grants import Grant, Principal, not_found
 from fleuve.engine.plan import QUERY_TYPES, Planner, Prepared, parse_query
 from fleuve.engine.reflections.service import RefreshResult
 from fleuve.engine.system import SystemTables, describe_table
 from fleuve.lake import CATALOG, quote_ident
-from fleuve.security import privileges as system
 
 DML = (exp.Insert, exp.Update, exp.Delete, exp.Merge)
 STATUS = pa.schema([("ok", pa.bool_()), ("summary", pa.string())])
@@ -162,7 +162,7 @@ class Statements(CatalogEntities):
         if stmt.dataset is not None:
             ds = self._readable(stmt.dataset, who, ctx)
             if ds.key != r.dataset_key:
-                raise NotFound(
+                raise ObjectNotFound(
                     f"reflection {stmt.name} is not defined on {paths.render(ds.path)}",
                     "check the names",
                 )

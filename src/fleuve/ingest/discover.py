@@ -11,7 +11,7 @@ from fleuve.config import ConnectionSettings, Settings
 from fleuve.ingest.connectors import connector_for
 from fleuve.ingest.errors import IngestError, SourceUnavailable
 from fleuve.lake import Lake
-from fleuve.observe.logs import scrub
+from fleuve.logs.local import scrub
 
 
 def check_connection(settings: Settings, lake: Lake, name: str) -> str:

@@ -31,8 +31,8 @@ from fleuve.ingest.errors import (
 from fleuve.ingest.load import StreamOutcome, keep_rejected, load_stream
 from fleuve.ingest.state import ensure_tables
 from fleuve.lake import Lake
+from fleuve.logs.local import scrub
 from fleuve.metadata import Database
-from fleuve.observe.logs import scrub
 from fleuve.security import audit
 
 log = logging.getLogger("fleuve.ingest")

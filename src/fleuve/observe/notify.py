@@ -17,7 +17,7 @@ import httpx
 
 from fleuve import __version__
 from fleuve.config import AlertChannel
-from fleuve.observe.logs import scrub
+from fleuve.logs.local import scrub
 
 log = logging.getLogger("fleuve.observe")
 BACKOFF_SECONDS = 1.0

@@ -31,7 +31,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from fleuve import __version__
-from fleuve.observe.lakelog import SERVICES, TABLE
+from fleuve.logs.to_lake import SERVICES, TABLE
 
 if TYPE_CHECKING:
     from fleuve.project import Project
@@ -77,7 +77,7 @@ class SearchError(Exception):
 
 
 @dataclass(frozen=True)
-class Field:
+class MappedField:
     """One searchable field: its SQL expression and Elasticsearch type."""
 
     sql: str
@@ -85,31 +85,31 @@ class Field:
 
 
 LOG_FIELDS = {
-    "@timestamp": Field('"timestamp"', "date"),
-    "timestamp": Field('"timestamp"', "date"),
-    "level": Field("level", "keyword"),
-    "service": Field("service", "keyword"),
-    "message": Field("message", "text"),
-    "logger": Field("logger", "keyword"),
-    "job_id": Field("job_id", "keyword"),
-    "connection_id": Field("connection_id", "keyword"),
-    "records_synced": Field("records_synced", "long"),
-    "bytes_synced": Field("bytes_synced", "long"),
-    "user": Field('"user"', "keyword"),
-    "query_id": Field("query_id", "keyword"),
-    "host": Field("host", "keyword"),
-    "pid": Field("pid", "long"),
-    "error": Field("error", "text"),
+    "@timestamp": MappedField('"timestamp"', "date"),
+    "timestamp": MappedField('"timestamp"', "date"),
+    "level": MappedField("level", "keyword"),
+    "service": MappedField("service", "keyword"),
+    "message": MappedField("message", "text"),
+    "logger": MappedField("logger", "keyword"),
+    "job_id": MappedField("job_id", "keyword"),
+    "connection_id": MappedField("connection_id", "keyword"),
+    "records_synced": MappedField("records_synced", "long"),
+    "bytes_synced": MappedField("bytes_synced", "long"),
+    "user": MappedField('"user"', "keyword"),
+    "query_id": MappedField("query_id", "keyword"),
+    "host": MappedField("host", "keyword"),
+    "pid": MappedField("pid", "long"),
+    "error": MappedField("error", "text"),
 }
 AUDIT_FIELDS = {
-    "@timestamp": Field('"timestamp"', "date"),
-    "timestamp": Field('"timestamp"', "date"),
-    "kind": Field("kind", "keyword"),
-    "action": Field("action", "keyword"),
-    "outcome": Field("outcome", "keyword"),
-    "user": Field('"user"', "keyword"),
-    "client": Field("client", "keyword"),
-    "target": Field("target", "keyword"),
+    "@timestamp": MappedField('"timestamp"', "date"),
+    "timestamp": MappedField('"timestamp"', "date"),
+    "kind": MappedField("kind", "keyword"),
+    "action": MappedField("action", "keyword"),
+    "outcome": MappedField("outcome", "keyword"),
+    "user": MappedField('"user"', "keyword"),
+    "client": MappedField("client", "keyword"),
+    "target": MappedField("target", "keyword"),
 }
 _ID = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
 
@@ -293,13 +293,13 @@ _TOKEN = re.compile(r"\w+")
 class Compiler:
     """Translates a query DSL object to a SQL condition with `?` parameters."""
 
-    def __init__(self, fields: dict[str, Field], now: datetime, extra: str) -> None:
+    def __init__(self, fields: dict[str, MappedField], now: datetime, extra: str) -> None:
         self.fields = fields
         self.now = now
         self.extra = extra  # the JSON column other fields are read from
         self.params: list[Any] = []
 
-    def field(self, name: Any, clause: str) -> Field:
+    def field(self, name: Any, clause: str) -> MappedField:
         """The field a clause names (`x.keyword` is `x`); fields outside the mapping are read
         from the record's other fields, as keywords."""
         if not isinstance(name, str) or not name:
@@ -308,14 +308,14 @@ class Compiler:
             name = name.removesuffix(".keyword")
             known = self.fields.get(name)
             if known is not None and known.kind == "text":
-                return Field(known.sql, "keyword")
+                return MappedField(known.sql, "keyword")
         if name in self.fields:
             return self.fields[name]
         # The audit trail's `detail.x` and a log record's other fields are read from its JSON.
         name = name.removeprefix(self.extra + ".")
         if not _ID.match(name):
             raise SearchError(f"[{clause}] unsupported field name [{name}]")
-        return Field(f"json_extract_string({self.extra}, '$.{name}')", "keyword")
+        return MappedField(f"json_extract_string({self.extra}, '$.{name}')", "keyword")
 
     def value(self, value: Any) -> str:
         """A parameter placeholder for `value`."""
@@ -394,7 +394,7 @@ class Compiler:
             spec = spec["value"]
         return self._equals(self.field(name, "term"), spec, insensitive, "term")
 
-    def _equals(self, f: Field, value: Any, insensitive: bool, clause: str) -> str:
+    def _equals(self, f: MappedField, value: Any, insensitive: bool, clause: str) -> str:
         if isinstance(value, (dict, list)) or value is None:
             raise SearchError(f"[{clause}] value must be a string, number or boolean")
         if f.kind == "text":
@@ -641,12 +641,12 @@ def _qs_clause(name: str | None, value: str) -> dict[str, Any]:
 
 
 @dataclass
-class Source:
+class IndexSource:
     """The rows a search reads: a FROM clause, its fields and how a hit is named."""
 
     sql: str
     params: list[Any]
-    fields: dict[str, Field]
+    fields: dict[str, MappedField]
     extra: str
     index: str  # SQL naming each row's index
 
@@ -664,7 +664,7 @@ class Searcher:
 
     # -- sources
 
-    def _source(self, target: Target) -> Source:
+    def _source(self, target: Target) -> IndexSource:
         if target.audit:
             self._attach_metadata()
             sql = (
@@ -674,7 +674,7 @@ class Searcher:
             )
             conds, params = self._days(target)
             where = f" WHERE {conds}" if conds else ""
-            return Source(
+            return IndexSource(
                 f"(SELECT * FROM {sql}{where})",
                 params,
                 AUDIT_FIELDS,
@@ -682,7 +682,7 @@ class Searcher:
                 "'audit-' || strftime(\"timestamp\", '%Y.%m.%d')",
             )
         if not self._has_logs():
-            return Source(
+            return IndexSource(
                 '(SELECT * FROM (SELECT NULL::VARCHAR AS id, NULL::TIMESTAMP AS "timestamp") '
                 "WHERE FALSE)",
                 [],
@@ -695,7 +695,9 @@ class Searcher:
         index = (
             f"'{family}-'" if family else "service || '-logs-'"
         ) + " || strftime(\"timestamp\", '%Y.%m.%d')"
-        return Source(f"(SELECT * FROM {TABLE} WHERE {conds})", params, LOG_FIELDS, "fields", index)
+        return IndexSource(
+            f"(SELECT * FROM {TABLE} WHERE {conds})", params, LOG_FIELDS, "fields", index
+        )
 
     def _days(self, target: Target) -> tuple[str, list[Any]]:
         """The condition selecting the target's services and days."""
@@ -743,8 +745,8 @@ class Searcher:
             self._meta_ready = True
 
     def _narrowed(
-        self, source: Source, where: str, params: list[Any]
-    ) -> tuple[Source, str, list[Any]]:
+        self, source: IndexSource, where: str, params: list[Any]
+    ) -> tuple[IndexSource, str, list[Any]]:
         """The matching records copied into a temporary table, when there are few of them: the
         total, the hits and each aggregation then read memory, where each statement on the lake
         would read its catalog again. Many matches are read from the lake by each statement."""
@@ -758,7 +760,7 @@ class Searcher:
         if con.execute(f"SELECT count(*) FROM {name}").fetchone()[0] > NARROW_LIMIT:
             con.execute(f"DROP TABLE {name}")
             return source, where, params
-        return Source(name, [], source.fields, source.extra, source.index), "TRUE", []
+        return IndexSource(name, [], source.fields, source.extra, source.index), "TRUE", []
 
     def _has_logs(self) -> bool:
         """True once logs.records exists (remembered: it is never dropped)."""
@@ -887,7 +889,7 @@ class Searcher:
         )[0][0]
         return {"count": total, "_shards": {"total": 1, "successful": 1, "skipped": 0, "failed": 0}}
 
-    def _check_exists(self, target: Target, source: Source) -> None:
+    def _check_exists(self, target: Target, source: IndexSource) -> None:
         """A concrete index name of a day without records is unknown, as in Elasticsearch."""
         if not target.concrete:
             return
@@ -1165,7 +1167,12 @@ class Aggregator:
     """Computes aggregations over the rows a query selected, one SQL statement per bucket set."""
 
     def __init__(
-        self, searcher: Searcher, source: Source, where: str, params: list[Any], compiler: Compiler
+        self,
+        searcher: Searcher,
+        source: IndexSource,
+        where: str,
+        params: list[Any],
+        compiler: Compiler,
     ) -> None:
         self.searcher, self.source, self.compiler = searcher, source, compiler
         self.where, self.params = where, params
@@ -1206,7 +1213,7 @@ class Aggregator:
     def _fetch(self, sql: str, params: list[Any]) -> list[tuple[Any, ...]]:
         return self.searcher._fetch(sql, params)
 
-    def _field(self, body: Any, kind: str) -> Field:
+    def _field(self, body: Any, kind: str) -> MappedField:
         if not isinstance(body, dict):
             raise SearchError(f"[{kind}] must be an object")
         f = self.compiler.field(body.get("field"), kind)

@@ -5,5 +5,5 @@
 database; `scheduler` is the loop that `fleuve worker` and `fleuve serve` run.
 
 This package's `__init__` imports nothing, so that `fleuve.config` can validate spellings with
-`fleuve.schedule.triggers` (a leaf module) without loading the scheduler.
+`fleuve.triggers` (a leaf module) without loading the scheduler.
 """

@@ -40,7 +40,7 @@ from fleuve.schedule import leases
 from fleuve.schedule.clock import Clock, clock_from_env
 from fleuve.schedule.work import (
     REFLECTIONS,
-    Outcome,
+    RunOutcome,
     Scheduled,
     definitions,
     run_child,
@@ -59,7 +59,7 @@ PURGE_EVERY = timedelta(hours=1)
 # Real seconds before a dbt project that failed to parse, unchanged since, is parsed again.
 PARSE_RETRY_SECONDS = 60.0
 
-Runner = Callable[[Scheduled, int, threading.Event], Outcome]
+Runner = Callable[[Scheduled, int, threading.Event], RunOutcome]
 
 
 class ScheduleNotFound(NotFound):
@@ -348,7 +348,7 @@ class Scheduler:
             message = (
                 exc.message if isinstance(exc, FleuveError) else f"{type(exc).__name__}: {exc}"
             )
-            outcome = Outcome("failed", message)
+            outcome = RunOutcome("failed", message)
         try:
             self._finish(active, outcome)
         except Exception:
@@ -358,7 +358,7 @@ class Scheduler:
                 self._active.pop(active.run_id, None)
             self._wake.set()
 
-    def _carry_out(self, active: _Active) -> Outcome:
+    def _carry_out(self, active: _Active) -> RunOutcome:
         item = active.item
         if self._runner is not None:
             return self._runner(item, active.run_id, active.stop)
@@ -376,7 +376,7 @@ class Scheduler:
                 self._engine, self._own_engine = Engine(self.project), True
             return self._engine
 
-    def _finish(self, active: _Active, outcome: Outcome) -> None:
+    def _finish(self, active: _Active, outcome: RunOutcome) -> None:
         now = self.clock.now()
         item = active.item
         with self.db.session() as s:

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from fleuve.config import ScheduledWork, Settings
 from fleuve.errors import ConfigError
-from fleuve.schedule.triggers import Trigger, parse
+from fleuve.triggers import Trigger, parse
 
 if TYPE_CHECKING:
     from fleuve.project import Project
@@ -75,7 +75,7 @@ class Scheduled:
 
 
 @dataclass
-class Outcome:
+class RunOutcome:
     """How a run ended."""
 
     status: str  # succeeded, failed or timed_out
@@ -158,7 +158,7 @@ def _pipeline_steps(work: ScheduledWork) -> tuple[str, ...]:
     return tuple(n for n in names if n in wanted)
 
 
-def run_sync(project: Project, item: Scheduled, stop: threading.Event) -> Outcome:
+def run_sync(project: Project, item: Scheduled, stop: threading.Event) -> RunOutcome:
     """Sync the connection in this process; its job records the attempts and the log. `stop`
     (the lease was lost, or the scheduler stops) interrupts it."""
     from fleuve.ingest import sync_connection
@@ -174,18 +174,18 @@ def run_sync(project: Project, item: Scheduled, stop: threading.Event) -> Outcom
     )
     timed_out = any("ran past its timeout" in e for e in result.errors.values())
     status = "timed_out" if timed_out else result.status
-    return Outcome(status, result.error, result.job_id, details={"records": result.records})
+    return RunOutcome(status, result.error, result.job_id, details={"records": result.records})
 
 
 def run_reflections(
     project: Project, engine: Any, item: Scheduled, stop: threading.Event
-) -> Outcome:
+) -> RunOutcome:
     """Refresh the reflections that are due (each refresh takes its own lease); past the
     schedule's timeout_minutes, or once `stop` is set, the running refresh is interrupted (it
     rolls back) and the others wait for the next run."""
     due = engine.reflections.due()
     if not due:
-        return Outcome("succeeded", details={"refreshed": 0})  # a look, no job to keep
+        return RunOutcome("succeeded", details={"refreshed": 0})  # a look, no job to keep
     job_id = _start_job(project, REFLECTIONS, REFLECTIONS, {"due": [r.name for r in due]})
     halted, done = threading.Event(), threading.Event()
     watcher = threading.Thread(
@@ -199,7 +199,7 @@ def run_reflections(
         results = engine.refresh_due(stop=halted)
     except Exception as exc:  # recorded on the run, the loop goes on
         _finish_job(project, job_id, "failed", {"error": str(exc)})
-        return Outcome("failed", f"{type(exc).__name__}: {exc}", job_id)
+        return RunOutcome("failed", f"{type(exc).__name__}: {exc}", job_id)
     finally:
         done.set()
         watcher.join()
@@ -221,7 +221,7 @@ def run_reflections(
         error = "; ".join(f"{r.reflection}: {r.reason}" for r in failed) or None
     detail = {"refreshed": refreshed, **({"error": error} if error else {})}
     _finish_job(project, job_id, status, detail)
-    return Outcome(status, error, job_id, details={"refreshed": len(results)})
+    return RunOutcome(status, error, job_id, details={"refreshed": len(results)})
 
 
 def _halt_refreshes(
@@ -242,7 +242,7 @@ def _halt_refreshes(
             lake.interrupt(thread)
 
 
-def run_child(project: Project, item: Scheduled, run_id: int, stop: threading.Event) -> Outcome:
+def run_child(project: Project, item: Scheduled, run_id: int, stop: threading.Event) -> RunOutcome:
     """Run pipeline, dbt or lake maintenance in a child process; stop it at its timeout."""
     settings = project.settings
     folder = settings.state_dir / "logs" / "schedules"
@@ -297,7 +297,7 @@ def run_child(project: Project, item: Scheduled, run_id: int, stop: threading.Ev
                     with log_path.open("a", encoding="utf-8") as note:
                         note.write(f"\n{error}\n")
     _finish_job(project, job_id, status, {"error": error} if error else {})
-    return Outcome(status, error, job_id, str(log_path))
+    return RunOutcome(status, error, job_id, str(log_path))
 
 
 def _stop(child: subprocess.Popen[bytes]) -> None:

@@ -21,10 +21,10 @@ from typing import Any
 
 from sqlalchemy import delete, func, insert, select
 
+from fleuve.masking import mask, mask_value
 from fleuve.metadata import AuditEvent, Database
 from fleuve.metadata.database import rows_changed
 from fleuve.metadata.models import utcnow
-from fleuve.security.masking import mask, mask_value
 
 log = logging.getLogger("fleuve.security")
 

@@ -19,7 +19,7 @@ TABLE_TYPES = {"TABLE": "TABLE", "VIEW": "VIEW", "SYSTEM_TABLE": "SYSTEM TABLE"}
 
 
 @dataclass(frozen=True)
-class Dataset:
+class VisibleDataset:
     """A table or view a caller can query."""
 
     catalog: str
@@ -72,7 +72,7 @@ def datasets(
     *,
     schema_like: str | None = None,
     name_like: str | None = None,
-) -> list[Dataset]:
+) -> list[VisibleDataset]:
     """The tables and views `caller` may see, ordered by schema then name."""
     schema_re, name_re = like(schema_like), like(name_like)
     out = set()
@@ -81,11 +81,11 @@ def datasets(
         if (schema_re and not schema_re.match(schema)) or (name_re and not name_re.match(name)):
             continue
         kind = TABLE_TYPES.get(str(row["TABLE_TYPE"]).upper(), "TABLE")
-        out.add(Dataset(row["TABLE_CATALOG"], schema, name, kind))
+        out.add(VisibleDataset(row["TABLE_CATALOG"], schema, name, kind))
     return sorted(out, key=lambda d: (d.schema, d.name))
 
 
-def arrow_schema(queries: Queries, caller: Caller, dataset: Dataset) -> pa.Schema:
+def arrow_schema(queries: Queries, caller: Caller, dataset: VisibleDataset) -> pa.Schema:
     """The columns of a dataset as an Arrow schema (an empty read through the engine)."""
     stream = queries.stream(f"SELECT * FROM {dataset.sql_name} LIMIT 0", caller)
     for _ in stream.batches:

@@ -31,7 +31,7 @@ from sqlglot import exp
 
 from fleuve.engine import paths
 from fleuve.engine.catalog import Catalog, Dataset
-from fleuve.engine.errors import EngineError, NotFound
+from fleuve.engine.errors import EngineError, ObjectNotFound
 from fleuve.engine.freshness import LakeClock, LakeState
 from fleuve.engine.reflections.definition import ReflectionSpec
 from fleuve.engine.reflections.model import REFLECTION_SCHEMA, Reflection, spec_json
@@ -107,7 +107,7 @@ class Reflections:
         for r in self.all():
             if r.id == name_or_id or r.name.lower() == low:
                 return r
-        raise NotFound(
+        raise ObjectNotFound(
             f"reflection {name_or_id} not found", "list reflections with SHOW REFLECTIONS"
         )
 
@@ -319,7 +319,7 @@ class Reflections:
         with self.catalog.db.session() as s:
             row = s.get(EngineReflection, r.id)
             if row is None:
-                raise NotFound(f"reflection {r.name} not found", "it was dropped meanwhile")
+                raise ObjectNotFound(f"reflection {r.name} not found", "it was dropped meanwhile")
             spec = changes.pop("spec", None)
             if spec is not None:
                 row.definition, row.kind = spec_json(spec), spec.kind
@@ -374,7 +374,7 @@ class Reflections:
         dataset = self.catalog.lookup(r.dataset_path)
         if dataset is None:
             self._record_error(r, f"its dataset {paths.render(r.dataset_path)} no longer exists")
-            raise NotFound(
+            raise ObjectNotFound(
                 f"the dataset of reflection {r.name}, {paths.render(r.dataset_path)}, no longer exists",
                 "drop the reflection or recreate the dataset",
             )
@@ -580,7 +580,7 @@ class Reflections:
         with self.catalog.db.session() as s:
             row = s.get(EngineReflection, r.id)
             if row is None:
-                raise NotFound(f"reflection {r.name} was dropped during its refresh", "")
+                raise ObjectNotFound(f"reflection {r.name} was dropped during its refresh", "")
             row.table_name, row.built_snapshot, row.built_inputs = table, snapshot, built
             row.rows, row.bytes, row.refresh_mode, row.error = rows, size, mode, None
             row.refreshed_at = now

@@ -45,7 +45,7 @@ from fleuve.ingest.connectors.relational import _dsn_fields
 from fleuve.ingest.errors import SourceUnavailable
 from fleuve.ingest.names import normalize, normalize_all
 from fleuve.lake import Lake, quote_ident
-from fleuve.observe.logs import scrub
+from fleuve.logs.local import scrub
 
 log = logging.getLogger("fleuve.ingest.cdc")
 

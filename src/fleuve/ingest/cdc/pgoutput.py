@@ -1,7 +1,7 @@
 """PostgreSQL's `pgoutput` logical replication messages (protocol 1), decoded.
 
 Only what change capture needs: Begin, Commit, Relation, Type, Insert, Update, Delete and
-Truncate; Origin and logical Messages are read and ignored. Column values stay in PostgreSQL's
+Truncate; Origin and logical Messages are read and ignored. RelationColumn values stay in PostgreSQL's
 text form (decoded from UTF-8); the lake casts them to their column types in bulk.
 """
 
@@ -37,7 +37,7 @@ _TRUNCATE = struct.Struct("!iB")
 
 
 @dataclass
-class Column:
+class RelationColumn:
     """One column of a published table, as the Relation message describes it."""
 
     name: str
@@ -54,7 +54,7 @@ class Relation:
     schema: str
     table: str
     replica_identity: str
-    columns: list[Column] = field(default_factory=list)
+    columns: list[RelationColumn] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -176,7 +176,7 @@ def decode(buf: bytes) -> Message:
             name, pos = _string(buf, pos + 1)
             type_oid, typmod = struct.unpack_from("!Ii", buf, pos)
             pos += 8
-            rel.columns.append(Column(name, type_oid, typmod, bool(flags & 1)))
+            rel.columns.append(RelationColumn(name, type_oid, typmod, bool(flags & 1)))
         return rel
     if tag == 84:  # 'T'
         count, _ = _TRUNCATE.unpack_from(buf, 1)

@@ -35,7 +35,7 @@ from fleuve.ingest.errors import IngestError, SourceUnavailable
 from fleuve.ingest.names import normalize
 from fleuve.ingest.schema import absorb
 from fleuve.lake import quote_ident, quote_literal
-from fleuve.observe.logs import scrub
+from fleuve.logs.local import scrub
 
 log = logging.getLogger("fleuve.ingest")
 

@@ -28,7 +28,7 @@ from fleuve.ingest.connectors.base import (
 )
 from fleuve.ingest.errors import IngestError, SourceUnavailable
 from fleuve.lake import quote_ident, quote_literal
-from fleuve.observe.logs import scrub
+from fleuve.logs.local import scrub
 
 
 class DatabaseConnector(Connector):

@@ -28,7 +28,7 @@ from fleuve.ingest.connectors.base import (
 )
 from fleuve.ingest.errors import IngestError, SourceDataError, SourceUnavailable, SyncCancelled
 from fleuve.lake import quote_literal
-from fleuve.observe.logs import scrub
+from fleuve.logs.local import scrub
 
 PAGINATIONS = ("none", "page", "offset", "cursor", "next_link", "link_header")
 

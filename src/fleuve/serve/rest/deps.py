@@ -7,11 +7,10 @@ from typing import Annotated, Any
 
 from fastapi import Depends, Request
 
-from fleuve.engine import QueryJob
+from fleuve.engine import QueryJob, privileges
 from fleuve.errors import FleuveError, Forbidden, NotFound
 from fleuve.metadata import User
 from fleuve.project import Project
-from fleuve.security import privileges
 from fleuve.serve.queries import Caller, Queries
 
 

@@ -16,9 +16,9 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse, PlainTextResponse
 from starlette.concurrency import run_in_threadpool
 
+from fleuve.engine import privileges
 from fleuve.errors import FleuveError
 from fleuve.observe.search import Searcher, SearchError, resolve, root_info
-from fleuve.security import privileges
 
 PREFIX = "/api/fleuve/v1/search"
 HEADERS = {"X-Elastic-Product": "Elasticsearch"}

@@ -11,10 +11,11 @@ from pydantic import BaseModel, Field
 from sqlalchemy import select
 
 from fleuve import ingest
+from fleuve.engine import privileges
 from fleuve.errors import FleuveError, NotFound
 from fleuve.metadata import Job, User
 from fleuve.project import Project
-from fleuve.security import audit, privileges
+from fleuve.security import audit
 from fleuve.serve.rest.deps import ProjectDep, needs
 from fleuve.serve.rest.http_errors import error_responses
 

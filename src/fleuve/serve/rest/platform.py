@@ -10,9 +10,10 @@ from pydantic import BaseModel, Field
 from sqlalchemy import select
 
 from fleuve import ingest, transform
+from fleuve.engine import privileges
 from fleuve.lake import LAYERS, quote_ident
 from fleuve.metadata import PipelineRun, User
-from fleuve.security import audit, auth, privileges
+from fleuve.security import audit, auth
 from fleuve.serve import visibility
 from fleuve.serve.rest.deps import (
     Admin,
@@ -30,7 +31,7 @@ router = APIRouter(prefix="/api/fleuve/v1", tags=["Fleuve"])
 
 _SECRET_KEYS = ("password", "secret", "key", "token", "dsn")
 
-# Operating the platform needs a system privilege (see `fleuve.security.privileges`).
+# Operating the platform needs a system privilege (see `fleuve.engine.privileges`).
 Syncer = Annotated[User, needs(privileges.SYNC, "starting a sync")]
 Monitor = Annotated[User, needs(privileges.MONITOR, "seeing connections and jobs")]
 UserAdmin = Annotated[User, needs(privileges.MANAGE_USERS, "listing users")]
@@ -64,7 +65,7 @@ def connection(name: str, project: ProjectDep, _: Monitor) -> dict[str, Any]:
 
 def _connection_read(project: Any, conn: Any) -> dict[str, Any]:
     """A connection's settings, secrets masked, with its schedule as Airbyte writes it."""
-    from fleuve.schedule.triggers import airbyte_schedule
+    from fleuve.triggers import airbyte_schedule
 
     zone = conn.timezone or project.settings.schedule.timezone
     return {

@@ -9,9 +9,9 @@ from fastapi import APIRouter, Request, Response
 # The text format every Prometheus reads, 2.x included (1.0.0 is newer than some servers).
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4 as CONTENT_TYPE
 
+from fleuve.engine import privileges
 from fleuve.observe import metrics
 from fleuve.project import Project
-from fleuve.security import privileges
 from fleuve.serve.rest.deps import ProjectDep, QueriesDep
 
 PATH = "/metrics"

@@ -7,9 +7,9 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
+from fleuve.engine import privileges
 from fleuve.metadata import User
 from fleuve.schedule import scheduler
-from fleuve.security import privileges
 from fleuve.serve.rest.deps import ProjectDep, needs, page
 from fleuve.serve.rest.http_errors import error_responses
 

@@ -29,11 +29,12 @@ from pydantic import BaseModel, Field, ValidationError
 from fleuve.dashboards import store
 from fleuve.dashboards.query import chart_query, filter_conditions, options_query
 from fleuve.dashboards.spec import ChartSpec, DashboardSpec
+from fleuve.engine import privileges
 from fleuve.errors import Conflict, FleuveError, NotFound
 from fleuve.metadata import User
 from fleuve.observe.metrics import INSTRUMENTS
 from fleuve.project import Project
-from fleuve.security import audit, auth, privileges
+from fleuve.security import audit, auth
 from fleuve.serve.queries import Caller, Queries
 from fleuve.serve.rest.deps import (
     Authed,

@@ -21,7 +21,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from fleuve.observe.logs import scrub
+from fleuve.logs.local import scrub
 
 if TYPE_CHECKING:
     from fleuve.config import LakeLogSettings
