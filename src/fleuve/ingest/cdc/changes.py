@@ -223,6 +223,27 @@ def write_position(
     )
 
 
+def land(
+    lake: Lake,
+    connection: str,
+    source: str,
+    batch: Batch,
+    pos: Position,
+    cast: Any,
+    encode_array: Any = None,
+) -> None:
+    """Commit a micro-batch and the position after it in one lake transaction."""
+
+    def work(con: duckdb.DuckDBPyConnection) -> None:
+        for dest, segments in batch.segments.items():
+            for segment in segments:
+                evolve(con, dest, segment.shape)
+                insert_segment(con, dest, segment, cast, encode_array)
+        write_position(con, connection, source, pos)
+
+    lake.commit(work, what=f"changes of {connection}")
+
+
 def forget_position(lake: Lake, connection: str) -> None:
     """Drop the connection's position: its next capture starts with a new snapshot."""
     if lake.table_exists(POSITIONS_TABLE):

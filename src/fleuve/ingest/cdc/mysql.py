@@ -513,15 +513,7 @@ class MySQLCapture:
 
     def land(self, batch: Batch, pos: Position) -> None:
         """Commit a micro-batch and the position after it in one lake transaction."""
-
-        def work(con: Any) -> None:
-            for dest, segments in batch.segments.items():
-                for segment in segments:
-                    changes.evolve(con, dest, segment.shape)
-                    changes.insert_segment(con, dest, segment, cast_mysql)
-            changes.write_position(con, self.conn.name, SOURCE, pos)
-
-        self.lake.commit(work, what=f"changes of {self.conn.name}")
+        changes.land(self.lake, self.conn.name, SOURCE, batch, pos, cast_mysql)
 
     def shape_for(self, t: _Table, columns: tuple[str, ...]) -> Shape:
         """The table's layout for rows with these columns (asked again after a DDL)."""

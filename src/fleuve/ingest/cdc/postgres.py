@@ -648,15 +648,7 @@ class PostgresCapture:
 
     def land(self, batch: Batch, pos: Position) -> None:
         """Commit a micro-batch and the position after it in one lake transaction."""
-
-        def work(con: Any) -> None:
-            for dest, segments in batch.segments.items():
-                for segment in segments:
-                    changes.evolve(con, dest, segment.shape)
-                    changes.insert_segment(con, dest, segment, cast_sql, array_json)
-            changes.write_position(con, self.conn.name, SOURCE, pos)
-
-        self.lake.commit(work, what=f"changes of {self.conn.name}")
+        changes.land(self.lake, self.conn.name, SOURCE, batch, pos, cast_sql, array_json)
 
 
 class _Streamer:
