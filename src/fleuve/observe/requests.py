@@ -7,6 +7,7 @@ import logging
 import os
 import socket
 import threading
+import time
 import uuid
 from collections import Counter
 from datetime import datetime, timedelta
@@ -17,6 +18,7 @@ from sqlalchemy import delete, func, select, update
 from fleuve.metadata import Database
 from fleuve.metadata.models import utcnow
 from fleuve.metadata.observe import ApiRequestCount
+from fleuve.observe.metrics import INSTRUMENTS
 
 log = logging.getLogger("fleuve.observe")
 FLUSH_SECONDS = 10.0
@@ -111,7 +113,8 @@ class RequestCounter:
 
 
 class CountRequests:
-    """ASGI middleware counting every HTTP answer by its status, failed authentication included."""
+    """ASGI middleware counting every HTTP answer, failed authentication included: for /metrics by
+    route template, status and duration, and for the error rate alert by minute and status."""
 
     def __init__(self, app: Any, counter: RequestCounter) -> None:
         self.app = app
@@ -122,6 +125,7 @@ class CountRequests:
             await self.app(scope, receive, send)
             return
         status = 500  # an exception before the answer started is a server error
+        started = time.perf_counter()
 
         async def sending(message: dict[str, Any]) -> None:
             nonlocal status
@@ -133,6 +137,8 @@ class CountRequests:
             await self.app(scope, receive, sending)
         finally:
             self.counter.record(status)
+            route = getattr(scope.get("route"), "path", None) or "unmatched"
+            INSTRUMENTS.request(scope["method"], route, status, time.perf_counter() - started)
 
 
 def error_ratio(db: Database, since: datetime) -> tuple[int, int]:

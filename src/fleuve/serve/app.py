@@ -18,7 +18,6 @@ from starlette.middleware.base import RequestResponseEndpoint
 
 from fleuve import __version__
 from fleuve.metadata import User
-from fleuve.observe.metrics import INSTRUMENTS
 from fleuve.observe.requests import CountRequests, RequestCounter
 from fleuve.project import Project
 from fleuve.security import audit, auth
@@ -48,7 +47,8 @@ def create_app(project: Project, queries: Queries) -> FastAPI:
     )
     app.state.project = project
     app.state.queries = queries
-    # Every answer is counted, a refused login's too, for the API error rate alert.
+    # Every answer is counted once, a refused login's too: by route template, status and
+    # duration for /metrics, and per minute in the metadata database for the API error rate alert.
     app.state.request_counter = RequestCounter(project.db)
     app.state.request_counter.start()
 
@@ -86,20 +86,6 @@ def create_app(project: Project, queries: Queries) -> FastAPI:
         client = "ui" if _from_the_ui(request) else "rest"
         with audit.acting_from(client, request.client.host if request.client else None):
             return await call_next(request)
-
-    @app.middleware("http")
-    async def count(request: Request, call_next: RequestResponseEndpoint) -> Response:
-        """Count every answer (refusals too) by route template, status and duration."""
-        started = time.perf_counter()
-        response = await call_next(request)
-        route = request.scope.get("route")
-        INSTRUMENTS.request(
-            request.method,
-            getattr(route, "path", None) or "unmatched",
-            response.status_code,
-            time.perf_counter() - started,
-        )
-        return response
 
     handle_errors(app)
 
